@@ -1,0 +1,123 @@
+# Portcullis — plain GNU make + pkg-config.
+#
+#   make            build the gateway, the test build and the tools
+#   make run        the gateway in front of the demo backend (conf/portcullis.yaml)
+#   make test       unit, corpus, config and end-to-end tests (SANITIZE=1: under ASan+UBSan)
+#   make fuzz       build the libFuzzer targets and run each for FUZZ_SECONDS
+#   make bench      the load-test harness
+#   make lint       clang-format check and cppcheck
+
+CC ?= cc
+SANITIZE ?=
+FUZZ_SECONDS ?= 60
+ifeq ($(SANITIZE),1)
+BUILD ?= build/san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT := -O1
+else
+BUILD ?= build
+SANFLAGS :=
+OPT := -O2
+endif
+
+PKGS := libevent_core openssl yaml-0.1
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wformat=2 -Werror
+CFLAGS ?= $(OPT) -g
+ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE -pthread $(WARN) $(CFLAGS) $(SANFLAGS) $(PKG_CFLAGS) -MMD -MP
+LDLIBS_ALL = $(PKG_LIBS) -pthread $(SANFLAGS)
+
+GW_SRCS := $(wildcard gateway/*.c gateway/filters/*.c)
+GW_OBJS := $(GW_SRCS:%.c=$(BUILD)/obj/%.o)
+GW_LIB_OBJS := $(filter-out $(BUILD)/obj/gateway/main.o,$(GW_OBJS))
+# The test build: the same sources with test-only filters (-DPC_TESTING).
+GWT_OBJS := $(GW_SRCS:%.c=$(BUILD)/objt/%.o)
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES := $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=%)
+REPLAY_BINS := $(FUZZ_NAMES:%=$(BUILD)/replay/%)
+
+PYTEST := /usr/bin/python3 -m pytest
+
+.PHONY: all deps test unit replay conftest e2e fuzz run bench lint clean
+all: deps $(BUILD)/portcullis $(BUILD)/portcullis-test $(BUILD)/demo-upstream
+
+deps:
+	@scripts/deps.sh build
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/objt/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DPC_TESTING -c $< -o $@
+
+$(BUILD)/portcullis: $(GW_OBJS)
+	$(CC) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/portcullis-test: $(GWT_OBJS)
+	$(CC) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/demo-upstream: bench/upstream.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -o $@ $< -pthread $(SANFLAGS)
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(GW_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Igateway -Itests/unit -o $@ $^ $(LDLIBS_ALL)
+
+# Each fuzz target linked with a plain main() that replays its corpus.
+$(BUILD)/replay/%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(GW_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Igateway -o $@ $^ $(LDLIBS_ALL)
+
+test: all
+	@scripts/deps.sh test
+	$(MAKE) --no-print-directory unit replay conftest e2e
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do $$t; done
+
+replay: $(REPLAY_BINS)
+	@set -e; for n in $(FUZZ_NAMES); do $(BUILD)/replay/$$n tests/fuzz/corpus/$$n; done
+
+conftest: $(BUILD)/portcullis
+	@tests/conf/run $(BUILD)/portcullis
+
+e2e: $(BUILD)/portcullis $(BUILD)/portcullis-test $(BUILD)/demo-upstream
+	PORTCULLIS_BUILD=$(BUILD) $(PYTEST) -q tests/e2e
+
+FUZZ_CFLAGS = -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) -Igateway
+fuzz: deps
+	@scripts/deps.sh fuzz
+	@mkdir -p build/fuzz
+	@set -e; for n in $(FUZZ_NAMES); do \
+	  clang $(FUZZ_CFLAGS) -o build/fuzz/$$n tests/fuzz/fuzz_$$n.c $(filter-out gateway/main.c,$(GW_SRCS)) $(PKG_LIBS) -pthread; \
+	  mkdir -p build/fuzz/corpus-$$n; \
+	  echo "fuzz $$n for $(FUZZ_SECONDS)s"; \
+	  build/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -dict=tests/fuzz/http.dict -print_final_stats=1 \
+	    build/fuzz/corpus-$$n tests/fuzz/corpus/$$n 2>&1 | tail -n 12; \
+	done
+
+run: all
+	@scripts/run-demo $(BUILD)
+
+bench: all
+	@scripts/deps.sh bench
+	@bench/run $(BENCH_ARGS)
+
+lint:
+	@scripts/deps.sh lint
+	clang-format --dry-run -Werror $(GW_SRCS) $(wildcard gateway/*.h gateway/filters/*.h)
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	  --suppress=missingIncludeSystem --inline-suppr -D__GNUC__ -Igateway gateway
+
+clean:
+	rm -rf build
+
+-include $(GW_OBJS:.o=.d) $(GWT_OBJS:.o=.d)

@@ -1,0 +1,175 @@
+/*
+ * config.h — the configuration snapshot: typed, immutable once built, and
+ * reference-counted.
+ *
+ * pc_config_load() reads the YAML file, applies the selected stage, expands
+ * ${env:NAME} / ${file:PATH}, converts every key through the schema tables in
+ * config_schema.c, validates cross-references and builds each route's filter
+ * chain. Every problem is collected as "FILE:LINE: key.path: message"; the
+ * snapshot is returned only when there is none.
+ *
+ * Ownership: a snapshot and everything it points to live in its pool. The
+ * main thread holds one reference; each worker holds one on the snapshot it
+ * serves new requests with; in-flight requests are counted per worker (see
+ * worker.h), so the atomic count is touched only when a worker switches
+ * snapshots, never per request.
+ */
+#ifndef PC_CONFIG_H
+#define PC_CONFIG_H
+
+#include <netinet/in.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "arena.h"
+#include "cidr.h"
+#include "errlist.h"
+#include "filter.h"
+#include "str.h"
+
+/* A pointer and a count, laid out so the schema walker can fill both. */
+#define PC_ARRAY(type, name)                                                                       \
+    type *name;                                                                                    \
+    size_t n_##name
+
+typedef struct pc_sockaddr_s {
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+    } u;
+    socklen_t len;
+} pc_sockaddr_t;
+
+typedef struct pc_rate_s {
+    int64_t count;     /* events ... */
+    int64_t period_ms; /* ... per this many milliseconds (bytes for min_body_rate) */
+} pc_rate_t;
+
+typedef struct pc_limits_conf_s {
+    int64_t max_uri;
+    int64_t max_header_bytes;
+    int64_t max_headers;
+    int64_t max_body;
+    int64_t header_timeout; /* ms, like every duration below */
+    int64_t body_timeout;
+    int64_t idle_timeout;
+    int64_t max_connections;
+    int64_t max_connections_per_ip;
+    pc_rate_t min_body_rate; /* bytes per period */
+} pc_limits_conf_t;
+
+typedef struct pc_listener_conf_s {
+    const char *name;
+    const char *address;
+    pc_sockaddr_t addr;
+} pc_listener_conf_t;
+
+typedef enum { PC_BALANCE_ROUND_ROBIN = 0 } pc_balance_e;
+
+typedef struct pc_server_conf_s {
+    const char *address; /* as written */
+    pc_sockaddr_t addr;  /* resolved when the config was loaded */
+} pc_server_conf_t;
+
+typedef struct pc_upstream_conf_s {
+    const char *name;
+    PC_ARRAY(pc_server_conf_t, servers);
+    int64_t balance; /* pc_balance_e */
+    int64_t keepalive;
+    int64_t keepalive_timeout;
+    int64_t connect_timeout;
+    int64_t response_timeout;
+    uint32_t index; /* position in pc_config_t.upstreams */
+} pc_upstream_conf_t;
+
+typedef struct pc_route_match_s {
+    const char *host; /* exact, or "*.example.com"; NULL: any */
+    const char *path_prefix;
+    const char *path;            /* exact path */
+    PC_ARRAY(const char *, methods);
+    uint32_t method_mask; /* bit (1 << pc_method_e) for known methods */
+} pc_route_match_t;
+
+typedef struct pc_route_conf_s {
+    const char *name;
+    pc_route_match_t match;
+    const char *upstream;
+    const pc_upstream_conf_t *up; /* resolved */
+    pc_limits_conf_t limits;      /* the global limits (per-route overrides come later) */
+    pc_chain_t chain;             /* request filters, built once per snapshot */
+    uint32_t index;
+#ifdef PC_TESTING
+    int64_t test_suspend; /* ms a test filter suspends the request for; 0: none */
+    int64_t test_respond; /* status the test filter answers with after resuming; 0: none */
+#endif
+} pc_route_conf_t;
+
+typedef enum { PC_LOG_FORMAT_JSON = 0 } pc_log_format_e;
+
+typedef struct pc_logging_conf_s {
+    struct {
+        const char *path;
+        int64_t format;
+    } access;
+    struct {
+        const char *path;
+    } security;
+    struct {
+        const char *path;
+        int64_t level; /* pc_log_level_e */
+    } error;
+} pc_logging_conf_t;
+
+typedef struct pc_config_s {
+    int refs; /* atomic */
+    pc_arena_t pool;
+    const char *file;
+    const char *stage;
+    uint64_t generation;
+
+    int64_t workers;
+    int64_t shutdown_timeout;
+    PC_ARRAY(pc_listener_conf_t, listeners);
+    pc_limits_conf_t limits;
+    PC_ARRAY(pc_cidr_range_t, trusted_proxies);
+    pc_cidr_set_t trusted;
+    PC_ARRAY(pc_upstream_conf_t, upstreams);
+    PC_ARRAY(pc_route_conf_t, routes);
+    pc_logging_conf_t logging;
+} pc_config_t;
+
+typedef struct pc_config_opts_s {
+    const char *stage; /* --stage, overrides the file's "stage:" key; NULL: none */
+} pc_config_opts_t;
+
+/*
+ * Loads and validates path. Returns a snapshot with one reference, or NULL
+ * with every problem in errs (which may also hold warnings on success).
+ */
+pc_config_t *pc_config_load(const char *path, const pc_config_opts_t *opts, pc_errlist_t *errs);
+
+void pc_config_ref(pc_config_t *c);
+/* Drops a reference; the last one frees the snapshot. */
+void pc_config_unref(pc_config_t *c);
+
+/* Parses "HOST:PORT", "[V6]:PORT" or ":PORT" (any address) into addr,
+ * resolving host names; 0 or -1 with a message in err. */
+int pc_parse_hostport(const char *s, pc_sockaddr_t *addr, char *err, size_t errlen);
+
+/* Formats an address as "1.2.3.4:80" / "[::1]:80". */
+void pc_sockaddr_str(const pc_sockaddr_t *a, char *out, size_t len);
+
+/* Value parsers shared with the schema walker and tests: 0 on success. */
+int pc_parse_duration(const char *s, int64_t *ms);
+int pc_parse_size(const char *s, int64_t *bytes);
+int pc_parse_rate(const char *s, int size_units, pc_rate_t *r);
+
+/* Writes the schema as Markdown-ish text: one line per key path with its
+ * type and default (used by a test that checks docs/configuration.md lists
+ * every key). */
+void pc_config_dump_keys(void (*emit)(const char *path, const char *type, const char *def,
+                                      void *arg),
+                         void *arg);
+
+#endif

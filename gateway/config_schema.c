@@ -1,0 +1,428 @@
+/*
+ * config_schema.c — every configuration key, in one place: the tables the
+ * walker in config.c follows, the custom value parsers, and the checks that
+ * span several keys. docs/configuration.md documents each row; a unit test
+ * checks that it does.
+ */
+#include "config_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "filters/builtin.h"
+#include "http1.h"
+
+#define KIB ((int64_t)1 << 10)
+#define MIB ((int64_t)1 << 20)
+#define GIB ((int64_t)1 << 30)
+#define SEC 1000
+#define HOUR (3600 * SEC)
+
+/* ---- custom values ---- */
+
+static int custom_hostport(pc_cctx_t *c, const pc_ynode_t *node, void *dst)
+{
+    pc_server_conf_t *s = dst;
+    const char *v = pc_cfg_scalar(c, node, "an address (HOST:PORT)");
+    char err[300];
+    if (!v)
+        return -1;
+    if (pc_parse_hostport(v, &s->addr, err, sizeof(err)) != 0) {
+        pc_cfg_error(c, node, "%s", err);
+        return -1;
+    }
+    s->address = v;
+    return 0;
+}
+
+/* Stored at offset 0 of the listener: receives the whole listener. */
+static int custom_listener_address(pc_cctx_t *c, const pc_ynode_t *node, void *dst)
+{
+    pc_listener_conf_t *l = dst;
+    pc_server_conf_t tmp;
+    if (custom_hostport(c, node, &tmp) != 0)
+        return -1;
+    l->address = tmp.address;
+    l->addr = tmp.addr;
+    return 0;
+}
+
+static int custom_workers(pc_cctx_t *c, const pc_ynode_t *node, void *dst)
+{
+    const char *v = pc_cfg_scalar(c, node, "'auto' or a number of threads");
+    if (!v)
+        return -1;
+    uint64_t n;
+    if (strcmp(v, "auto") == 0) {
+        *(int64_t *)dst = 0;
+        return 0;
+    }
+    if (pc_str_to_u64(pc_str_cstr(v), 1024, &n) != 0 || n < 1 || n > 256) {
+        pc_cfg_error(c, node, "'%s' is not 'auto' or a number of threads (1 to 256)", v);
+        return -1;
+    }
+    *(int64_t *)dst = (int64_t)n;
+    return 0;
+}
+
+static int custom_cidr(pc_cctx_t *c, const pc_ynode_t *node, void *dst)
+{
+    const char *v = pc_cfg_scalar(c, node, "an IP address or CIDR block");
+    char err[300];
+    if (!v)
+        return -1;
+    if (pc_cidr_parse(v, dst, err, sizeof(err)) != 0) {
+        pc_cfg_error(c, node, "%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- tables ---- */
+
+#define STR(name, type, field, def, what) {name, PC_CT_STR, 0, offsetof(type, field), def, 0, 0, NULL, NULL, 0, what}
+#define NUM(name, ct, type, field, def, lo, hi, what)                                              \
+    {name, ct, 0, offsetof(type, field), def, lo, hi, NULL, NULL, 0, what}
+#define END {NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL, 0, NULL}
+
+static const pc_ckey_t limits_keys[] = {
+    NUM("max_uri", PC_CT_SIZE, pc_limits_conf_t, max_uri, "8KiB", 64, 1 * MIB, "a size"),
+    NUM("max_header_bytes", PC_CT_SIZE, pc_limits_conf_t, max_header_bytes, "32KiB", 256,
+        1 * MIB, "a size"),
+    NUM("max_headers", PC_CT_INT, pc_limits_conf_t, max_headers, "100", 1, 1000, "an integer"),
+    NUM("max_body", PC_CT_SIZE, pc_limits_conf_t, max_body, "10MiB", 0, (int64_t)1 << 50,
+        "a size"),
+    NUM("header_timeout", PC_CT_DURATION, pc_limits_conf_t, header_timeout, "10s", 1, HOUR,
+        "a duration"),
+    NUM("body_timeout", PC_CT_DURATION, pc_limits_conf_t, body_timeout, "30s", 1, HOUR,
+        "a duration"),
+    NUM("idle_timeout", PC_CT_DURATION, pc_limits_conf_t, idle_timeout, "60s", 1, HOUR,
+        "a duration"),
+    NUM("max_connections", PC_CT_INT, pc_limits_conf_t, max_connections, "10000", 1, 1000000,
+        "an integer"),
+    NUM("max_connections_per_ip", PC_CT_INT, pc_limits_conf_t, max_connections_per_ip, "256", 1,
+        1000000, "an integer"),
+    {"min_body_rate", PC_CT_SIZE_RATE, 0, offsetof(pc_limits_conf_t, min_body_rate), "1KiB/10s",
+     0, 0, NULL, NULL, 0, "a rate of bytes (SIZE/DURATION, e.g. 1KiB/10s)"},
+    END};
+static const pc_cschema_t limits_schema = {limits_keys, sizeof(pc_limits_conf_t), NULL};
+
+static const pc_ckey_t listener_keys[] = {
+    STR("name", pc_listener_conf_t, name, NULL, "a name"),
+    {"address", PC_CT_CUSTOM, PC_K_REQUIRED, 0, NULL, 0, 0, NULL, custom_listener_address, 0,
+     "an address (HOST:PORT)"},
+    END};
+static const pc_cschema_t listener_schema = {listener_keys, sizeof(pc_listener_conf_t), NULL};
+static const pc_ckey_t listener_elem = {"", PC_CT_STRUCT, 0, 0, NULL, 0, 0, &listener_schema,
+                                        NULL, 0, "a listener"};
+
+static const char *const balance_names[] = {"round_robin", NULL};
+static const pc_ckey_t server_elem = {"", PC_CT_CUSTOM, 0, 0, NULL, 0, 0, NULL, custom_hostport,
+                                      sizeof(pc_server_conf_t), "an address (HOST:PORT)"};
+static const pc_ckey_t upstream_keys[] = {
+    {"servers", PC_CT_LIST, PC_K_REQUIRED | PC_K_NONEMPTY, offsetof(pc_upstream_conf_t, servers),
+     NULL, 0, 0, &server_elem, NULL, 0, "a list of addresses"},
+    {"balance", PC_CT_ENUM, 0, offsetof(pc_upstream_conf_t, balance), "round_robin", 0, 0,
+     balance_names, NULL, 0, "a balancing method"},
+    NUM("keepalive", PC_CT_INT, pc_upstream_conf_t, keepalive, "64", 0, 10000, "an integer"),
+    NUM("keepalive_timeout", PC_CT_DURATION, pc_upstream_conf_t, keepalive_timeout, "60s", 1, HOUR,
+        "a duration"),
+    NUM("connect_timeout", PC_CT_DURATION, pc_upstream_conf_t, connect_timeout, "2s", 1, HOUR,
+        "a duration"),
+    NUM("response_timeout", PC_CT_DURATION, pc_upstream_conf_t, response_timeout, "30s", 1,
+        24 * HOUR, "a duration"),
+    END};
+static const pc_cschema_t upstream_schema = {upstream_keys, sizeof(pc_upstream_conf_t), NULL};
+
+static const pc_ckey_t str_elem = {"", PC_CT_STR, 0, 0, NULL, 0, 0, NULL, NULL, 0, "a string"};
+static void check_match(pc_cctx_t *c, const pc_ynode_t *node, void *obj);
+static const pc_ckey_t match_keys[] = {
+    STR("host", pc_route_match_t, host, NULL, "a host name"),
+    STR("path_prefix", pc_route_match_t, path_prefix, NULL, "a path prefix"),
+    STR("path", pc_route_match_t, path, NULL, "a path"),
+    {"methods", PC_CT_LIST, PC_K_NONEMPTY, offsetof(pc_route_match_t, methods), NULL, 0, 0,
+     &str_elem, NULL, 0, "a list of methods"},
+    END};
+static const pc_cschema_t match_schema = {match_keys, sizeof(pc_route_match_t), check_match};
+
+static const pc_ckey_t route_keys[] = {
+    STR("name", pc_route_conf_t, name, NULL, "a name"),
+    {"match", PC_CT_STRUCT, PC_K_REQUIRED, offsetof(pc_route_conf_t, match), NULL, 0, 0,
+     &match_schema, NULL, 0, "a match section"},
+    {"upstream", PC_CT_STR, PC_K_REQUIRED, offsetof(pc_route_conf_t, upstream), NULL, 0, 0, NULL,
+     NULL, 0, "an upstream name"},
+#ifdef PC_TESTING
+    NUM("test_suspend", PC_CT_DURATION, pc_route_conf_t, test_suspend, NULL, 0, HOUR,
+        "a duration"),
+    NUM("test_respond", PC_CT_INT, pc_route_conf_t, test_respond, NULL, 0, 599, "a status"),
+#endif
+    END};
+static const pc_cschema_t route_schema = {route_keys, sizeof(pc_route_conf_t), NULL};
+static const pc_ckey_t route_elem = {"", PC_CT_STRUCT, 0, 0, NULL, 0, 0, &route_schema, NULL, 0,
+                                     "a route"};
+
+static const char *const format_names[] = {"json", NULL};
+static const char *const level_names[] = {"debug", "info", "warn", "error", NULL};
+static const pc_ckey_t access_keys[] = {
+    STR("path", pc_logging_conf_t, access.path, "stdout", "a path, stdout, stderr or off"),
+    {"format", PC_CT_ENUM, 0, offsetof(pc_logging_conf_t, access.format), "json", 0, 0,
+     format_names, NULL, 0, "a log format"},
+    END};
+static const pc_ckey_t security_keys[] = {
+    STR("path", pc_logging_conf_t, security.path, "stderr", "a path, stdout, stderr or off"), END};
+static const pc_ckey_t error_keys[] = {
+    STR("path", pc_logging_conf_t, error.path, "stderr", "a path, stdout, stderr or off"),
+    {"level", PC_CT_ENUM, 0, offsetof(pc_logging_conf_t, error.level), "info", 0, 0, level_names,
+     NULL, 0, "a log level"},
+    END};
+/* Sub-sections store their fields relative to the whole logging struct, so
+ * they are walked with a base of the logging struct (offset 0). */
+static const pc_cschema_t access_schema = {access_keys, 0, NULL};
+static const pc_cschema_t security_schema = {security_keys, 0, NULL};
+static const pc_cschema_t error_schema = {error_keys, 0, NULL};
+static const pc_ckey_t logging_keys[] = {
+    {"access", PC_CT_STRUCT, 0, 0, NULL, 0, 0, &access_schema, NULL, 0, "a section"},
+    {"security", PC_CT_STRUCT, 0, 0, NULL, 0, 0, &security_schema, NULL, 0, "a section"},
+    {"error", PC_CT_STRUCT, 0, 0, NULL, 0, 0, &error_schema, NULL, 0, "a section"},
+    END};
+static const pc_cschema_t logging_schema = {logging_keys, sizeof(pc_logging_conf_t), NULL};
+
+static const pc_ckey_t cidr_elem = {"", PC_CT_CUSTOM, 0, 0, NULL, 0, 0, NULL, custom_cidr,
+                                    sizeof(pc_cidr_range_t), "an IP address or CIDR block"};
+
+static const pc_ckey_t root_keys[] = {
+    STR("stage", pc_config_t, stage, NULL, "a stage name"),
+    {"workers", PC_CT_CUSTOM, 0, offsetof(pc_config_t, workers), NULL, 0, 0, NULL, custom_workers,
+     0, "'auto' or a number"},
+    NUM("shutdown_timeout", PC_CT_DURATION, pc_config_t, shutdown_timeout, "30s", 0, HOUR,
+        "a duration"),
+    {"listeners", PC_CT_LIST, PC_K_REQUIRED | PC_K_NONEMPTY, offsetof(pc_config_t, listeners),
+     NULL, 0, 0, &listener_elem, NULL, 0, "a list of listeners"},
+    {"limits", PC_CT_STRUCT, 0, offsetof(pc_config_t, limits), NULL, 0, 0, &limits_schema, NULL,
+     0, "a section"},
+    {"trusted_proxies", PC_CT_LIST, 0, offsetof(pc_config_t, trusted_proxies), NULL, 0, 0,
+     &cidr_elem, NULL, 0, "a list of CIDR blocks"},
+    {"upstreams", PC_CT_NAMED, PC_K_REQUIRED | PC_K_NONEMPTY, offsetof(pc_config_t, upstreams),
+     NULL, 0, 0, &upstream_schema, NULL, 0, "a map of upstreams"},
+    {"routes", PC_CT_LIST, PC_K_REQUIRED | PC_K_NONEMPTY, offsetof(pc_config_t, routes), NULL, 0,
+     0, &route_elem, NULL, 0, "a list of routes"},
+    {"logging", PC_CT_STRUCT, 0, offsetof(pc_config_t, logging), NULL, 0, 0, &logging_schema, NULL,
+     0, "a section"},
+    /* handled before the walk (config.c apply_stage); listed so it is known */
+    {"stages", PC_CT_CUSTOM, 0, 0, NULL, 0, 0, NULL, NULL, 0, "a map of stages"},
+    END};
+
+const pc_cschema_t pc_root_schema = {root_keys, sizeof(pc_config_t), NULL};
+
+/* ---- checks ---- */
+
+static int valid_route_host(const char *h)
+{
+    const char *p = h;
+    if (p[0] == '*') {
+        if (p[1] != '.' || !p[2])
+            return 0;
+        p += 2;
+    }
+    for (; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' ||
+              *p == '_'))
+            return 0;
+    return 1;
+}
+
+static void check_match(pc_cctx_t *c, const pc_ynode_t *node, void *obj)
+{
+    pc_route_match_t *m = obj;
+    if (m->host) {
+        char *h = pc_arena_strndup(c->pool, m->host, strlen(m->host));
+        for (char *p = h; p && *p; p++)
+            *p = (char)pc_lower((unsigned char)*p);
+        size_t mark = pc_cfg_push_key(c, "host");
+        if (!h || !valid_route_host(h))
+            pc_cfg_error(c, pc_ymap_get(node, "host"),
+                         "'%s' is not a host name or '*.domain' wildcard (no port, no scheme)",
+                         m->host);
+        pc_cfg_pop(c, mark);
+        m->host = h;
+    }
+    if (m->path_prefix && m->path) {
+        pc_cfg_error(c, pc_ymap_get(node, "path"), "use either path or path_prefix, not both");
+    }
+    const char *keys[2] = {"path_prefix", "path"};
+    const char *vals[2] = {m->path_prefix, m->path};
+    for (int i = 0; i < 2; i++) {
+        if (!vals[i])
+            continue;
+        char norm[4096];
+        size_t nl;
+        size_t mark = pc_cfg_push_key(c, keys[i]);
+        if (vals[i][0] != '/')
+            pc_cfg_error(c, pc_ymap_get(node, keys[i]), "'%s' must start with '/'", vals[i]);
+        else if (strlen(vals[i]) >= sizeof(norm) ||
+                 pc_http_normalize_path(pc_str_cstr(vals[i]), norm, &nl) != 0)
+            pc_cfg_error(c, pc_ymap_get(node, keys[i]), "'%s' is not a valid path", vals[i]);
+        else if (nl != strlen(vals[i]) || memcmp(norm, vals[i], nl) != 0)
+            /* requests are matched after normalisation, so this could never match */
+            pc_cfg_error(c, pc_ymap_get(node, keys[i]),
+                         "'%s' is not in normal form (requests are matched as '%.*s')", vals[i],
+                         (int)nl, norm);
+        pc_cfg_pop(c, mark);
+    }
+    static const char *const known[] = {"GET",     "HEAD",  "POST",  "PUT",    "DELETE",
+                                        "OPTIONS", "PATCH", "TRACE", "CONNECT"};
+    static const int ids[] = {PC_M_GET,     PC_M_HEAD,  PC_M_POST,  PC_M_PUT,    PC_M_DELETE,
+                              PC_M_OPTIONS, PC_M_PATCH, PC_M_TRACE, PC_M_CONNECT};
+    const pc_ynode_t *mn = pc_ymap_get(node, "methods");
+    for (size_t i = 0; i < m->n_methods; i++) {
+        const char *meth = m->methods[i];
+        size_t mark = pc_cfg_push_key(c, "methods");
+        size_t m2 = pc_cfg_push_index(c, i);
+        const pc_ynode_t *at = mn && mn->type == PC_Y_SEQ && i < mn->n ? mn->u.items[i] : node;
+        int found = 0;
+        for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++) {
+            if (strcmp(meth, known[k]) == 0) {
+                m->method_mask |= 1u << ids[k];
+                found = 1;
+            } else if (strcasecmp(meth, known[k]) == 0) {
+                pc_cfg_error(c, at, "'%s': methods are case-sensitive (did you mean '%s'?)", meth,
+                             known[k]);
+                found = 1;
+            }
+        }
+        if (!found) {
+            int token = *meth != '\0';
+            for (const char *p = meth; *p; p++)
+                if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+                      (*p >= '0' && *p <= '9') || strchr("!#$%&'*+-.^_`|~", *p)))
+                    token = 0;
+            if (!token)
+                pc_cfg_error(c, at, "'%s' is not a method name", meth);
+        }
+        pc_cfg_pop(c, m2);
+        pc_cfg_pop(c, mark);
+    }
+}
+
+static const pc_upstream_conf_t *find_upstream(const pc_config_t *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_upstreams; i++)
+        if (strcmp(cfg->upstreams[i].name, name) == 0)
+            return &cfg->upstreams[i];
+    return NULL;
+}
+
+static const pc_ynode_t *list_item(const pc_ynode_t *root, const char *key, size_t i)
+{
+    const pc_ynode_t *l = pc_ymap_get(root, key);
+    return l && l->type == PC_Y_SEQ && i < l->n ? l->u.items[i] : root;
+}
+
+static void finish_listeners(pc_cctx_t *c, const pc_ynode_t *root)
+{
+    pc_config_t *cfg = c->cfg;
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        pc_listener_conf_t *l = &cfg->listeners[i];
+        char name[32];
+        if (!l->name) {
+            snprintf(name, sizeof(name), "listener%zu", i);
+            l->name = pc_arena_strndup(c->pool, name, strlen(name));
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (!l->address || !cfg->listeners[j].address)
+                continue;
+            size_t mark = pc_cfg_push_key(c, "listeners");
+            size_t m2 = pc_cfg_push_index(c, i);
+            if (strcmp(cfg->listeners[j].name, l->name) == 0)
+                pc_cfg_error(c, list_item(root, "listeners", i), "duplicate listener name '%s'",
+                             l->name);
+            if (cfg->listeners[j].addr.len == l->addr.len &&
+                memcmp(&cfg->listeners[j].addr.u, &l->addr.u, l->addr.len) == 0)
+                pc_cfg_error(c, list_item(root, "listeners", i),
+                             "address %s is already used by listener '%s'", l->address,
+                             cfg->listeners[j].name);
+            pc_cfg_pop(c, m2);
+            pc_cfg_pop(c, mark);
+        }
+    }
+}
+
+static void finish_routes(pc_cctx_t *c, const pc_ynode_t *root)
+{
+    pc_config_t *cfg = c->cfg;
+    unsigned char *used = calloc(cfg->n_upstreams + 1, 1);
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        pc_route_conf_t *r = &cfg->routes[i];
+        const pc_ynode_t *rn = list_item(root, "routes", i);
+        size_t mark = pc_cfg_push_key(c, "routes");
+        size_t m2 = pc_cfg_push_index(c, i);
+        r->index = (uint32_t)i;
+        if (!r->name) {
+            char name[32];
+            snprintf(name, sizeof(name), "routes[%zu]", i);
+            r->name = pc_arena_strndup(c->pool, name, strlen(name));
+        }
+        r->up = r->upstream ? find_upstream(cfg, r->upstream) : NULL;
+        if (!r->up && r->upstream) {
+            const char *best = NULL;
+            unsigned bd = 255;
+            for (size_t u = 0; u < cfg->n_upstreams; u++) {
+                unsigned d = pc_edit_distance(r->upstream, cfg->upstreams[u].name);
+                if (d < bd)
+                    bd = d, best = cfg->upstreams[u].name;
+            }
+            size_t m3 = pc_cfg_push_key(c, "upstream");
+            if (best && bd <= 2)
+                pc_cfg_error(c, pc_ymap_get(rn, "upstream"),
+                             "unknown upstream '%s' (did you mean '%s'?)", r->upstream, best);
+            else
+                pc_cfg_error(c, pc_ymap_get(rn, "upstream"), "unknown upstream '%s'",
+                             r->upstream);
+            pc_cfg_pop(c, m3);
+        } else if (used) {
+            used[r->up->index] = 1;
+        }
+        r->limits = cfg->limits;
+        if (pc_builtin_chain(c, r) != 0)
+            pc_cfg_error(c, rn, "out of memory");
+        pc_cfg_pop(c, m2);
+        pc_cfg_pop(c, mark);
+    }
+    for (size_t u = 0; used && u < cfg->n_upstreams; u++) {
+        if (!used[u]) {
+            size_t mark = pc_cfg_push_key(c, "upstreams");
+            size_t m2 = pc_cfg_push_key(c, cfg->upstreams[u].name);
+            pc_cfg_warn(c, pc_ymap_get(pc_ymap_get(root, "upstreams"), cfg->upstreams[u].name),
+                        "not used by any route");
+            pc_cfg_pop(c, m2);
+            pc_cfg_pop(c, mark);
+        }
+    }
+    free(used);
+}
+
+void pc_cfg_finish(pc_cctx_t *c, const pc_ynode_t *root)
+{
+    pc_config_t *cfg = c->cfg;
+    if (cfg->workers == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg->workers = n < 1 ? 1 : n > 256 ? 256 : n;
+    }
+    for (size_t u = 0; u < cfg->n_upstreams; u++)
+        cfg->upstreams[u].index = (uint32_t)u;
+    finish_listeners(c, root);
+    finish_routes(c, root);
+    if (pc_cidr_set_build(&cfg->trusted, c->pool, cfg->trusted_proxies, cfg->n_trusted_proxies) !=
+        0)
+        pc_cfg_error(c, root, "out of memory");
+    const pc_limits_conf_t *l = &cfg->limits;
+    if (l->max_connections_per_ip > l->max_connections) {
+        size_t mark = pc_cfg_push_key(c, "limits");
+        pc_cfg_push_key(c, "max_connections_per_ip");
+        pc_cfg_warn(c, pc_ymap_get(pc_ymap_get(root, "limits"), "max_connections_per_ip"),
+                    "larger than max_connections, so it never applies");
+        pc_cfg_pop(c, mark);
+    }
+}

@@ -1,0 +1,152 @@
+/*
+ * request.h — one HTTP request from head to access-log line.
+ *
+ * Ownership: the client connection owns its current request; the request
+ * owns its arena (everything it allocates), its upstream connection while
+ * attached, and a counted use of the config snapshot it started with. A
+ * suspended request is additionally held by the filter that suspended it,
+ * which must call pc_req_resume() exactly once.
+ *
+ * The request is never freed inside a socket callback's call chain other
+ * than at the very end of the top-level callback (see conn.c), so code on
+ * the request path may use r freely until it returns.
+ */
+#ifndef PC_REQUEST_H
+#define PC_REQUEST_H
+
+#include <stdint.h>
+#include <sys/time.h>
+
+#include "arena.h"
+#include "cidr.h"
+#include "filter.h"
+#include "http1.h"
+#include "pc_types.h"
+#include "relay.h"
+
+/* X(name, status, blocked_by): why the gateway answered a request itself.
+ * The name is the "error" field of the JSON body; blocked_by is the metrics
+ * and access-log reason (NULL: not a block, e.g. an upstream failure). */
+#define PC_REPLY_REASONS(X)                                                                        \
+    X(bad_request, 400, "malformed")                                                               \
+    X(forbidden, 403, NULL)                                                                        \
+    X(not_found, 404, NULL)                                                                        \
+    X(method_not_allowed, 405, "malformed")                                                        \
+    X(request_timeout, 408, "malformed")                                                           \
+    X(content_too_large, 413, "size")                                                              \
+    X(uri_too_long, 414, "size")                                                                   \
+    X(expectation_failed, 417, "malformed")                                                        \
+    X(header_fields_too_large, 431, "size")                                                        \
+    X(internal_error, 500, NULL)                                                                   \
+    X(bad_gateway, 502, NULL)                                                                      \
+    X(service_unavailable, 503, NULL)                                                              \
+    X(gateway_timeout, 504, NULL)                                                                  \
+    X(http_version_not_supported, 505, "malformed")
+
+typedef enum {
+#define X(name, status, blocked) PC_REPLY_##name,
+    PC_REPLY_REASONS(X)
+#undef X
+        PC_REPLY_COUNT
+} pc_reply_e;
+
+/* Where the request is in its life. */
+typedef enum {
+    PC_RS_FILTERS = 0, /* request filters running (or suspended) */
+    PC_RS_PROXY,       /* talking to the upstream */
+    PC_RS_REPLY,       /* sending a local reply */
+    PC_RS_DONE         /* finished: the connection will log and free it */
+} pc_req_state_e;
+
+struct pc_req_s {
+    pc_conn_t *conn;
+    pc_worker_t *w;
+    pc_config_t *cfg; /* snapshot (counted in the worker) */
+    const pc_route_conf_t *route;
+    pc_arena_t arena;
+
+    pc_http_request_t http; /* slices into the connection's buffer */
+    pc_str_t path;          /* normalised path, in the arena */
+    pc_ip_t client_ip;      /* after trusted proxies */
+    char client_ip_str[46];
+    char id[40]; /* X-Request-Id (received if well formed, else generated) */
+    size_t id_len;
+
+    struct timeval start; /* wall clock, for the log's ts */
+    int64_t start_us;     /* monotonic, for durations */
+    uint8_t state;        /* pc_req_state_e */
+
+    /* filter chain */
+    uint32_t filter_next; /* index of the next filter to run */
+    void **filter_state;  /* per filter, allocated when the chain starts */
+    unsigned suspended : 1;
+    unsigned abandoned : 1;       /* the client left while suspended */
+    unsigned close_after : 1;     /* close the client connection after this request */
+    unsigned body_unread : 1;     /* the client may still send body bytes */
+    unsigned response_started : 1; /* a response head was committed to the client */
+    unsigned continue_sent : 1;    /* "100 Continue" written */
+    unsigned client_timed_out : 1; /* the client socket's timeout fired */
+
+    /* outcome */
+    int status;          /* status sent (or to be sent) to the client */
+    int reply;           /* pc_reply_e when answered locally, else -1 */
+    const char *detail;  /* why (for the access log), static string */
+    const char *blocked_by;
+    uint64_t bytes_in;  /* request bytes received: head + body */
+    uint64_t bytes_out; /* response bytes sent to the client */
+
+    /* proxying */
+    pc_upconn_t *up;
+    const char *upstream_name;
+    int64_t upstream_us; /* time from sending to the upstream until its response head */
+    int64_t up_start_us;
+    unsigned tries;          /* upstream connections attached */
+    unsigned servers_tried;  /* bitmask of servers (first 32) tried for this request */
+    unsigned up_reused : 1;  /* the current upstream connection came from the pool */
+    unsigned retried : 1;    /* the one retry after a reset has been used */
+    unsigned resp_bytes : 1; /* the upstream sent at least one response byte */
+    unsigned resp_parsed : 1;  /* the upstream's final response head is parsed */
+    unsigned up_unusable : 1;  /* the upstream connection cannot be pooled */
+    pc_relay_t upload;         /* client -> upstream */
+    pc_relay_t download;       /* upstream (or a local reply) -> client */
+    pc_http_scan_t resp_scan;  /* response head scanner */
+    pc_http_response_t resp;   /* slices into the upstream connection's buffer */
+    char *up_head;             /* the request head as sent upstream (kept for a retry) */
+    size_t up_head_len;
+};
+
+/* Sets up r for a request just parsed on conn (head already parsed into
+ * r->http). Returns 0, or -1 when out of memory. */
+int pc_req_init(pc_req_t *r, pc_conn_t *conn);
+
+/* Runs the request from its parsed head: normalise, route, filters, proxy. */
+void pc_req_start(pc_req_t *r);
+
+/* Makes progress after a socket event (either side). */
+void pc_req_run(pc_req_t *r);
+
+/* Answers the request locally with a JSON error body (see PC_REPLY_REASONS).
+ * detail is a static string for the access log. Safe to call from a filter
+ * (then return PC_FILTER_RESPOND) or from the proxy. If a response has
+ * already started, the client connection is closed instead. */
+void pc_req_respond(pc_req_t *r, pc_reply_e reason, const char *detail);
+
+/* Answers a parse failure (negative pc_http_* code) locally. */
+void pc_req_respond_http_error(pc_req_t *r, int rc);
+
+/* Ends a suspension (see filter.h). */
+void pc_req_resume(pc_req_t *r, pc_filter_rc_e rc);
+
+/* The event loop of the request's worker (for filters that arm timers). */
+struct event_base *pc_req_base(const pc_req_t *r);
+
+/* Writes the access-log line and releases everything the request holds. */
+void pc_req_finish(pc_req_t *r);
+
+/* Microseconds on the monotonic clock. */
+int64_t pc_now_us(void);
+
+/* Status of a reply reason. */
+int pc_reply_status(pc_reply_e reason);
+
+#endif

@@ -1,0 +1,33 @@
+/*
+ * server.h — the main thread: loads the configuration, opens log files and
+ * listening sockets, runs the workers, and turns signals into actions
+ * (SIGINT/SIGTERM drain and exit, SIGUSR1 reopens logs).
+ */
+#ifndef PC_SERVER_H
+#define PC_SERVER_H
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "log.h"
+#include "pc_types.h"
+
+struct pc_server_s {
+    pc_config_t *cfg;
+    struct event_base *base;
+    pc_worker_t *workers;
+    unsigned nworkers;
+    pc_logfile_t access_log;
+    pc_logfile_t security_log;
+    pc_logfile_t error_log;
+    long connections; /* open client connections, all workers (atomic) */
+    unsigned stopping;
+    int done_fd; /* eventfd: each worker adds 1 when its loop ends */
+    unsigned done;
+};
+
+/* Runs the gateway with an already loaded configuration until it is told to
+ * stop. Takes over the caller's reference to cfg. Returns the exit code. */
+int pc_server_run(pc_config_t *cfg);
+
+#endif

@@ -1,0 +1,93 @@
+/*
+ * sock.c — see sock.h.
+ */
+#include "sock.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+void pc_sock_init(pc_sock_t *s, struct event_base *base, int fd, event_callback_fn cb, void *arg)
+{
+    s->fd = fd;
+    s->rd_ready = 0;
+    s->wr_ready = 0;
+    s->eof = 0;
+    s->rdhup = 0;
+    s->armed = 0;
+    event_assign(&s->ev, base, fd, EV_READ | EV_WRITE | EV_CLOSED | EV_ET | EV_PERSIST, cb, arg);
+}
+
+void pc_sock_arm(pc_sock_t *s, int64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    if (ms < 0)
+        tv.tv_sec = 0, tv.tv_usec = 0;
+    event_add(&s->ev, &tv);
+    s->armed = 1;
+}
+
+ssize_t pc_sock_read(pc_sock_t *s, char *buf, size_t n)
+{
+    for (;;) {
+        ssize_t r = recv(s->fd, buf, n, 0);
+        if (r > 0) {
+            /* A short read drained the socket and the next data brings a new
+             * edge -- unless the FIN is already queued behind the data: it
+             * raised no edge of its own, so read on to see the end. */
+            if ((size_t)r < n && !s->rdhup)
+                s->rd_ready = 0;
+            return r;
+        }
+        if (r == 0) {
+            s->eof = 1;
+            s->rd_ready = 0;
+            return 0;
+        }
+        if (errno == EINTR)
+            continue;
+        s->rd_ready = 0;
+        return (errno == EAGAIN || errno == EWOULDBLOCK) ? PC_IO_AGAIN : PC_IO_ERR;
+    }
+}
+
+ssize_t pc_sock_writev(pc_sock_t *s, const struct iovec *iov, int cnt)
+{
+    size_t want = 0;
+    for (int i = 0; i < cnt; i++)
+        want += iov[i].iov_len;
+    for (;;) {
+        struct msghdr mh = {0};
+        mh.msg_iov = (struct iovec *)iov;
+        mh.msg_iovlen = (size_t)cnt;
+        ssize_t w = sendmsg(s->fd, &mh, MSG_NOSIGNAL);
+        if (w >= 0) {
+            if ((size_t)w < want)
+                s->wr_ready = 0;
+            return w;
+        }
+        if (errno == EINTR)
+            continue;
+        s->wr_ready = 0;
+        return (errno == EAGAIN || errno == EWOULDBLOCK) ? PC_IO_AGAIN : PC_IO_ERR;
+    }
+}
+
+void pc_sock_close(pc_sock_t *s)
+{
+    if (s->armed)
+        event_del(&s->ev);
+    s->armed = 0;
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+    s->rd_ready = s->wr_ready = 0;
+}
+
+void pc_sock_nodelay(int fd)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}

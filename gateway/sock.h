@@ -1,0 +1,66 @@
+/*
+ * sock.h — a non-blocking socket watched by one edge-triggered libevent
+ * event for its whole life.
+ *
+ * The event is registered once (EV_READ|EV_WRITE|EV_CLOSED|EV_ET|EV_PERSIST), so
+ * steady-state traffic costs no epoll_ctl calls; readiness is remembered in
+ * rd_ready / wr_ready (set by the event, cleared when an operation would
+ * block or when a short read/write shows the kernel buffer is drained/full).
+ * Every socket always has a timeout armed; its meaning depends on the owner's
+ * state (see docs/internals/request-lifecycle.md).
+ */
+#ifndef PC_SOCK_H
+#define PC_SOCK_H
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#define PC_IO_AGAIN (-1) /* would block: wait for the event */
+#define PC_IO_ERR (-2)   /* connection error (reset, broken pipe...) */
+
+typedef struct pc_sock_s {
+    int fd;
+    unsigned rd_ready : 1;
+    unsigned wr_ready : 1;
+    unsigned eof : 1;   /* the peer closed its sending side (read returned 0) */
+    unsigned rdhup : 1; /* the kernel reported the peer's FIN (EV_CLOSED) */
+    unsigned armed : 1; /* the event is registered */
+    struct event ev;
+} pc_sock_t;
+
+/* Binds s to fd (already non-blocking) on base; cb(fd, what, arg) runs on
+ * events. Nothing is registered until pc_sock_arm. */
+void pc_sock_init(pc_sock_t *s, struct event_base *base, int fd, event_callback_fn cb, void *arg);
+
+/* (Re)arms the event with a timeout of ms milliseconds from now. */
+void pc_sock_arm(pc_sock_t *s, int64_t ms);
+
+/* Records what an event reported. */
+static inline void pc_sock_mark(pc_sock_t *s, short what)
+{
+    if (what & (EV_READ | EV_CLOSED))
+        s->rd_ready = 1;
+    if (what & EV_CLOSED)
+        s->rdhup = 1;
+    if (what & EV_WRITE)
+        s->wr_ready = 1;
+}
+
+/* Reads up to n bytes: > 0 bytes read, 0 at end of stream, PC_IO_AGAIN or
+ * PC_IO_ERR. */
+ssize_t pc_sock_read(pc_sock_t *s, char *buf, size_t n);
+
+/* Writes from iov: bytes written (> 0), PC_IO_AGAIN or PC_IO_ERR. */
+ssize_t pc_sock_writev(pc_sock_t *s, const struct iovec *iov, int cnt);
+
+/* Unregisters the event and closes the descriptor (safe inside the event's
+ * own callback; the memory of s must stay valid until that callback returns). */
+void pc_sock_close(pc_sock_t *s);
+
+/* Sets TCP_NODELAY; ignores failures (e.g. on Unix sockets). */
+void pc_sock_nodelay(int fd);
+
+#endif

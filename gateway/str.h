@@ -1,0 +1,72 @@
+/*
+ * str.h — byte slices and the few string primitives the gateway needs.
+ *
+ * A pc_str_t never owns its bytes: it points into a buffer owned by someone
+ * else (a connection buffer, an arena, the config pool) and is valid only as
+ * long as that owner keeps the bytes in place.
+ */
+#ifndef PC_STR_H
+#define PC_STR_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef struct pc_str_s {
+    const char *p;
+    size_t n;
+} pc_str_t;
+
+#define PC_STR(lit) ((pc_str_t){(lit), sizeof(lit) - 1})
+#define PC_STR_NULL ((pc_str_t){NULL, 0})
+
+static inline pc_str_t pc_str_make(const char *p, size_t n)
+{
+    return (pc_str_t){p, n};
+}
+
+static inline pc_str_t pc_str_cstr(const char *s)
+{
+    return (pc_str_t){s, s ? strlen(s) : 0};
+}
+
+static inline int pc_str_eq(pc_str_t a, pc_str_t b)
+{
+    return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
+}
+
+static inline unsigned char pc_lower(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c | 0x20) : c;
+}
+
+/* ASCII case-insensitive equality of two slices. */
+int pc_str_ieq(pc_str_t a, pc_str_t b);
+
+/* ASCII case-insensitive equality of a slice and a NUL-terminated literal. */
+int pc_str_ieq_c(pc_str_t a, const char *lit);
+
+/* 1 when a starts with prefix (case-sensitive). */
+static inline int pc_str_has_prefix(pc_str_t a, pc_str_t prefix)
+{
+    return a.n >= prefix.n && memcmp(a.p, prefix.p, prefix.n) == 0;
+}
+
+/* Parses a non-empty run of decimal digits into *out; 0 on success, -1 on any
+ * other byte, emptiness or overflow past max. */
+int pc_str_to_u64(pc_str_t s, uint64_t max, uint64_t *out);
+
+/* Levenshtein distance between two short NUL-terminated strings, capped at
+ * 255; used for "did you mean" hints. */
+unsigned pc_edit_distance(const char *a, const char *b);
+
+/* Writes the lowercase hex form of n bytes into out (2n chars, no NUL). */
+void pc_hex_encode(const unsigned char *in, size_t n, char *out);
+
+/* Appends s to out as JSON string contents (no surrounding quotes), escaping
+ * quotes, backslashes, control bytes and bytes >= 0x80 that are not valid
+ * UTF-8. Writes at most cap bytes; returns the number written. Output is
+ * truncated at a character boundary when cap is reached. */
+size_t pc_json_escape(const char *s, size_t n, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,193 @@
+/*
+ * upstream.c — see upstream.h.
+ */
+#include "upstream.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "log.h"
+#include "request.h"
+#include "worker.h"
+
+static void pool_remove(pc_uppool_t *p, pc_upconn_t *u)
+{
+    if (u->prev)
+        u->prev->next = u->next;
+    else
+        p->idle = u->next;
+    if (u->next)
+        u->next->prev = u->prev;
+    u->next = u->prev = NULL;
+    p->nidle--;
+}
+
+static void upconn_close(pc_upconn_t *u)
+{
+    if (u->state == PC_UP_CLOSED)
+        return;
+    if (u->state == PC_UP_IDLE)
+        pool_remove(&u->up->pools[u->server], u);
+    u->state = PC_UP_CLOSED;
+    u->req = NULL;
+    pc_sock_close(&u->sock);
+    pc_buf_release(&u->in, &u->w->bufs, 1);
+    pc_worker_reap_upconn(u->w, u);
+}
+
+static void upconn_event(evutil_socket_t fd, short what, void *arg)
+{
+    pc_upconn_t *u = arg;
+    (void)fd;
+    pc_sock_mark(&u->sock, what);
+    if (u->state == PC_UP_IDLE) {
+        /* An idle connection has nothing to say: data, EOF or the idle
+         * timeout all end it. Write readiness alone is not news. */
+        if (what & (EV_READ | EV_TIMEOUT))
+            upconn_close(u);
+        return;
+    }
+    if (what & EV_TIMEOUT)
+        u->timed_out = 1;
+    if (u->req)
+        pc_conn_drive(u->req->conn);
+}
+
+int pc_upstream_rt_init(pc_worker_t *w)
+{
+    const pc_config_t *cfg = w->cfg;
+    w->ups = calloc(cfg->n_upstreams ? cfg->n_upstreams : 1, sizeof(*w->ups));
+    if (!w->ups)
+        return -1;
+    for (size_t i = 0; i < cfg->n_upstreams; i++) {
+        w->ups[i].conf = &cfg->upstreams[i];
+        /* start workers on different servers so they do not all hit the first */
+        w->ups[i].rr = w->id;
+        w->ups[i].pools = calloc(cfg->upstreams[i].n_servers, sizeof(pc_uppool_t));
+        if (!w->ups[i].pools)
+            return -1;
+    }
+    return 0;
+}
+
+void pc_upstream_rt_free(pc_worker_t *w)
+{
+    if (!w->ups)
+        return;
+    for (size_t i = 0; i < w->cfg->n_upstreams; i++) {
+        pc_upstream_rt_t *rt = &w->ups[i];
+        for (size_t s = 0; rt->pools && s < rt->conf->n_servers; s++)
+            while (rt->pools[s].idle)
+                upconn_close(rt->pools[s].idle);
+        free(rt->pools);
+    }
+    free(w->ups);
+    w->ups = NULL;
+}
+
+static pc_upconn_t *upconn_connect(pc_worker_t *w, pc_upstream_rt_t *up, uint32_t server)
+{
+    const pc_sockaddr_t *a = &up->conf->servers[server].addr;
+    int fd = socket(a->u.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return NULL;
+    pc_sock_nodelay(fd);
+    int rc = connect(fd, &a->u.sa, a->len);
+    if (rc != 0 && errno != EINPROGRESS) {
+        close(fd);
+        return NULL;
+    }
+    pc_upconn_t *u = calloc(1, sizeof(*u));
+    if (!u) {
+        close(fd);
+        return NULL;
+    }
+    u->w = w;
+    u->up = up;
+    u->server = server;
+    pc_sock_init(&u->sock, w->base, fd, upconn_event, u);
+    if (rc == 0) {
+        u->state = PC_UP_ACTIVE;
+        u->sock.wr_ready = 1;
+        pc_sock_arm(&u->sock, up->conf->response_timeout);
+    } else {
+        u->state = PC_UP_CONNECTING;
+        pc_sock_arm(&u->sock, up->conf->connect_timeout);
+    }
+    return u;
+}
+
+pc_upconn_t *pc_upconn_acquire(pc_worker_t *w, pc_upstream_rt_t *up, pc_req_t *r,
+                               unsigned *tried, int fresh, int *reused)
+{
+    uint32_t n = (uint32_t)up->conf->n_servers;
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t s = (up->rr + k) % n;
+        if (s < 32 && (*tried & (1u << s)))
+            continue;
+        up->rr = s + 1;
+        if (s < 32)
+            *tried |= 1u << s;
+        pc_uppool_t *p = &up->pools[s];
+        pc_upconn_t *u = fresh ? NULL : p->idle;
+        if (u) {
+            pool_remove(p, u);
+            u->state = PC_UP_ACTIVE;
+            u->timed_out = 0;
+            *reused = 1;
+            pc_sock_arm(&u->sock, up->conf->response_timeout);
+        } else {
+            u = upconn_connect(w, up, s);
+            *reused = 0;
+            if (!u)
+                continue; /* refused at once: the next server */
+        }
+        u->req = r;
+        u->requests++;
+        return u;
+    }
+    return NULL;
+}
+
+int pc_upconn_connected(pc_upconn_t *u)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(u->sock.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        err = errno;
+    if (err == 0)
+        u->state = PC_UP_ACTIVE;
+    return err;
+}
+
+void pc_upconn_release(pc_upconn_t *u, int reusable)
+{
+    pc_worker_t *w = u->w;
+    pc_uppool_t *p = &u->up->pools[u->server];
+    u->req = NULL;
+    if (!reusable || w->draining || u->state != PC_UP_ACTIVE || u->sock.eof ||
+        p->nidle >= (unsigned)u->up->conf->keepalive || pc_buf_unread(&u->in) != 0) {
+        upconn_close(u);
+        return;
+    }
+    /* An idle connection keeps no buffer. */
+    pc_buf_release(&u->in, &w->bufs, 1);
+    u->state = PC_UP_IDLE;
+    u->timed_out = 0;
+    u->prev = NULL;
+    u->next = p->idle;
+    if (p->idle)
+        p->idle->prev = u;
+    p->idle = u;
+    p->nidle++;
+    pc_sock_arm(&u->sock, u->up->conf->keepalive_timeout);
+}
+
+void pc_upconn_free(pc_upconn_t *u)
+{
+    free(u);
+}

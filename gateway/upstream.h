@@ -1,0 +1,73 @@
+/*
+ * upstream.h — connections to upstream servers: balancing, connecting and
+ * the per-worker keep-alive pools.
+ *
+ * Ownership: an upstream connection is owned by the request it is attached
+ * to, or by its pool while idle. Closing one goes through the worker's
+ * reaper, so it can happen inside its own event callback.
+ */
+#ifndef PC_UPSTREAM_H
+#define PC_UPSTREAM_H
+
+#include <stdint.h>
+
+#include "buf.h"
+#include "config.h"
+#include "pc_types.h"
+#include "sock.h"
+
+#define PC_UP_HEAD_MAX 65536 /* largest response head accepted from an upstream */
+
+typedef struct pc_uppool_s {
+    pc_upconn_t *idle; /* most recently used first */
+    unsigned nidle;
+} pc_uppool_t;
+
+/* A worker's runtime state for one configured upstream. */
+typedef struct pc_upstream_rt_s {
+    const pc_upstream_conf_t *conf;
+    uint32_t rr;        /* next server for round robin */
+    pc_uppool_t *pools; /* one per server */
+} pc_upstream_rt_t;
+
+typedef enum { PC_UP_CONNECTING = 1, PC_UP_ACTIVE, PC_UP_IDLE, PC_UP_CLOSED } pc_upstate_e;
+
+struct pc_upconn_s {
+    pc_sock_t sock;
+    pc_worker_t *w;
+    pc_buf_t in;
+    pc_req_t *req; /* attached request, NULL while pooled */
+    pc_upstream_rt_t *up;
+    uint32_t server; /* index in up->conf->servers */
+    uint8_t state;   /* pc_upstate_e */
+    unsigned timed_out : 1;
+    unsigned requests; /* served on this connection */
+    pc_upconn_t *next, *prev;
+};
+
+/* Sets up w->ups for w->cfg. 0 or -1. */
+int pc_upstream_rt_init(pc_worker_t *w);
+/* Closes the idle connections and frees w->ups. */
+void pc_upstream_rt_free(pc_worker_t *w);
+
+/*
+ * Attaches a connection to r: the next server in round-robin order that is
+ * not in *tried (a bitmask, updated), from its idle pool unless fresh is set,
+ * or a new connection (state CONNECTING). *reused tells which. NULL when every
+ * server has been tried or a socket could not be created.
+ */
+pc_upconn_t *pc_upconn_acquire(pc_worker_t *w, pc_upstream_rt_t *up, pc_req_t *r,
+                               unsigned *tried, int fresh, int *reused);
+
+/* After the connecting socket became writable: 0 when connected (state
+ * ACTIVE), else the errno of the failure. */
+int pc_upconn_connected(pc_upconn_t *u);
+
+/* Detaches u from its request: back to the idle pool when reusable and
+ * there is room, closed otherwise. */
+void pc_upconn_release(pc_upconn_t *u, int reusable);
+
+/* Frees a closed connection (the reaper calls this). */
+void pc_upconn_free(pc_upconn_t *u);
+
+#endif

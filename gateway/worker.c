@@ -1,0 +1,336 @@
+/*
+ * worker.c — see worker.h.
+ */
+#include "worker.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "conn.h"
+#include "server.h"
+
+#define ACCEPT_BATCH 64
+#define LOG_BUF (64u << 10)
+#define LOG_FLUSH_MS 100
+
+int64_t pc_worker_now_ms(pc_worker_t *w)
+{
+    struct timeval tv;
+    event_base_gettimeofday_cached(w->base, &tv);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+const char *pc_worker_date(pc_worker_t *w)
+{
+    struct timeval tv;
+    event_base_gettimeofday_cached(w->base, &tv);
+    if (tv.tv_sec != w->date_sec) {
+        w->date_sec = tv.tv_sec;
+        pc_time_http(tv.tv_sec, w->date);
+    }
+    return w->date;
+}
+
+/* xorshift128+: request ids need uniqueness, not secrecy. */
+void pc_worker_random_hex(pc_worker_t *w, char *out)
+{
+    unsigned char b[16];
+    for (int k = 0; k < 2; k++) {
+        uint64_t s1 = w->rng[0];
+        const uint64_t s0 = w->rng[1];
+        w->rng[0] = s0;
+        s1 ^= s1 << 23;
+        w->rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+        uint64_t v = w->rng[1] + s0;
+        memcpy(b + 8 * k, &v, 8);
+    }
+    pc_hex_encode(b, 16, out);
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    pc_worker_t *w = arg;
+    (void)fd;
+    (void)what;
+    w->flush_armed = 0;
+    pc_logbuf_flush(&w->access);
+}
+
+char *pc_worker_log_reserve(pc_worker_t *w, size_t n)
+{
+    return pc_logbuf_reserve(&w->access, n);
+}
+
+void pc_worker_log_commit(pc_worker_t *w, size_t n)
+{
+    pc_logbuf_commit(&w->access, n);
+    if (!w->flush_armed) {
+        struct timeval tv = {0, LOG_FLUSH_MS * 1000};
+        evtimer_add(&w->flush_ev, &tv);
+        w->flush_armed = 1;
+    }
+}
+
+void pc_worker_reap_conn(pc_worker_t *w, pc_conn_t *c)
+{
+    c->next = w->dead_conns;
+    w->dead_conns = c;
+    event_active(&w->reap_ev, EV_TIMEOUT, 0);
+}
+
+void pc_worker_reap_upconn(pc_worker_t *w, pc_upconn_t *u)
+{
+    u->next = w->dead_upconns;
+    w->dead_upconns = u;
+    event_active(&w->reap_ev, EV_TIMEOUT, 0);
+}
+
+static void reap(pc_worker_t *w)
+{
+    while (w->dead_conns) {
+        pc_conn_t *c = w->dead_conns;
+        w->dead_conns = c->next;
+        pc_conn_free(c);
+    }
+    while (w->dead_upconns) {
+        pc_upconn_t *u = w->dead_upconns;
+        w->dead_upconns = u->next;
+        pc_upconn_free(u);
+    }
+}
+
+static void reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    reap(arg);
+}
+
+static void maybe_finish_drain(pc_worker_t *w)
+{
+    if (w->draining && w->nconns == 0)
+        event_base_loopbreak(w->base);
+}
+
+static void listens_enable(pc_worker_t *w, int on)
+{
+    for (size_t i = 0; i < w->nlistens; i++) {
+        if (w->listens[i].fd < 0)
+            continue;
+        if (on)
+            event_add(&w->listens[i].ev, NULL);
+        else
+            event_del(&w->listens[i].ev);
+    }
+}
+
+void pc_worker_conn_closed(pc_worker_t *w)
+{
+    __atomic_sub_fetch(&w->srv->connections, 1, __ATOMIC_RELAXED);
+    if (w->accept_paused && !w->draining) {
+        w->accept_paused = 0;
+        event_del(&w->accept_resume_ev);
+        listens_enable(w, 1);
+    }
+    maybe_finish_drain(w);
+}
+
+static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    pc_worker_t *w = arg;
+    (void)fd;
+    (void)what;
+    if (w->accept_paused && !w->draining) {
+        w->accept_paused = 0;
+        listens_enable(w, 1);
+    }
+}
+
+static void accept_cb(evutil_socket_t fd, short what, void *arg)
+{
+    pc_listen_t *l = arg;
+    pc_worker_t *w = l->w;
+    (void)what;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        long max = (long)w->cfg->limits.max_connections;
+        if (__atomic_load_n(&w->srv->connections, __ATOMIC_RELAXED) >= max) {
+            /* At the cap: stop accepting (connections wait in the backlog)
+             * until one closes, re-checking now and then. */
+            w->accept_paused = 1;
+            listens_enable(w, 0);
+            struct timeval tv = {0, 100000};
+            evtimer_add(&w->accept_resume_ev, &tv);
+            return;
+        }
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int cfd = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE) {
+                pc_log(PC_LOG_ERROR, "worker", "accept: %s; pausing", strerror(errno));
+                w->accept_paused = 1;
+                listens_enable(w, 0);
+                struct timeval tv = {0, 100000};
+                evtimer_add(&w->accept_resume_ev, &tv);
+            }
+            return;
+        }
+        __atomic_add_fetch(&w->srv->connections, 1, __ATOMIC_RELAXED);
+        if (pc_conn_accept(w, cfd, (struct sockaddr *)&ss, l->conf) != 0)
+            __atomic_sub_fetch(&w->srv->connections, 1, __ATOMIC_RELAXED);
+    }
+}
+
+static void close_listens(pc_worker_t *w)
+{
+    for (size_t i = 0; i < w->nlistens; i++) {
+        if (w->listens[i].fd < 0)
+            continue;
+        event_del(&w->listens[i].ev);
+        close(w->listens[i].fd);
+        w->listens[i].fd = -1;
+    }
+}
+
+static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    pc_worker_t *w = arg;
+    (void)fd;
+    (void)what;
+    while (w->conns)
+        pc_conn_close(w->conns);
+    event_base_loopbreak(w->base);
+}
+
+static void start_drain(pc_worker_t *w, int force)
+{
+    if (!w->draining) {
+        w->draining = 1;
+        close_listens(w);
+        event_del(&w->accept_resume_ev);
+        for (pc_conn_t *c = w->conns, *next; c; c = next) {
+            next = c->next;
+            pc_conn_close_if_idle(c);
+        }
+        struct timeval tv = {(time_t)(w->cfg->shutdown_timeout / 1000),
+                             (suseconds_t)(w->cfg->shutdown_timeout % 1000) * 1000};
+        evtimer_add(&w->drain_timer, &tv);
+    }
+    if (force)
+        drain_timeout_cb(-1, 0, w);
+    maybe_finish_drain(w);
+}
+
+static void notify_cb(evutil_socket_t fd, short what, void *arg)
+{
+    pc_worker_t *w = arg;
+    uint64_t v;
+    (void)what;
+    if (read(fd, &v, sizeof(v)) != sizeof(v))
+        return;
+    /* 1: drain, 2 or more: drain now */
+    start_drain(w, v >= 2);
+}
+
+void pc_worker_drain(pc_worker_t *w, int force)
+{
+    uint64_t v = force ? 2 : 1;
+    ssize_t n = write(w->notify_fd, &v, sizeof(v));
+    (void)n;
+}
+
+int pc_worker_init(pc_worker_t *w, pc_server_t *srv, unsigned id, pc_config_t *cfg,
+                   const int *listen_fds, size_t nlisten)
+{
+    memset(w, 0, sizeof(*w));
+    w->id = id;
+    w->srv = srv;
+    w->cfg = cfg;
+    w->notify_fd = -1;
+    pc_config_ref(cfg);
+    struct event_config *ec = event_config_new();
+    if (!ec)
+        return -1;
+    event_config_require_features(ec, EV_FEATURE_ET | EV_FEATURE_O1 | EV_FEATURE_EARLY_CLOSE);
+    event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
+    w->base = event_base_new_with_config(ec);
+    event_config_free(ec);
+    if (!w->base)
+        return -1;
+    pc_blocks_init(&w->bufs, PC_BUF_SIZE, 1024);
+    pc_blocks_init(&w->blocks, PC_ARENA_BLOCK, 1024);
+    if (getrandom(w->rng, sizeof(w->rng), 0) != sizeof(w->rng))
+        w->rng[0] = (uint64_t)time(NULL) ^ id, w->rng[1] = (uint64_t)getpid() << 16 | id;
+    if (!w->rng[0] && !w->rng[1])
+        w->rng[0] = 1;
+    w->listens = calloc(nlisten ? nlisten : 1, sizeof(*w->listens));
+    if (!w->listens)
+        return -1;
+    w->nlistens = nlisten;
+    for (size_t i = 0; i < nlisten; i++) {
+        pc_listen_t *l = &w->listens[i];
+        l->fd = listen_fds[i];
+        l->conf = &cfg->listeners[i];
+        l->w = w;
+        event_assign(&l->ev, w->base, l->fd, EV_READ | EV_PERSIST, accept_cb, l);
+        event_add(&l->ev, NULL);
+    }
+    evtimer_assign(&w->accept_resume_ev, w->base, accept_resume_cb, w);
+    event_assign(&w->reap_ev, w->base, -1, 0, reap_cb, w);
+    evtimer_assign(&w->drain_timer, w->base, drain_timeout_cb, w);
+    evtimer_assign(&w->flush_ev, w->base, flush_cb, w);
+    w->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->notify_fd < 0)
+        return -1;
+    event_assign(&w->notify_ev, w->base, w->notify_fd, EV_READ | EV_PERSIST, notify_cb, w);
+    event_add(&w->notify_ev, NULL);
+    if (pc_logbuf_init(&w->access, &srv->access_log, LOG_BUF) != 0)
+        return -1;
+    return pc_upstream_rt_init(w);
+}
+
+static void *worker_main(void *arg)
+{
+    pc_worker_t *w = arg;
+    uint64_t one = 1;
+    event_base_dispatch(w->base);
+    pc_logbuf_flush(&w->access);
+    if (write(w->srv->done_fd, &one, sizeof(one)) != sizeof(one))
+        pc_log(PC_LOG_ERROR, "worker", "cannot notify the main thread");
+    return NULL;
+}
+
+int pc_worker_start(pc_worker_t *w)
+{
+    return pthread_create(&w->thread, NULL, worker_main, w) == 0 ? 0 : -1;
+}
+
+void pc_worker_free(pc_worker_t *w)
+{
+    while (w->conns)
+        pc_conn_close(w->conns);
+    close_listens(w);
+    pc_upstream_rt_free(w);
+    reap(w);
+    if (w->access.buf)
+        pc_logbuf_free(&w->access);
+    if (w->base)
+        event_base_free(w->base);
+    if (w->notify_fd >= 0)
+        close(w->notify_fd);
+    pc_blocks_drain(&w->bufs);
+    pc_blocks_drain(&w->blocks);
+    free(w->listens);
+    pc_config_unref(w->cfg);
+    w->base = NULL;
+}

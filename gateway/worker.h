@@ -1,0 +1,112 @@
+/*
+ * worker.h — one event-loop thread: its listening sockets, client and
+ * upstream connections, buffer caches, access-log buffer and upstream pools.
+ *
+ * Nothing a worker owns is touched by another thread. The main thread talks
+ * to a worker only through its notification descriptor (drain, stop).
+ * Objects are never freed inside their own event callback: pc_worker_reap()
+ * queues them and a dedicated event frees them once the callback returned.
+ */
+#ifndef PC_WORKER_H
+#define PC_WORKER_H
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "arena.h"
+#include "config.h"
+#include "log.h"
+#include "pc_types.h"
+#include "upstream.h"
+
+#define PC_ARENA_BLOCK 8192          /* per-request arena blocks */
+#define PC_REQ_ARENA_CAP (1u << 20)  /* hard cap of one request's arena */
+
+typedef struct pc_listen_s {
+    int fd;
+    const pc_listener_conf_t *conf;
+    struct event ev;
+    pc_worker_t *w;
+} pc_listen_t;
+
+struct pc_worker_s {
+    unsigned id;
+    pthread_t thread;
+    struct event_base *base;
+    pc_server_t *srv;
+
+    pc_config_t *cfg;      /* snapshot for new requests (one reference held) */
+    unsigned inflight;     /* requests still using cfg */
+
+    pc_listen_t *listens;
+    size_t nlistens;
+    unsigned accept_paused : 1;
+    struct event accept_resume_ev;
+
+    pc_blocks_t bufs;   /* PC_BUF_SIZE connection buffers */
+    pc_blocks_t blocks; /* PC_ARENA_BLOCK arena blocks */
+
+    pc_conn_t *conns; /* every client connection (doubly linked) */
+    unsigned nconns;
+
+    pc_upstream_rt_t *ups; /* per upstream of cfg: balancer state and idle pools */
+
+    /* deferred frees */
+    pc_conn_t *dead_conns;
+    pc_upconn_t *dead_upconns;
+    struct event reap_ev;
+
+    /* main thread -> worker */
+    int notify_fd; /* eventfd */
+    struct event notify_ev;
+    unsigned draining : 1;
+    struct event drain_timer;
+
+    pc_logbuf_t access;
+    struct event flush_ev;
+    unsigned flush_armed : 1;
+
+    uint64_t rng[2];
+    time_t date_sec; /* cached Date header value */
+    char date[32];
+};
+
+/* Creates worker id for srv with listening sockets already bound (fds are
+ * owned by the worker from here on). 0 or -1. */
+int pc_worker_init(pc_worker_t *w, pc_server_t *srv, unsigned id, pc_config_t *cfg,
+                   const int *listen_fds, size_t nlisten);
+
+/* Starts the thread. */
+int pc_worker_start(pc_worker_t *w);
+
+/* Asks the worker to stop accepting, finish in-flight requests and exit
+ * (thread-safe; force: close everything now). */
+void pc_worker_drain(pc_worker_t *w, int force);
+
+/* Frees what the worker owns once its thread has been joined. */
+void pc_worker_free(pc_worker_t *w);
+
+/* Queues a closed connection to be freed after the current callback. */
+void pc_worker_reap_conn(pc_worker_t *w, pc_conn_t *c);
+void pc_worker_reap_upconn(pc_worker_t *w, pc_upconn_t *u);
+
+/* Milliseconds on the worker's loop clock (cached per loop iteration). */
+int64_t pc_worker_now_ms(pc_worker_t *w);
+
+/* The current Date header value ("Sun, 22 Nov 2026 10:00:00 GMT"). */
+const char *pc_worker_date(pc_worker_t *w);
+
+/* 16 random bytes as 32 hex characters (request ids); out needs 32. */
+void pc_worker_random_hex(pc_worker_t *w, char *out);
+
+/* Appends one access-log line (the worker flushes in batches). */
+char *pc_worker_log_reserve(pc_worker_t *w, size_t n);
+void pc_worker_log_commit(pc_worker_t *w, size_t n);
+
+/* Called when a connection closes: lets a paused listener resume. */
+void pc_worker_conn_closed(pc_worker_t *w);
+
+#endif
