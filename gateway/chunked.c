@@ -64,6 +64,7 @@ int pc_chunked_next(pc_chunked_t *d, const char *buf, size_t len, size_t *used, 
     size_t i = 0;
     *data = NULL;
     *dlen = 0;
+    *used = 0; /* on error nothing is consumed: the stream is unusable anyway */
     while (i < len) {
         unsigned char c = (unsigned char)buf[i];
         switch (d->state) {

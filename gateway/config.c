@@ -612,7 +612,8 @@ static void config_free(pc_config_t *cfg)
 }
 
 /* Applies stages.<name> over the top level; checks the other stages' shape. */
-static pc_ynode_t *apply_stage(pc_cctx_t *c, pc_ynode_t *root, const char *stage)
+static pc_ynode_t *apply_stage(pc_cctx_t *c, pc_ynode_t *root, const char *stage,
+                               const pc_ynode_t *stage_key)
 {
     const pc_ynode_t *stages = pc_ymap_get(root, "stages");
     const pc_ynode_t *sel = NULL;
@@ -653,9 +654,11 @@ static pc_ynode_t *apply_stage(pc_cctx_t *c, pc_ynode_t *root, const char *stage
             if (kl >= sizeof(known))
                 kl = sizeof(known) - 1;
         }
-        size_t mark = pc_cfg_push_key(c, "stages");
-        pc_cfg_error(c, stages ? stages : root, "stage '%s' is not defined%s%s%s", stage,
-                     kl ? " (defined: " : "", known, kl ? ")" : "");
+        /* named by the file's stage key, or by --stage */
+        size_t mark = pc_cfg_push_key(c, stage_key ? "stage" : "stages");
+        pc_cfg_error(c, stage_key ? stage_key : stages ? stages : root,
+                     "'%s' is not a stage defined under stages%s%s%s", stage,
+                     kl ? " (defined: " : " (none are)", known, kl ? ")" : "");
         pc_cfg_pop(c, mark);
         return root;
     }
@@ -692,12 +695,14 @@ pc_config_t *pc_config_load(const char *path, const pc_config_opts_t *opts, pc_e
     }
     const char *stage = opts ? opts->stage : NULL;
     const pc_ynode_t *sk = pc_ymap_get(root, "stage");
-    if (!stage && sk && !pc_ynode_is_null(sk)) {
+    if (stage || pc_ynode_is_null(sk)) {
+        sk = NULL;
+    } else {
         size_t mark = pc_cfg_push_key(&c, "stage");
         stage = pc_cfg_scalar(&c, sk, "a stage name");
         pc_cfg_pop(&c, mark);
     }
-    root = apply_stage(&c, root, stage);
+    root = apply_stage(&c, root, stage, sk);
     pc_cfg_walk(&c, &pc_root_schema, root, cfg);
     cfg->stage = stage ? pc_arena_strndup(&cfg->pool, stage, strlen(stage)) : NULL;
     pc_cfg_finish(&c, root); /* also after errors: -t reports every problem */

@@ -80,6 +80,15 @@ static int custom_cidr(pc_cctx_t *c, const pc_ynode_t *node, void *dst)
     return 0;
 }
 
+/* For keys the loader handles before the walk (stages). */
+static int custom_handled_before(pc_cctx_t *c, const pc_ynode_t *node, void *dst)
+{
+    (void)c;
+    (void)node;
+    (void)dst;
+    return 0;
+}
+
 /* ---- tables ---- */
 
 #define STR(name, type, field, def, what) {name, PC_CT_STR, 0, offsetof(type, field), def, 0, 0, NULL, NULL, 0, what}
@@ -211,7 +220,7 @@ static const pc_ckey_t root_keys[] = {
     {"logging", PC_CT_STRUCT, 0, offsetof(pc_config_t, logging), NULL, 0, 0, &logging_schema, NULL,
      0, "a section"},
     /* handled before the walk (config.c apply_stage); listed so it is known */
-    {"stages", PC_CT_CUSTOM, 0, 0, NULL, 0, 0, NULL, NULL, 0, "a map of stages"},
+    {"stages", PC_CT_CUSTOM, 0, 0, NULL, 0, 0, NULL, custom_handled_before, 0, "a map of stages"},
     END};
 
 const pc_cschema_t pc_root_schema = {root_keys, sizeof(pc_config_t), NULL};
@@ -258,12 +267,15 @@ static void check_match(pc_cctx_t *c, const pc_ynode_t *node, void *obj)
             continue;
         char norm[4096];
         size_t nl;
+        int rc = 0;
         size_t mark = pc_cfg_push_key(c, keys[i]);
         if (vals[i][0] != '/')
             pc_cfg_error(c, pc_ymap_get(node, keys[i]), "'%s' must start with '/'", vals[i]);
-        else if (strlen(vals[i]) >= sizeof(norm) ||
-                 pc_http_normalize_path(pc_str_cstr(vals[i]), norm, &nl) != 0)
-            pc_cfg_error(c, pc_ymap_get(node, keys[i]), "'%s' is not a valid path", vals[i]);
+        else if (strlen(vals[i]) >= sizeof(norm))
+            pc_cfg_error(c, pc_ymap_get(node, keys[i]), "'%s' is too long", vals[i]);
+        else if ((rc = pc_http_normalize_path(pc_str_cstr(vals[i]), norm, &nl)) != 0)
+            pc_cfg_error(c, pc_ymap_get(node, keys[i]), "'%s' is not a valid path (%s)", vals[i],
+                         pc_http_err_detail(rc));
         else if (nl != strlen(vals[i]) || memcmp(norm, vals[i], nl) != 0)
             /* requests are matched after normalisation, so this could never match */
             pc_cfg_error(c, pc_ymap_get(node, keys[i]),
@@ -365,7 +377,8 @@ static void finish_routes(pc_cctx_t *c, const pc_ynode_t *root)
             r->name = pc_arena_strndup(c->pool, name, strlen(name));
         }
         r->up = r->upstream ? find_upstream(cfg, r->upstream) : NULL;
-        if (!r->up && r->upstream) {
+        /* with no upstreams at all, that error is already reported */
+        if (!r->up && r->upstream && cfg->n_upstreams) {
             const char *best = NULL;
             unsigned bd = 255;
             for (size_t u = 0; u < cfg->n_upstreams; u++) {
@@ -381,7 +394,7 @@ static void finish_routes(pc_cctx_t *c, const pc_ynode_t *root)
                 pc_cfg_error(c, pc_ymap_get(rn, "upstream"), "unknown upstream '%s'",
                              r->upstream);
             pc_cfg_pop(c, m3);
-        } else if (used) {
+        } else if (used && r->up) {
             used[r->up->index] = 1;
         }
         r->limits = cfg->limits;

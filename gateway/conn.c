@@ -38,7 +38,7 @@ static void arm_deadline(pc_conn_t *c)
 }
 
 int pc_conn_accept(pc_worker_t *w, int fd, const struct sockaddr *peer,
-                   const pc_listener_conf_t *listener)
+                   const pc_listener_conf_t *listener, int per_ip)
 {
     pc_conn_t *c = calloc(1, sizeof(*c));
     if (!c) {
@@ -48,6 +48,7 @@ int pc_conn_accept(pc_worker_t *w, int fd, const struct sockaddr *peer,
     c->w = w;
     c->listener = listener;
     c->peer = pc_ip_from_sockaddr(peer);
+    c->per_ip = (unsigned)per_ip;
     pc_sock_nodelay(fd);
     pc_sock_init(&c->sock, w->base, fd, conn_event, c);
     c->state = PC_CS_IDLE;
@@ -96,7 +97,7 @@ void pc_conn_close(pc_conn_t *c)
         pc_buf_release(&c->in, &w->bufs, 1);
         pc_worker_reap_conn(w, c);
     }
-    pc_worker_conn_closed(w);
+    pc_worker_conn_closed(w, c);
 }
 
 void pc_conn_close_if_idle(pc_conn_t *c)

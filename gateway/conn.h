@@ -36,12 +36,14 @@ struct pc_conn_s {
     uint8_t state;         /* pc_conn_state_e */
     int64_t deadline;      /* ms (worker clock) for IDLE, HEAD and LINGER */
     unsigned requests;     /* requests started on this connection */
+    unsigned per_ip : 1;   /* counted in the per-address connection limit */
     pc_conn_t *next, *prev;
 };
 
-/* Takes over an accepted socket. 0, or -1 (fd closed). */
+/* Takes over an accepted socket (per_ip: it was counted in the per-address
+ * limit). 0, or -1 (fd closed). */
 int pc_conn_accept(pc_worker_t *w, int fd, const struct sockaddr *peer,
-                   const struct pc_listener_conf_s *listener);
+                   const struct pc_listener_conf_s *listener, int per_ip);
 
 /* Drives the current request and everything after it (called from the
  * client's and the upstream's socket events). */

@@ -27,20 +27,22 @@ static void add(pc_errlist_t *e, int warning, const char *file, int line, const 
     if (e->n == e->cap) {
         size_t cap = e->cap ? e->cap * 2 : 16;
         char **m = realloc(e->msgs, cap * sizeof(*m));
+        if (m)
+            e->msgs = m;
         unsigned char *w = m ? realloc(e->is_warning, cap) : NULL;
-        if (!m || !w) {
-            if (m)
-                e->msgs = m;
-            return; /* out of memory: the error count still says "invalid" below */
-        }
-        e->msgs = m;
-        e->is_warning = w;
+        if (w)
+            e->is_warning = w;
+        int *l = w ? realloc(e->lines, cap * sizeof(int)) : NULL;
+        if (!l)
+            return;
+        e->lines = l;
         e->cap = cap;
     }
     char *copy = strdup(msg);
     if (!copy)
         return;
     e->is_warning[e->n] = (unsigned char)warning;
+    e->lines[e->n] = line;
     e->msgs[e->n++] = copy;
     e->warnings += (size_t)warning;
 }
@@ -63,6 +65,20 @@ void pc_errlist_warn(pc_errlist_t *e, const char *file, int line, const char *pa
     va_end(ap);
 }
 
+void pc_errlist_sort(pc_errlist_t *e)
+{
+    for (size_t i = 1; i < e->n; i++) { /* insertion sort: stable, lists are short */
+        for (size_t j = i; j > 0 && e->lines[j - 1] > e->lines[j]; j--) {
+            char *m = e->msgs[j];
+            unsigned char w = e->is_warning[j];
+            int l = e->lines[j];
+            e->msgs[j] = e->msgs[j - 1], e->is_warning[j] = e->is_warning[j - 1];
+            e->lines[j] = e->lines[j - 1];
+            e->msgs[j - 1] = m, e->is_warning[j - 1] = w, e->lines[j - 1] = l;
+        }
+    }
+}
+
 size_t pc_errlist_errors(const pc_errlist_t *e)
 {
     return e->n - e->warnings;
@@ -74,5 +90,6 @@ void pc_errlist_free(pc_errlist_t *e)
         free(e->msgs[i]);
     free(e->msgs);
     free(e->is_warning);
+    free(e->lines);
     memset(e, 0, sizeof(*e));
 }

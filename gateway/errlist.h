@@ -14,6 +14,7 @@ typedef struct pc_errlist_s {
     size_t cap;
     size_t warnings; /* messages that are warnings, not errors */
     unsigned char *is_warning;
+    int *lines; /* line of each message (0: none) */
 } pc_errlist_t;
 
 /* Adds "file:line: path: message". path may be NULL or empty (then omitted). */
@@ -23,6 +24,9 @@ void pc_errlist_add(pc_errlist_t *e, const char *file, int line, const char *pat
 /* Same, recorded as a warning: it does not make the configuration invalid. */
 void pc_errlist_warn(pc_errlist_t *e, const char *file, int line, const char *path,
                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Orders the messages by line number, keeping the order of equal lines. */
+void pc_errlist_sort(pc_errlist_t *e);
 
 /* Number of errors (warnings excluded). */
 size_t pc_errlist_errors(const pc_errlist_t *e);

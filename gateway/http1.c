@@ -123,7 +123,8 @@ int pc_http_scan(pc_http_scan_t *s, const char *buf, size_t len, const pc_http_l
     /* Incomplete: fail early when the limits are already certain to be hit. */
     if (lim) {
         if (s->lines == 0) {
-            if (len - s->line_start > max_line)
+            /* +1: the line's CR may already be here */
+            if (len - s->line_start > max_line + 1)
                 return PC_HTTP_ERR(PC_HTTP_E_URI_TOO_LONG);
         } else if (len - s->hdr_start > lim->max_header_bytes + 1) {
             /* +1: the final empty line's CR may already be here */

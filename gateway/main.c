@@ -63,6 +63,7 @@ int main(int argc, char **argv)
     }
     pc_errlist_t errs = {0};
     pc_config_t *cfg = pc_config_load(file, &opts, &errs);
+    pc_errlist_sort(&errs);
     for (size_t i = 0; i < errs.n; i++)
         fprintf(stderr, "%s%s\n", errs.is_warning[i] ? "warning: " : "", errs.msgs[i]);
     size_t nerr = pc_errlist_errors(&errs);

@@ -246,8 +246,10 @@ static void upload_init(pc_req_t *r)
     const pc_http_request_t *h = &r->http;
     pc_relay_init(&r->upload, &r->conn->sock, &r->conn->in, NULL, h->body, h->content_length,
                   h->body, r->up_head, r->up_head_len);
-    if (h->body == PC_BODY_CHUNKED)
+    if (h->body == PC_BODY_CHUNKED) {
         r->upload.limit = r->route->limits.max_body;
+        pc_chunked_init(&r->upload.chunked, (uint32_t)r->route->limits.max_header_bytes);
+    }
     for (size_t i = 0; i < r->route->chain.n; i++) {
         if (r->route->chain.filters[i].ops->request_body) {
             r->upload.on_data = upload_data;
@@ -353,6 +355,36 @@ static void send_continue(pc_req_t *r)
         pc_sock_writev(&r->conn->sock, &v, 1);
 }
 
+/* limits.min_body_rate: a client that sends its body slower than the rate,
+ * measured over windows of the rate's period, is cut with 408 (slow POST).
+ * Time spent waiting on the upstream (back-pressure) does not count. */
+static int too_slow(pc_req_t *r)
+{
+    const pc_rate_t *rate = &r->route->limits.min_body_rate;
+    pc_relay_t *up = &r->upload;
+    int64_t now = pc_worker_now_ms(r->w);
+    if (rate->count <= 0 || up->src_done)
+        return 0;
+    if (r->rate_start == 0 || pc_relay_pending(up)) {
+        r->rate_start = now;
+        r->rate_base = up->total;
+        return 0;
+    }
+    if (now - r->rate_start < rate->period_ms)
+        return 0;
+    if (up->total - r->rate_base < (uint64_t)rate->count) {
+        if (!r->response_started)
+            pc_req_respond(r, PC_REPLY_request_timeout, "request body slower than min_body_rate");
+        else
+            abort_request(r, "request body slower than min_body_rate");
+        r->close_after = 1;
+        return 1;
+    }
+    r->rate_start = now;
+    r->rate_base = up->total;
+    return 0;
+}
+
 static int step_upload(pc_req_t *r)
 {
     pc_relay_t *up = &r->upload;
@@ -371,8 +403,11 @@ static int step_upload(pc_req_t *r)
             pc_sock_arm(&r->up->sock, r->route->up->response_timeout);
         return MOVED;
     }
-    if (rc == PC_RELAY_AGAIN)
+    if (rc == PC_RELAY_AGAIN) {
+        if (too_slow(r))
+            return ENDED;
         return up->written + up->total != before ? MOVED : WAIT;
+    }
     switch (rc) {
     case PC_RELAY_E_DST:
         if (r->resp_parsed) {
@@ -562,14 +597,47 @@ static int step_download(pc_req_t *r)
     return abort_request(r, why);
 }
 
+/* Checks the chunked body bytes that arrived with the head before the
+ * upstream is contacted, so that a malformed or oversized body that is
+ * already here (which is where smuggling payloads travel) never reaches it.
+ * The rest of the body is checked as it streams. 0, or -1 after answering. */
+static int precheck_chunked(pc_req_t *r)
+{
+    const pc_buf_t *b = &r->conn->in;
+    pc_chunked_t d;
+    pc_chunked_init(&d, (uint32_t)r->route->limits.max_header_bytes);
+    const char *p = b->data + b->rpos;
+    size_t left = pc_buf_unread(b);
+    while (left) {
+        size_t used, dlen;
+        const char *data;
+        int rc = pc_chunked_next(&d, p, left, &used, &data, &dlen);
+        if (rc < 0) {
+            pc_req_respond(r, PC_REPLY_bad_request, pc_http_err_detail(rc));
+            return -1;
+        }
+        if (d.total > (uint64_t)r->route->limits.max_body) {
+            pc_req_respond(r, PC_REPLY_content_too_large, "body over max_body");
+            return -1;
+        }
+        if (rc == PC_CHUNK_DONE)
+            break;
+        p += used;
+        left -= used;
+    }
+    return 0;
+}
+
 void pc_proxy_start(pc_req_t *r)
 {
     const pc_http_request_t *h = &r->http;
+    if (h->body == PC_BODY_CHUNKED && precheck_chunked(r) != 0)
+        return;
     r->state = PC_RS_PROXY;
     r->upstream_name = r->route->up->name;
     r->upstream_us = -1;
     if (build_request_head(r) != 0) {
-        pc_req_respond(r, PC_REPLY_header_fields_too_large, "upstream head too large");
+        pc_req_respond(r, PC_REPLY_internal_error, "out of memory");
         return;
     }
     upload_init(r);

@@ -101,13 +101,13 @@ static int decode(pc_relay_t *rl, const char **data, size_t *len)
         while (avail) {
             size_t used;
             int rc = pc_chunked_next(&rl->chunked, p, avail, &used, data, len);
-            b->rpos += (uint32_t)used;
-            p += used;
-            avail -= (uint32_t)used;
             if (rc < 0) {
                 rl->err = rc;
                 return -PC_RELAY_E_FRAMING;
             }
+            b->rpos += (uint32_t)used;
+            p += used;
+            avail -= (uint32_t)used;
             if (rc == PC_CHUNK_DATA)
                 return 1;
             if (rc == PC_CHUNK_DONE) {

@@ -111,6 +111,8 @@ struct pc_req_s {
     pc_relay_t download;       /* upstream (or a local reply) -> client */
     pc_http_scan_t resp_scan;  /* response head scanner */
     pc_http_response_t resp;   /* slices into the upstream connection's buffer */
+    int64_t rate_start;        /* ms: start of the current min_body_rate window */
+    uint64_t rate_base;        /* body bytes received when that window started */
     char *up_head;             /* the request head as sent upstream (kept for a retry) */
     size_t up_head_len;
 };

@@ -129,7 +129,8 @@ int pc_server_run(pc_config_t *cfg)
     s.done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     s.access_log.fd = s.security_log.fd = s.error_log.fd = -1;
     signal(SIGPIPE, SIG_IGN);
-    if (s.done_fd < 0 || open_logs(&s) != 0)
+    s.per_ip = pc_connlimit_new();
+    if (s.done_fd < 0 || !s.per_ip || open_logs(&s) != 0)
         goto out;
     fds = calloc((size_t)nw * nl, sizeof(int));
     s.workers = calloc(nw, sizeof(pc_worker_t));
@@ -211,6 +212,7 @@ out_logs:
     pc_logfile_close(&s.error_log);
     free(fds);
     free(s.workers);
+    pc_connlimit_free(s.per_ip);
     pc_config_unref(cfg);
     return rc;
 }

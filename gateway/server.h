@@ -9,6 +9,7 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "connlimit.h"
 #include "log.h"
 #include "pc_types.h"
 
@@ -21,6 +22,7 @@ struct pc_server_s {
     pc_logfile_t security_log;
     pc_logfile_t error_log;
     long connections; /* open client connections, all workers (atomic) */
+    pc_connlimit_t *per_ip;
     unsigned stopping;
     int done_fd; /* eventfd: each worker adds 1 when its loop ends */
     unsigned done;

@@ -27,7 +27,7 @@ int pc_str_to_u64(pc_str_t s, uint64_t max, uint64_t *out)
         unsigned d = (unsigned char)s.p[i] - '0';
         if (d > 9)
             return -1;
-        if (v > (max - d) / 10)
+        if (d > max || v > (max - d) / 10) /* d > max: max - d would wrap */
             return -1;
         v = v * 10 + d;
     }

@@ -132,9 +132,11 @@ static void listens_enable(pc_worker_t *w, int on)
     }
 }
 
-void pc_worker_conn_closed(pc_worker_t *w)
+void pc_worker_conn_closed(pc_worker_t *w, pc_conn_t *c)
 {
     __atomic_sub_fetch(&w->srv->connections, 1, __ATOMIC_RELAXED);
+    if (c->per_ip)
+        pc_connlimit_release(w->srv->per_ip, c->peer);
     if (w->accept_paused && !w->draining) {
         w->accept_paused = 0;
         event_del(&w->accept_resume_ev);
@@ -185,9 +187,21 @@ static void accept_cb(evutil_socket_t fd, short what, void *arg)
             }
             return;
         }
+        /* Behind a trusted proxy every connection has the proxy's address:
+         * the per-address limit would throttle everyone, so it is not applied. */
+        pc_ip_t ip = pc_ip_from_sockaddr((struct sockaddr *)&ss);
+        int counted = !pc_cidr_set_contains(&w->cfg->trusted, ip);
+        if (counted && pc_connlimit_acquire(w->srv->per_ip, ip,
+                                            (unsigned)w->cfg->limits.max_connections_per_ip) != 0) {
+            close(cfd);
+            continue;
+        }
         __atomic_add_fetch(&w->srv->connections, 1, __ATOMIC_RELAXED);
-        if (pc_conn_accept(w, cfd, (struct sockaddr *)&ss, l->conf) != 0)
+        if (pc_conn_accept(w, cfd, (struct sockaddr *)&ss, l->conf, counted) != 0) {
             __atomic_sub_fetch(&w->srv->connections, 1, __ATOMIC_RELAXED);
+            if (counted)
+                pc_connlimit_release(w->srv->per_ip, ip);
+        }
     }
 }
 

@@ -106,7 +106,8 @@ void pc_worker_random_hex(pc_worker_t *w, char *out);
 char *pc_worker_log_reserve(pc_worker_t *w, size_t n);
 void pc_worker_log_commit(pc_worker_t *w, size_t n);
 
-/* Called when a connection closes: lets a paused listener resume. */
-void pc_worker_conn_closed(pc_worker_t *w);
+/* Called when a connection closes: uncounts it and lets a paused listener
+ * resume. */
+void pc_worker_conn_closed(pc_worker_t *w, pc_conn_t *c);
 
 #endif

@@ -35,9 +35,8 @@ def test_upstream_timeout_is_504(gateway, upstream):
     cfg = base_config(upstream.address, port)
     cfg["upstreams"]["app"]["response_timeout"] = "300ms"
     g = gateway(config=cfg, port=port)
-    t = time.time()
     local_reply(request(g.port, path="/sleep/2000"), 504, "gateway_timeout")
-    assert time.time() - t < 1.9
+    assert g.access_log(wait_for=1)[-1]["detail"] == "upstream response timeout"
 
 
 def test_connect_timeout_is_504(gateway, upstream):
@@ -57,9 +56,8 @@ def test_connect_timeout_is_504(gateway, upstream):
     cfg = base_config("127.0.0.1:%d" % lst.getsockname()[1], port)
     cfg["upstreams"]["app"]["connect_timeout"] = "200ms"
     g = gateway(config=cfg, port=port)
-    t = time.time()
     local_reply(request(g.port, path="/slow"), 504, "gateway_timeout")
-    assert time.time() - t < 2
+    assert g.access_log(wait_for=1)[-1]["detail"] == "upstream connect timeout"
     for f in fillers:
         f.close()
     lst.close()
@@ -200,25 +198,27 @@ def test_header_timeout_is_408(gateway, upstream):
     g = gateway(limits={"header_timeout": "300ms"})
     s = connect(g.port)
     s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n")
-    t = time.time()
-    # dribbling bytes does not extend the deadline (it runs from the first byte)
-    for _ in range(10):
+    # A field every 50 ms for 600 ms, then the end of the head: were the
+    # deadline reset by each byte, this head would complete and get a 200.
+    for _ in range(12):
         time.sleep(0.05)
         try:
             s.sendall(b"X: y\r\n")
         except OSError:
             break
+    try:
+        s.sendall(b"\r\n")
+    except OSError:
+        pass
     r, _ = parse_response(read_until_close(s))
     local_reply(r, 408, "request_timeout")
-    assert time.time() - t < 2
+    assert upstream.requests == []
 
 
 def test_silent_connection_closed_after_header_timeout(gateway, upstream):
     g = gateway(limits={"header_timeout": "200ms"})
-    s = connect(g.port)
-    t = time.time()
-    assert read_until_close(s) == b""
-    assert time.time() - t < 2
+    s = connect(g.port, timeout=5)
+    assert s.recv(10) == b""  # closed by the gateway (a timeout here would raise)
 
 
 def test_body_timeout_is_408(gateway, upstream):
@@ -272,3 +272,62 @@ def test_untrusted_peer_xff_ignored(gateway, upstream):
     g = gateway(trusted_proxies=["10.0.0.0/8"])
     request(g.port, path="/t", headers=[("X-Forwarded-For", "203.0.113.9")])
     assert g.access_log(wait_for=1)[0]["client_ip"] == "127.0.0.1"
+
+
+def test_slow_body_cut_by_min_body_rate(gateway, upstream):
+    g = gateway(limits={"min_body_rate": "100/300ms", "body_timeout": "10s"})
+    s = connect(g.port)
+    s.sendall(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n")
+    # 10 bytes every 100 ms: never silent (body_timeout never fires), but 33 B/s
+    for _ in range(30):
+        try:
+            s.sendall(b"x" * 10)
+        except OSError:
+            break
+        time.sleep(0.1)
+    r, _ = parse_response(read_until_close(s))
+    local_reply(r, 408, "request_timeout")
+
+
+def test_fast_enough_body_passes_min_body_rate(gateway, upstream):
+    g = gateway(limits={"min_body_rate": "100/300ms"})
+    s = connect(g.port)
+    s.sendall(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n")
+    for _ in range(5):
+        s.sendall(b"x" * 200)
+        time.sleep(0.1)
+    r, _ = parse_response(read_until_close(s))
+    assert r.status == 200 and r.json()["body_len"] == 1000
+
+
+def test_max_connections_per_ip(gateway, upstream):
+    g = gateway(limits={"max_connections_per_ip": "3"})
+    held = [connect(g.port) for _ in range(3)]
+    for s in held:
+        s.sendall(b"GET /sleep/1 HTTP/1.1\r\nHost: a\r\n\r\n")
+    time.sleep(0.2)
+    extra = connect(g.port)
+    extra.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert read_until_close(extra) == b""  # refused: closed at once
+    held[0].close()
+    time.sleep(0.2)
+    assert request(g.port, path="/again").status == 200
+
+
+def test_max_connections_pauses_accept(gateway, upstream):
+    g = gateway(workers=1, limits={"max_connections": "2", "max_connections_per_ip": "2"})
+    a, b = connect(g.port), connect(g.port)
+    time.sleep(0.1)
+    c = connect(g.port)  # completes in the kernel backlog but is not served yet
+    c.sendall(b"GET /late HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    c.settimeout(0.3)
+    try:
+        got = c.recv(100)
+    except socket.timeout:
+        got = None
+    assert got is None, "served past max_connections"
+    a.close()
+    c.settimeout(5)
+    r, _ = parse_response(read_until_close(c))
+    assert r.status == 200
+    b.close()
