@@ -113,7 +113,7 @@ bench: all
 
 lint:
 	@scripts/deps.sh lint
-	clang-format --dry-run -Werror $(GW_SRCS) $(wildcard gateway/*.h gateway/filters/*.h)
+	clang-format --dry-run -Werror $(GW_SRCS) $(wildcard gateway/*.h gateway/filters/*.h bench/*.c)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	  --suppress=missingIncludeSystem --inline-suppr -D__GNUC__ -Igateway gateway
 

@@ -32,8 +32,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#define BUF_SIZE 16384
-#define HEAD_MAX 65536
+#define BUF_SIZE  16384
+#define HEAD_MAX  65536
 #define MAX_BYTES (64ULL << 30)
 
 static const char pattern[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -50,7 +50,7 @@ typedef struct {
 typedef struct conn {
     int fd;
     char *buf;
-    size_t cap, len;   /* unread bytes are buf[0, len) */
+    size_t cap, len;    /* unread bytes are buf[0, len) */
     uint64_t body_left; /* Content-Length body bytes still to discard */
     int chunked;        /* discarding a chunked body */
     int chunk_state;    /* 0 size, 1 ext, 2 data, 3 data CRLF, 4 trailers, 5 trailer line */
@@ -149,8 +149,9 @@ static void prepare(conn_t *c, const reqinfo_t *q)
         bl += json_copy(body + bl, sizeof(body) - bl, q->method, q->mlen);
         bl += (size_t)snprintf(body + bl, sizeof(body) - bl, "\",\"path\":\"");
         bl += json_copy(body + bl, sizeof(body) - bl - 160, q->target, q->tlen);
-        bl += (size_t)snprintf(body + bl, sizeof(body) - bl, "\",\"body_bytes\":%llu,\"x_forwarded_for\":",
-                               (unsigned long long)c->body_bytes);
+        bl += (size_t)snprintf(
+            body + bl, sizeof(body) - bl,
+            "\",\"body_bytes\":%llu,\"x_forwarded_for\":", (unsigned long long)c->body_bytes);
         if (q->has_xff) {
             body[bl++] = '"';
             bl += json_copy(body + bl, sizeof(body) - bl - 90, q->xff, q->xff_len);

@@ -17,10 +17,10 @@
 
 /* A cache of equally sized memory blocks, used by one thread only. */
 typedef struct pc_blocks_s {
-    void *free;      /* singly linked through the first word of each block */
-    size_t size;     /* block size */
-    unsigned count;  /* blocks cached */
-    unsigned max;    /* cache no more than this many */
+    void *free;     /* singly linked through the first word of each block */
+    size_t size;    /* block size */
+    unsigned count; /* blocks cached */
+    unsigned max;   /* cache no more than this many */
 } pc_blocks_t;
 
 void pc_blocks_init(pc_blocks_t *c, size_t size, unsigned max);

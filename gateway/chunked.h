@@ -16,10 +16,11 @@
 
 /* Return values of pc_chunked_next, besides negative pc_http_err_e codes. */
 #define PC_CHUNK_AGAIN 0 /* all input consumed, need more */
-#define PC_CHUNK_DATA 1  /* data and dlen hold the next payload bytes */
-#define PC_CHUNK_DONE 2  /* the last chunk and trailer section are complete */
+#define PC_CHUNK_DATA  1 /* data and dlen hold the next payload bytes */
+#define PC_CHUNK_DONE  2 /* the last chunk and trailer section are complete */
 
-/* Largest chunk-size line accepted: 16 hex digits plus extensions. */
+/* Longest chunk-size line accepted, extensions and CRLF included (the size
+ * itself is at most 15 hex digits). */
 #define PC_CHUNK_MAX_LINE 4096
 
 typedef struct pc_chunked_s {

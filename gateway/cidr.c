@@ -103,8 +103,7 @@ static int range_cmp(const void *a, const void *b)
     return ip_cmp(((const pc_cidr_range_t *)a)->first, ((const pc_cidr_range_t *)b)->first);
 }
 
-int pc_cidr_set_build(pc_cidr_set_t *set, pc_arena_t *pool, const pc_cidr_range_t *ranges,
-                      size_t n)
+int pc_cidr_set_build(pc_cidr_set_t *set, pc_arena_t *pool, const pc_cidr_range_t *ranges, size_t n)
 {
     set->r = NULL;
     set->n = 0;

@@ -114,8 +114,12 @@ int pc_parse_size(const char *s, int64_t *bytes)
     static const struct {
         const char *unit;
         int64_t mul;
-    } units[] = {{"", 1}, {"B", 1}, {"KiB", 1 << 10}, {"MiB", 1 << 20},
-                 {"GiB", (int64_t)1 << 30}, {"TiB", (int64_t)1 << 40}};
+    } units[] = {{"", 1},
+                 {"B", 1},
+                 {"KiB", 1 << 10},
+                 {"MiB", 1 << 20},
+                 {"GiB", (int64_t)1 << 30},
+                 {"TiB", (int64_t)1 << 40}};
     const char *end;
     int64_t v;
     if (parse_i64(s, &end, &v) != 0)
@@ -232,8 +236,7 @@ static int sb_add(char **buf, size_t *len, size_t *cap, const char *p, size_t n)
     return 0;
 }
 
-static char *read_value_file(pc_cctx_t *c, const pc_ynode_t *node, const char *path,
-                             size_t *outlen)
+static char *read_value_file(pc_cctx_t *c, const pc_ynode_t *node, const char *path, size_t *outlen)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -316,8 +319,8 @@ const char *pc_cfg_scalar(pc_cctx_t *c, const pc_ynode_t *node, const char *what
             }
             free(fv);
         } else {
-            pc_cfg_error(c, node, "unknown reference '${%s}' (expected ${env:NAME} or ${file:PATH})",
-                         ref);
+            pc_cfg_error(c, node,
+                         "unknown reference '${%s}' (expected ${env:NAME} or ${file:PATH})", ref);
             ok = 0;
         }
         p = close + 1;
@@ -362,7 +365,7 @@ static void walk_list(pc_cctx_t *c, const pc_ckey_t *k, const pc_ynode_t *node, 
     }
     if ((k->flags & PC_K_NONEMPTY) && node->n == 0 && !c->shape_only)
         pc_cfg_error(c, node, "must not be empty");
-    size_t esz = elem->type == PC_CT_STRUCT ? ((const pc_cschema_t *)elem->sub)->size
+    size_t esz = elem->type == PC_CT_STRUCT   ? ((const pc_cschema_t *)elem->sub)->size
                  : elem->type == PC_CT_CUSTOM ? elem->size
                  : elem->type == PC_CT_STR    ? sizeof(const char *)
                                               : sizeof(int64_t);
@@ -412,10 +415,14 @@ static void fmt_value(pc_ctype_e t, int64_t v, char *out, size_t len)
         int64_t mul;
         const char *unit;
     } dur[] = {{86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}, {1, "ms"}},
-      size[] = {{(int64_t)1 << 40, "TiB"}, {(int64_t)1 << 30, "GiB"}, {1 << 20, "MiB"},
-                {1 << 10, "KiB"}, {1, ""}};
-    const void *tab = t == PC_CT_DURATION ? (const void *)dur : t == PC_CT_SIZE ? (const void *)size
-                                                                                : NULL;
+      size[] = {{(int64_t)1 << 40, "TiB"},
+                {(int64_t)1 << 30, "GiB"},
+                {1 << 20, "MiB"},
+                {1 << 10, "KiB"},
+                {1, ""}};
+    const void *tab = t == PC_CT_DURATION ? (const void *)dur
+                      : t == PC_CT_SIZE   ? (const void *)size
+                                          : NULL;
     if (tab && v > 0) {
         const typeof(dur[0]) *u = tab;
         for (int i = 0; i < 5; i++) {
@@ -480,8 +487,7 @@ static void set_scalar(pc_cctx_t *c, const pc_ckey_t *k, const pc_ynode_t *node,
                 *(int64_t *)dst = i;
                 return;
             }
-            ll += (size_t)snprintf(list + ll, sizeof(list) - ll, "%s%s", i ? ", " : "",
-                                   names[i]);
+            ll += (size_t)snprintf(list + ll, sizeof(list) - ll, "%s%s", i ? ", " : "", names[i]);
             if (ll >= sizeof(list))
                 ll = sizeof(list) - 1;
         }
@@ -656,7 +662,10 @@ static pc_ynode_t *apply_stage(pc_cctx_t *c, pc_ynode_t *root, const char *stage
         }
         /* named by the file's stage key, or by --stage */
         size_t mark = pc_cfg_push_key(c, stage_key ? "stage" : "stages");
-        pc_cfg_error(c, stage_key ? stage_key : stages ? stages : root,
+        pc_cfg_error(c,
+                     stage_key ? stage_key
+                     : stages  ? stages
+                               : root,
                      "'%s' is not a stage defined under stages%s%s%s", stage,
                      kl ? " (defined: " : " (none are)", known, kl ? ")" : "");
         pc_cfg_pop(c, mark);

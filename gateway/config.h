@@ -28,8 +28,8 @@
 #include "str.h"
 
 /* A pointer and a count, laid out so the schema walker can fill both. */
-#define PC_ARRAY(type, name)                                                                       \
-    type *name;                                                                                    \
+#define PC_ARRAY(type, name) \
+    type *name;              \
     size_t n_##name
 
 typedef struct pc_sockaddr_s {
@@ -86,7 +86,7 @@ typedef struct pc_upstream_conf_s {
 typedef struct pc_route_match_s {
     const char *host; /* exact, or "*.example.com"; NULL: any */
     const char *path_prefix;
-    const char *path;            /* exact path */
+    const char *path; /* exact path */
     PC_ARRAY(const char *, methods);
     uint32_t method_mask; /* bit (1 << pc_method_e) for known methods */
 } pc_route_match_t;

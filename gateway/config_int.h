@@ -54,7 +54,7 @@ struct pc_ckey_s {
     int64_t min, max;
     const void *sub;
     int (*custom)(pc_cctx_t *c, const pc_ynode_t *node, void *dst);
-    size_t size; /* element size of PC_CT_CUSTOM list elements */
+    size_t size;      /* element size of PC_CT_CUSTOM list elements */
     const char *what; /* "a duration", used in messages and docs */
 };
 

@@ -14,10 +14,10 @@
 #include "filters/builtin.h"
 #include "http1.h"
 
-#define KIB ((int64_t)1 << 10)
-#define MIB ((int64_t)1 << 20)
-#define GIB ((int64_t)1 << 30)
-#define SEC 1000
+#define KIB  ((int64_t)1 << 10)
+#define MIB  ((int64_t)1 << 20)
+#define GIB  ((int64_t)1 << 30)
+#define SEC  1000
 #define HOUR (3600 * SEC)
 
 /* ---- custom values ---- */
@@ -91,18 +91,25 @@ static int custom_handled_before(pc_cctx_t *c, const pc_ynode_t *node, void *dst
 
 /* ---- tables ---- */
 
-#define STR(name, type, field, def, what) {name, PC_CT_STR, 0, offsetof(type, field), def, 0, 0, NULL, NULL, 0, what}
-#define NUM(name, ct, type, field, def, lo, hi, what)                                              \
-    {name, ct, 0, offsetof(type, field), def, lo, hi, NULL, NULL, 0, what}
-#define END {NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL, 0, NULL}
+#define STR(name, type, field, def, what)                                         \
+    {                                                                             \
+        name, PC_CT_STR, 0, offsetof(type, field), def, 0, 0, NULL, NULL, 0, what \
+    }
+#define NUM(name, ct, type, field, def, lo, hi, what)                        \
+    {                                                                        \
+        name, ct, 0, offsetof(type, field), def, lo, hi, NULL, NULL, 0, what \
+    }
+#define END                                            \
+    {                                                  \
+        NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL, 0, NULL \
+    }
 
 static const pc_ckey_t limits_keys[] = {
     NUM("max_uri", PC_CT_SIZE, pc_limits_conf_t, max_uri, "8KiB", 64, 1 * MIB, "a size"),
-    NUM("max_header_bytes", PC_CT_SIZE, pc_limits_conf_t, max_header_bytes, "32KiB", 256,
-        1 * MIB, "a size"),
-    NUM("max_headers", PC_CT_INT, pc_limits_conf_t, max_headers, "100", 1, 1000, "an integer"),
-    NUM("max_body", PC_CT_SIZE, pc_limits_conf_t, max_body, "10MiB", 0, (int64_t)1 << 50,
+    NUM("max_header_bytes", PC_CT_SIZE, pc_limits_conf_t, max_header_bytes, "32KiB", 256, 1 * MIB,
         "a size"),
+    NUM("max_headers", PC_CT_INT, pc_limits_conf_t, max_headers, "100", 1, 1000, "an integer"),
+    NUM("max_body", PC_CT_SIZE, pc_limits_conf_t, max_body, "10MiB", 0, (int64_t)1 << 50, "a size"),
     NUM("header_timeout", PC_CT_DURATION, pc_limits_conf_t, header_timeout, "10s", 1, HOUR,
         "a duration"),
     NUM("body_timeout", PC_CT_DURATION, pc_limits_conf_t, body_timeout, "30s", 1, HOUR,
@@ -113,23 +120,32 @@ static const pc_ckey_t limits_keys[] = {
         "an integer"),
     NUM("max_connections_per_ip", PC_CT_INT, pc_limits_conf_t, max_connections_per_ip, "256", 1,
         1000000, "an integer"),
-    {"min_body_rate", PC_CT_SIZE_RATE, 0, offsetof(pc_limits_conf_t, min_body_rate), "1KiB/10s",
-     0, 0, NULL, NULL, 0, "a rate of bytes (SIZE/DURATION, e.g. 1KiB/10s)"},
+    {"min_body_rate", PC_CT_SIZE_RATE, 0, offsetof(pc_limits_conf_t, min_body_rate), "1KiB/10s", 0,
+     0, NULL, NULL, 0, "a rate of bytes (SIZE/DURATION, e.g. 1KiB/10s)"},
     END};
 static const pc_cschema_t limits_schema = {limits_keys, sizeof(pc_limits_conf_t), NULL};
 
-static const pc_ckey_t listener_keys[] = {
-    STR("name", pc_listener_conf_t, name, NULL, "a name"),
-    {"address", PC_CT_CUSTOM, PC_K_REQUIRED, 0, NULL, 0, 0, NULL, custom_listener_address, 0,
-     "an address (HOST:PORT)"},
-    END};
+static const pc_ckey_t listener_keys[] = {STR("name", pc_listener_conf_t, name, NULL, "a name"),
+                                          {"address", PC_CT_CUSTOM, PC_K_REQUIRED, 0, NULL, 0, 0,
+                                           NULL, custom_listener_address, 0,
+                                           "an address (HOST:PORT)"},
+                                          END};
 static const pc_cschema_t listener_schema = {listener_keys, sizeof(pc_listener_conf_t), NULL};
-static const pc_ckey_t listener_elem = {"", PC_CT_STRUCT, 0, 0, NULL, 0, 0, &listener_schema,
-                                        NULL, 0, "a listener"};
+static const pc_ckey_t listener_elem = {"", PC_CT_STRUCT,     0,    0, NULL,        0,
+                                        0,  &listener_schema, NULL, 0, "a listener"};
 
 static const char *const balance_names[] = {"round_robin", NULL};
-static const pc_ckey_t server_elem = {"", PC_CT_CUSTOM, 0, 0, NULL, 0, 0, NULL, custom_hostport,
-                                      sizeof(pc_server_conf_t), "an address (HOST:PORT)"};
+static const pc_ckey_t server_elem = {"",
+                                      PC_CT_CUSTOM,
+                                      0,
+                                      0,
+                                      NULL,
+                                      0,
+                                      0,
+                                      NULL,
+                                      custom_hostport,
+                                      sizeof(pc_server_conf_t),
+                                      "an address (HOST:PORT)"};
 static const pc_ckey_t upstream_keys[] = {
     {"servers", PC_CT_LIST, PC_K_REQUIRED | PC_K_NONEMPTY, offsetof(pc_upstream_conf_t, servers),
      NULL, 0, 0, &server_elem, NULL, 0, "a list of addresses"},
@@ -163,14 +179,13 @@ static const pc_ckey_t route_keys[] = {
     {"upstream", PC_CT_STR, PC_K_REQUIRED, offsetof(pc_route_conf_t, upstream), NULL, 0, 0, NULL,
      NULL, 0, "an upstream name"},
 #ifdef PC_TESTING
-    NUM("test_suspend", PC_CT_DURATION, pc_route_conf_t, test_suspend, NULL, 0, HOUR,
-        "a duration"),
+    NUM("test_suspend", PC_CT_DURATION, pc_route_conf_t, test_suspend, NULL, 0, HOUR, "a duration"),
     NUM("test_respond", PC_CT_INT, pc_route_conf_t, test_respond, NULL, 0, 599, "a status"),
 #endif
     END};
 static const pc_cschema_t route_schema = {route_keys, sizeof(pc_route_conf_t), NULL};
-static const pc_ckey_t route_elem = {"", PC_CT_STRUCT, 0, 0, NULL, 0, 0, &route_schema, NULL, 0,
-                                     "a route"};
+static const pc_ckey_t route_elem = {"", PC_CT_STRUCT,  0,    0, NULL,     0,
+                                     0,  &route_schema, NULL, 0, "a route"};
 
 static const char *const format_names[] = {"json", NULL};
 static const char *const level_names[] = {"debug", "info", "warn", "error", NULL};
@@ -198,8 +213,17 @@ static const pc_ckey_t logging_keys[] = {
     END};
 static const pc_cschema_t logging_schema = {logging_keys, sizeof(pc_logging_conf_t), NULL};
 
-static const pc_ckey_t cidr_elem = {"", PC_CT_CUSTOM, 0, 0, NULL, 0, 0, NULL, custom_cidr,
-                                    sizeof(pc_cidr_range_t), "an IP address or CIDR block"};
+static const pc_ckey_t cidr_elem = {"",
+                                    PC_CT_CUSTOM,
+                                    0,
+                                    0,
+                                    NULL,
+                                    0,
+                                    0,
+                                    NULL,
+                                    custom_cidr,
+                                    sizeof(pc_cidr_range_t),
+                                    "an IP address or CIDR block"};
 
 static const pc_ckey_t root_keys[] = {
     STR("stage", pc_config_t, stage, NULL, "a stage name"),
@@ -207,16 +231,16 @@ static const pc_ckey_t root_keys[] = {
      0, "'auto' or a number"},
     NUM("shutdown_timeout", PC_CT_DURATION, pc_config_t, shutdown_timeout, "30s", 0, HOUR,
         "a duration"),
-    {"listeners", PC_CT_LIST, PC_K_REQUIRED | PC_K_NONEMPTY, offsetof(pc_config_t, listeners),
-     NULL, 0, 0, &listener_elem, NULL, 0, "a list of listeners"},
-    {"limits", PC_CT_STRUCT, 0, offsetof(pc_config_t, limits), NULL, 0, 0, &limits_schema, NULL,
-     0, "a section"},
+    {"listeners", PC_CT_LIST, PC_K_REQUIRED | PC_K_NONEMPTY, offsetof(pc_config_t, listeners), NULL,
+     0, 0, &listener_elem, NULL, 0, "a list of listeners"},
+    {"limits", PC_CT_STRUCT, 0, offsetof(pc_config_t, limits), NULL, 0, 0, &limits_schema, NULL, 0,
+     "a section"},
     {"trusted_proxies", PC_CT_LIST, 0, offsetof(pc_config_t, trusted_proxies), NULL, 0, 0,
      &cidr_elem, NULL, 0, "a list of CIDR blocks"},
     {"upstreams", PC_CT_NAMED, PC_K_REQUIRED | PC_K_NONEMPTY, offsetof(pc_config_t, upstreams),
      NULL, 0, 0, &upstream_schema, NULL, 0, "a map of upstreams"},
-    {"routes", PC_CT_LIST, PC_K_REQUIRED | PC_K_NONEMPTY, offsetof(pc_config_t, routes), NULL, 0,
-     0, &route_elem, NULL, 0, "a list of routes"},
+    {"routes", PC_CT_LIST, PC_K_REQUIRED | PC_K_NONEMPTY, offsetof(pc_config_t, routes), NULL, 0, 0,
+     &route_elem, NULL, 0, "a list of routes"},
     {"logging", PC_CT_STRUCT, 0, offsetof(pc_config_t, logging), NULL, 0, 0, &logging_schema, NULL,
      0, "a section"},
     /* handled before the walk (config.c apply_stage); listed so it is known */
@@ -304,15 +328,8 @@ static void check_match(pc_cctx_t *c, const pc_ynode_t *node, void *obj)
                 found = 1;
             }
         }
-        if (!found) {
-            int token = *meth != '\0';
-            for (const char *p = meth; *p; p++)
-                if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-                      (*p >= '0' && *p <= '9') || strchr("!#$%&'*+-.^_`|~", *p)))
-                    token = 0;
-            if (!token)
-                pc_cfg_error(c, at, "'%s' is not a method name", meth);
-        }
+        if (!found && !pc_http_valid_method(pc_str_cstr(meth)))
+            pc_cfg_error(c, at, "'%s' is not a method name (A-Z, '-' and '_')", meth);
         pc_cfg_pop(c, m2);
         pc_cfg_pop(c, mark);
     }
@@ -391,8 +408,7 @@ static void finish_routes(pc_cctx_t *c, const pc_ynode_t *root)
                 pc_cfg_error(c, pc_ymap_get(rn, "upstream"),
                              "unknown upstream '%s' (did you mean '%s'?)", r->upstream, best);
             else
-                pc_cfg_error(c, pc_ymap_get(rn, "upstream"), "unknown upstream '%s'",
-                             r->upstream);
+                pc_cfg_error(c, pc_ymap_get(rn, "upstream"), "unknown upstream '%s'", r->upstream);
             pc_cfg_pop(c, m3);
         } else if (used && r->up) {
             used[r->up->index] = 1;

@@ -14,9 +14,9 @@
 #include "request.h"
 #include "worker.h"
 
-#define LINGER_MS 5000         /* how long a closing connection drains input */
-#define LINGER_MAX (1u << 20)  /* ... and how much of it */
-#define MIN_BODY_WINDOW 8192   /* room kept after a head for body bytes */
+#define LINGER_MS       5000       /* how long a closing connection drains input */
+#define LINGER_MAX      (1u << 20) /* ... and how much of it */
+#define MIN_BODY_WINDOW 8192       /* room kept after a head for body bytes */
 
 static void conn_event(evutil_socket_t fd, short what, void *arg);
 

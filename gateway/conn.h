@@ -33,10 +33,10 @@ struct pc_conn_s {
     pc_http_scan_t scan;
     pc_req_t *req;
     pc_ip_t peer;
-    uint8_t state;         /* pc_conn_state_e */
-    int64_t deadline;      /* ms (worker clock) for IDLE, HEAD and LINGER */
-    unsigned requests;     /* requests started on this connection */
-    unsigned per_ip : 1;   /* counted in the per-address connection limit */
+    uint8_t state;       /* pc_conn_state_e */
+    int64_t deadline;    /* ms (worker clock) for IDLE, HEAD and LINGER */
+    unsigned requests;   /* requests started on this connection */
+    unsigned per_ip : 1; /* counted in the per-address connection limit */
     pc_conn_t *next, *prev;
 };
 

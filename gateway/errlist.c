@@ -47,8 +47,8 @@ static void add(pc_errlist_t *e, int warning, const char *file, int line, const 
     e->warnings += (size_t)warning;
 }
 
-void pc_errlist_add(pc_errlist_t *e, const char *file, int line, const char *path,
-                    const char *fmt, ...)
+void pc_errlist_add(pc_errlist_t *e, const char *file, int line, const char *path, const char *fmt,
+                    ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -56,8 +56,8 @@ void pc_errlist_add(pc_errlist_t *e, const char *file, int line, const char *pat
     va_end(ap);
 }
 
-void pc_errlist_warn(pc_errlist_t *e, const char *file, int line, const char *path,
-                     const char *fmt, ...)
+void pc_errlist_warn(pc_errlist_t *e, const char *file, int line, const char *path, const char *fmt,
+                     ...)
 {
     va_list ap;
     va_start(ap, fmt);

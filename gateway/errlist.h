@@ -18,12 +18,12 @@ typedef struct pc_errlist_s {
 } pc_errlist_t;
 
 /* Adds "file:line: path: message". path may be NULL or empty (then omitted). */
-void pc_errlist_add(pc_errlist_t *e, const char *file, int line, const char *path,
-                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void pc_errlist_add(pc_errlist_t *e, const char *file, int line, const char *path, const char *fmt,
+                    ...) __attribute__((format(printf, 5, 6)));
 
 /* Same, recorded as a warning: it does not make the configuration invalid. */
-void pc_errlist_warn(pc_errlist_t *e, const char *file, int line, const char *path,
-                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void pc_errlist_warn(pc_errlist_t *e, const char *file, int line, const char *path, const char *fmt,
+                     ...) __attribute__((format(printf, 5, 6)));
 
 /* Orders the messages by line number, keeping the order of equal lines. */
 void pc_errlist_sort(pc_errlist_t *e);

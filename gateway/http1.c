@@ -15,10 +15,9 @@
 static const struct {
     int status;
     const char *detail;
-} http_errors[PC_HTTP_E_COUNT] = {
-    [PC_HTTP_E_NONE] = {0, "no error"},
+} http_errors[PC_HTTP_E_COUNT] = {[PC_HTTP_E_NONE] = {0, "no error"},
 #define X(name, status, detail) [PC_HTTP_E_##name] = {status, detail},
-    PC_HTTP_ERRORS(X)
+                                  PC_HTTP_ERRORS(X)
 #undef X
 };
 
@@ -36,9 +35,9 @@ const char *pc_http_err_detail(int rc)
 
 /* Character classes, one table: bit 1 tchar (RFC 9110 §5.6.2), bit 2 a byte
  * allowed in a request-target, bit 4 field-vchar (VCHAR / obs-text). */
-#define C_TCHAR 1
+#define C_TCHAR  1
 #define C_TARGET 2
-#define C_VCHAR 4
+#define C_VCHAR  4
 static unsigned char cclass[256];
 
 static void cclass_init_once(void)
@@ -139,9 +138,9 @@ static const struct {
     size_t len;
     pc_method_e id;
 } methods[] = {
-    {"GET", 3, PC_M_GET},         {"HEAD", 4, PC_M_HEAD},       {"POST", 4, PC_M_POST},
-    {"PUT", 3, PC_M_PUT},         {"DELETE", 6, PC_M_DELETE},   {"OPTIONS", 7, PC_M_OPTIONS},
-    {"PATCH", 5, PC_M_PATCH},     {"TRACE", 5, PC_M_TRACE},     {"CONNECT", 7, PC_M_CONNECT},
+    {"GET", 3, PC_M_GET},     {"HEAD", 4, PC_M_HEAD},     {"POST", 4, PC_M_POST},
+    {"PUT", 3, PC_M_PUT},     {"DELETE", 6, PC_M_DELETE}, {"OPTIONS", 7, PC_M_OPTIONS},
+    {"PATCH", 5, PC_M_PATCH}, {"TRACE", 5, PC_M_TRACE},   {"CONNECT", 7, PC_M_CONNECT},
 };
 
 static pc_method_e method_id(pc_str_t m)
@@ -152,16 +151,27 @@ static pc_method_e method_id(pc_str_t m)
     return PC_M_OTHER;
 }
 
+int pc_http_valid_method(pc_str_t m)
+{
+    if (m.n == 0 || m.n > PC_HTTP_MAX_METHOD)
+        return 0;
+    for (size_t i = 0; i < m.n; i++) {
+        char c = m.p[i];
+        if (!((c >= 'A' && c <= 'Z') || c == '-' || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
 int pc_http_method_idempotent(pc_method_e m)
 {
     return m == PC_M_GET || m == PC_M_HEAD || m == PC_M_PUT || m == PC_M_DELETE ||
            m == PC_M_OPTIONS || m == PC_M_TRACE;
 }
 
-static const pc_str_t hdr_names[PC_HDR_COUNT] = {
-    [PC_HDR_OTHER] = {"", 0},
+static const pc_str_t hdr_names[PC_HDR_COUNT] = {[PC_HDR_OTHER] = {"", 0},
 #define X(name, lower) [PC_HDR_##name] = {lower, sizeof(lower) - 1},
-    PC_HDR_IDS(X)
+                                                 PC_HDR_IDS(X)
 #undef X
 };
 
@@ -487,9 +497,8 @@ int pc_http_parse_request(const char *head, size_t len, const pc_http_limits_t *
     r->method = pc_str_make(p, (size_t)(sp1 - p));
     if (r->method.n > PC_HTTP_MAX_METHOD)
         return PC_HTTP_ERR(PC_HTTP_E_METHOD);
-    for (size_t i = 0; i < r->method.n; i++)
-        if (!is_tchar((unsigned char)r->method.p[i]))
-            return PC_HTTP_ERR(PC_HTTP_E_METHOD);
+    if (!pc_http_valid_method(r->method))
+        return PC_HTTP_ERR(PC_HTTP_E_METHOD);
     r->method_id = (uint8_t)method_id(r->method);
     const char *t = sp1 + 1;
     const char *sp2 = memchr(t, ' ', (size_t)(eol - t));
@@ -539,6 +548,11 @@ int pc_http_parse_request(const char *head, size_t len, const pc_http_limits_t *
     r->keep_alive = r->minor == 1 ? !f.close : (f.keep_alive && !f.close);
 
     for (uint32_t i = 0; i < r->nheaders; i++) {
+        /* CGI-style backends read "X_Forwarded_For" as "X-Forwarded-For":
+         * such names could smuggle past the fields the gateway controls, so
+         * they are not forwarded (nginx's default too). */
+        if (memchr(hdrs[i].name.p, '_', hdrs[i].name.n))
+            hdrs[i].flags |= PC_HDR_F_DROP;
         if (hdrs[i].id != PC_HDR_EXPECT)
             continue;
         hdrs[i].flags |= PC_HDR_F_HOP; /* the gateway answers 100-continue itself */
@@ -560,7 +574,10 @@ int pc_http_parse_response(const char *head, size_t len, pc_method_e request_met
         return PC_HTTP_ERR(PC_HTTP_E_STATUS_LINE);
     const char *eol = memchr(head, '\r', len);
     /* HTTP-version SP 3DIGIT SP [ reason-phrase ] */
-    if (!eol || eol[1] != '\n' || eol - head < 13 || head[8] != ' ' || head[12] != ' ')
+    /* The SP before an empty reason-phrase is required by RFC 9112 but often
+     * missing; without it the line is still unambiguous. */
+    if (!eol || eol[1] != '\n' || eol - head < 12 || head[8] != ' ' ||
+        (eol - head > 12 && head[12] != ' '))
         return PC_HTTP_ERR(PC_HTTP_E_STATUS_LINE);
     int v = parse_version(head, 8);
     if (v < 0)
@@ -575,7 +592,7 @@ int pc_http_parse_response(const char *head, size_t len, pc_method_e request_met
     if (status < 100 || status > 599)
         return PC_HTTP_ERR(PC_HTTP_E_STATUS_UNSUPPORTED);
     r->status = (uint16_t)status;
-    r->reason = pc_str_make(head + 13, (size_t)(eol - head - 13));
+    r->reason = eol - head > 12 ? pc_str_make(head + 13, (size_t)(eol - head - 13)) : PC_STR("");
     for (size_t i = 0; i < r->reason.n; i++) {
         unsigned char c = (unsigned char)r->reason.p[i];
         if (!(cclass[c] & C_VCHAR) && c != ' ' && c != '\t')
@@ -604,8 +621,8 @@ int pc_http_parse_response(const char *head, size_t len, pc_method_e request_met
 
 static inline int is_unreserved(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == '~';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
 }
 
 int pc_http_normalize_path(pc_str_t in, char *out, size_t *outn)
@@ -629,7 +646,8 @@ int pc_http_normalize_path(pc_str_t in, char *out, size_t *outn)
             c = (unsigned char)in.p[i];
             dec = c;
             if (c == '%') {
-                if (i + 2 >= in.n || !is_hex((unsigned char)in.p[i + 1]) || !is_hex((unsigned char)in.p[i + 2]))
+                if (i + 2 >= in.n || !is_hex((unsigned char)in.p[i + 1]) ||
+                    !is_hex((unsigned char)in.p[i + 2]))
                     return PC_HTTP_ERR(PC_HTTP_E_PATH_ENCODING);
                 dec = (unsigned char)(hex_val((unsigned char)in.p[i + 1]) * 16 +
                                       hex_val((unsigned char)in.p[i + 2]));
@@ -705,32 +723,59 @@ int pc_http_valid_request_id(pc_str_t v)
 const char *pc_http_reason(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 417: return "Expectation Failed";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 417:
+        return "Expectation Failed";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "";
     }
 }

@@ -24,45 +24,45 @@
 
 #include "str.h"
 
-#define PC_HTTP_OK 0
+#define PC_HTTP_OK    0
 #define PC_HTTP_AGAIN 1
 
 /* X(name, status, detail): every way a head can be refused. The status is what
  * the client gets (a response from an upstream is always 502 instead). */
-#define PC_HTTP_ERRORS(X)                                                                          \
-    X(BARE_LF, 400, "line terminated by bare LF")                                                  \
-    X(REQUEST_LINE, 400, "malformed request line")                                                 \
-    X(METHOD, 400, "invalid method")                                                               \
-    X(TARGET, 400, "invalid request-target")                                                       \
-    X(URI_TOO_LONG, 414, "request-target too long")                                                \
-    X(VERSION, 400, "malformed HTTP version")                                                      \
-    X(VERSION_UNSUPPORTED, 505, "unsupported HTTP version")                                        \
-    X(HEADER_NAME, 400, "invalid header field name")                                               \
-    X(HEADER_VALUE, 400, "invalid byte in header field value")                                     \
-    X(HEADER_NO_COLON, 400, "header field without colon")                                          \
-    X(WS_BEFORE_COLON, 400, "whitespace between field name and colon")                             \
-    X(OBS_FOLD, 400, "obsolete line folding")                                                      \
-    X(HEADERS_TOO_LARGE, 431, "header section too large")                                          \
-    X(TOO_MANY_HEADERS, 431, "too many header fields")                                             \
-    X(HOST_MISSING, 400, "missing Host")                                                           \
-    X(HOST_DUPLICATE, 400, "duplicate Host")                                                       \
-    X(HOST_INVALID, 400, "invalid Host")                                                           \
-    X(HOST_MISMATCH, 400, "absolute-form authority differs from Host")                             \
-    X(CL_INVALID, 400, "invalid Content-Length")                                                   \
-    X(CL_DUPLICATE, 400, "more than one Content-Length")                                           \
-    X(CL_AND_TE, 400, "both Content-Length and Transfer-Encoding")                                 \
-    X(TE_UNSUPPORTED, 400, "Transfer-Encoding other than a single chunked")                        \
-    X(TE_HTTP10, 400, "Transfer-Encoding in an HTTP/1.0 message")                                  \
-    X(CONNECTION_INVALID, 400, "invalid Connection header")                                        \
-    X(EXPECT_UNSUPPORTED, 417, "unsupported expectation")                                          \
-    X(PATH_ENCODING, 400, "invalid percent-encoding in path")                                      \
-    X(PATH_DOT_SEGMENT, 400, "dot-segment in path")                                                \
-    X(CONNECT, 405, "CONNECT is not supported")                                                    \
-    X(STATUS_LINE, 502, "malformed status line")                                                   \
-    X(STATUS_UNSUPPORTED, 502, "unexpected status code")                                           \
-    X(CHUNK_SIZE, 400, "invalid chunk size")                                                       \
-    X(CHUNK_EXT, 400, "invalid chunk extension")                                                   \
-    X(CHUNK_DATA_END, 400, "chunk data not followed by CRLF")                                      \
+#define PC_HTTP_ERRORS(X)                                                   \
+    X(BARE_LF, 400, "line terminated by bare LF")                           \
+    X(REQUEST_LINE, 400, "malformed request line")                          \
+    X(METHOD, 400, "invalid method")                                        \
+    X(TARGET, 400, "invalid request-target")                                \
+    X(URI_TOO_LONG, 414, "request-target too long")                         \
+    X(VERSION, 400, "malformed HTTP version")                               \
+    X(VERSION_UNSUPPORTED, 505, "unsupported HTTP version")                 \
+    X(HEADER_NAME, 400, "invalid header field name")                        \
+    X(HEADER_VALUE, 400, "invalid byte in header field value")              \
+    X(HEADER_NO_COLON, 400, "header field without colon")                   \
+    X(WS_BEFORE_COLON, 400, "whitespace between field name and colon")      \
+    X(OBS_FOLD, 400, "obsolete line folding")                               \
+    X(HEADERS_TOO_LARGE, 431, "header section too large")                   \
+    X(TOO_MANY_HEADERS, 431, "too many header fields")                      \
+    X(HOST_MISSING, 400, "missing Host")                                    \
+    X(HOST_DUPLICATE, 400, "duplicate Host")                                \
+    X(HOST_INVALID, 400, "invalid Host")                                    \
+    X(HOST_MISMATCH, 400, "absolute-form authority differs from Host")      \
+    X(CL_INVALID, 400, "invalid Content-Length")                            \
+    X(CL_DUPLICATE, 400, "more than one Content-Length")                    \
+    X(CL_AND_TE, 400, "both Content-Length and Transfer-Encoding")          \
+    X(TE_UNSUPPORTED, 400, "Transfer-Encoding other than a single chunked") \
+    X(TE_HTTP10, 400, "Transfer-Encoding in an HTTP/1.0 message")           \
+    X(CONNECTION_INVALID, 400, "invalid Connection header")                 \
+    X(EXPECT_UNSUPPORTED, 417, "unsupported expectation")                   \
+    X(PATH_ENCODING, 400, "invalid percent-encoding in path")               \
+    X(PATH_DOT_SEGMENT, 400, "dot-segment in path")                         \
+    X(CONNECT, 405, "CONNECT is not supported")                             \
+    X(STATUS_LINE, 502, "malformed status line")                            \
+    X(STATUS_UNSUPPORTED, 502, "unexpected status code")                    \
+    X(CHUNK_SIZE, 400, "invalid chunk size")                                \
+    X(CHUNK_EXT, 400, "invalid chunk extension")                            \
+    X(CHUNK_DATA_END, 400, "chunk data not followed by CRLF")               \
     X(TRAILER, 400, "invalid trailer section")
 
 typedef enum {
@@ -81,22 +81,22 @@ int pc_http_err_status(int rc);
 const char *pc_http_err_detail(int rc);
 
 /* Header fields the gateway recognises; everything else is PC_HDR_OTHER. */
-#define PC_HDR_IDS(X)                                                                              \
-    X(HOST, "host")                                                                                \
-    X(CONTENT_LENGTH, "content-length")                                                            \
-    X(TRANSFER_ENCODING, "transfer-encoding")                                                      \
-    X(CONNECTION, "connection")                                                                    \
-    X(KEEP_ALIVE, "keep-alive")                                                                    \
-    X(PROXY_CONNECTION, "proxy-connection")                                                        \
-    X(TE, "te")                                                                                    \
-    X(TRAILER, "trailer")                                                                          \
-    X(UPGRADE, "upgrade")                                                                          \
-    X(EXPECT, "expect")                                                                            \
-    X(PROXY_AUTHENTICATE, "proxy-authenticate")                                                    \
-    X(X_FORWARDED_FOR, "x-forwarded-for")                                                          \
-    X(X_FORWARDED_PROTO, "x-forwarded-proto")                                                      \
-    X(X_FORWARDED_HOST, "x-forwarded-host")                                                        \
-    X(X_REQUEST_ID, "x-request-id")                                                                \
+#define PC_HDR_IDS(X)                           \
+    X(HOST, "host")                             \
+    X(CONTENT_LENGTH, "content-length")         \
+    X(TRANSFER_ENCODING, "transfer-encoding")   \
+    X(CONNECTION, "connection")                 \
+    X(KEEP_ALIVE, "keep-alive")                 \
+    X(PROXY_CONNECTION, "proxy-connection")     \
+    X(TE, "te")                                 \
+    X(TRAILER, "trailer")                       \
+    X(UPGRADE, "upgrade")                       \
+    X(EXPECT, "expect")                         \
+    X(PROXY_AUTHENTICATE, "proxy-authenticate") \
+    X(X_FORWARDED_FOR, "x-forwarded-for")       \
+    X(X_FORWARDED_PROTO, "x-forwarded-proto")   \
+    X(X_FORWARDED_HOST, "x-forwarded-host")     \
+    X(X_REQUEST_ID, "x-request-id")             \
     X(DATE, "date")
 
 typedef enum {
@@ -109,8 +109,8 @@ typedef enum {
 
 /* Header flags. HOP: never forwarded to the next hop (hop-by-hop by RFC 9110
  * §7.6.1, or named in Connection, or framing the gateway regenerates).
- * DROP: removed by a filter. */
-#define PC_HDR_F_HOP 0x1
+ * DROP: not forwarded by policy (a name with '_', or removed by a filter). */
+#define PC_HDR_F_HOP  0x1
 #define PC_HDR_F_DROP 0x2
 
 typedef struct pc_http_header_s {
@@ -230,6 +230,11 @@ int pc_http_parse_response(const char *head, size_t len, pc_method_e request_met
  * normalised length.
  */
 int pc_http_normalize_path(pc_str_t in, char *out, size_t *outn);
+
+/* 1 for a method the gateway accepts: 1 to 32 of [A-Z_-]. Methods are
+ * tokens in RFC 9110, but lower-case ones ("get") are refused, as nginx does:
+ * a backend that upper-cases them would undo route method restrictions. */
+int pc_http_valid_method(pc_str_t m);
 
 /* 1 when the method may be retried safely (RFC 9110 §9.2.2). */
 int pc_http_method_idempotent(pc_method_e m);

@@ -309,7 +309,7 @@ static int upstream_failed(pc_req_t *r, failure_e why, const char *detail)
     r->upstream_us = pc_now_us() - r->up_start_us;
     pc_req_respond(r,
                    why == F_CONNECT_TIMEOUT || why == F_TIMEOUT ? PC_REPLY_gateway_timeout
-                                                               : PC_REPLY_bad_gateway,
+                                                                : PC_REPLY_bad_gateway,
                    detail);
     return ENDED;
 }
@@ -500,8 +500,8 @@ static int step_response_head(pc_req_t *r)
             int rc = pc_http_scan(&r->resp_scan, b->data, b->wpos, NULL, &end);
             if (rc == PC_HTTP_OK) {
                 /* Leave room for body bytes after the head, which stays put. */
-                if (b->cap - end < 4096 && pc_buf_grow(b, (uint32_t)end + PC_BUF_SIZE,
-                                                       &r->w->bufs) != 0)
+                if (b->cap - end < 4096 &&
+                    pc_buf_grow(b, (uint32_t)end + PC_BUF_SIZE, &r->w->bufs) != 0)
                     return abort_request(r, "out of memory");
                 uint32_t cap = r->resp_scan.lines + 1;
                 pc_http_header_t *hdrs = pc_arena_alloc(&r->arena, cap * sizeof(*hdrs));
@@ -509,8 +509,7 @@ static int step_response_head(pc_req_t *r)
                     pc_req_respond(r, PC_REPLY_internal_error, "out of memory");
                     return ENDED;
                 }
-                rc = pc_http_parse_response(b->data + r->resp_scan.start,
-                                            end - r->resp_scan.start,
+                rc = pc_http_parse_response(b->data + r->resp_scan.start, end - r->resp_scan.start,
                                             (pc_method_e)r->http.method_id, hdrs, cap, &r->resp);
                 if (rc != PC_HTTP_OK)
                     return upstream_failed(r, F_BAD_RESPONSE, pc_http_err_detail(rc));

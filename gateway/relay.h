@@ -33,12 +33,12 @@ typedef struct pc_relay_s {
     pc_sock_t *src; /* NULL when the message is only `pre` */
     pc_buf_t *buf;  /* the source's input buffer */
     pc_sock_t *dst;
-    uint8_t in;  /* pc_body_kind_e of the source */
-    uint8_t out; /* pc_body_kind_e toward the destination */
+    uint8_t in;         /* pc_body_kind_e of the source */
+    uint8_t out;        /* pc_body_kind_e toward the destination */
     uint64_t remaining; /* PC_BODY_LENGTH: bytes still to come */
     pc_chunked_t chunked;
-    int64_t limit;  /* payload cap, -1 for none */
-    uint64_t total; /* payload bytes decoded */
+    int64_t limit;    /* payload cap, -1 for none */
+    uint64_t total;   /* payload bytes decoded */
     uint64_t written; /* bytes written to dst (framing included) */
     const char *pre;  /* written before the body */
     size_t pre_len;

@@ -258,8 +258,9 @@ void pc_req_respond(pc_req_t *r, pc_reply_e reason, const char *detail)
     if (!r->http.keep_alive || r->w->draining)
         r->close_after = 1;
     char body[160];
-    int bl = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"status\":%d,\"request_id\":\"%.*s\"}",
-                      reasons[reason].name, status, (int)r->id_len, r->id);
+    int bl =
+        snprintf(body, sizeof(body), "{\"error\":\"%s\",\"status\":%d,\"request_id\":\"%.*s\"}",
+                 reasons[reason].name, status, (int)r->id_len, r->id);
     size_t cap = 512 + (size_t)bl;
     char *buf = pc_arena_alloc(&r->arena, cap);
     if (!buf) {
@@ -268,15 +269,16 @@ void pc_req_respond(pc_req_t *r, pc_reply_e reason, const char *detail)
         return;
     }
     int head_only = r->http.method_id == PC_M_HEAD;
-    int n = snprintf(buf, cap,
-                     "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %d\r\nCache-Control: no-store\r\nX-Request-Id: %.*s\r\n"
-                     "%s\r\n%s",
-                     status, pc_http_reason(status), pc_worker_date(r->w), bl, (int)r->id_len, r->id,
-                     r->close_after ? "Connection: close\r\n"
-                     : r->http.minor == 0 ? "Connection: keep-alive\r\n"
-                                          : "",
-                     head_only ? "" : body);
+    int n =
+        snprintf(buf, cap,
+                 "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: application/json\r\n"
+                 "Content-Length: %d\r\nCache-Control: no-store\r\nX-Request-Id: %.*s\r\n"
+                 "%s\r\n%s",
+                 status, pc_http_reason(status), pc_worker_date(r->w), bl, (int)r->id_len, r->id,
+                 r->close_after       ? "Connection: close\r\n"
+                 : r->http.minor == 0 ? "Connection: keep-alive\r\n"
+                                      : "",
+                 head_only ? "" : body);
     pc_relay_init(&r->download, NULL, NULL, &r->conn->sock, PC_BODY_NONE, 0, PC_BODY_NONE, buf,
                   (size_t)n);
     r->response_started = 1;
@@ -318,10 +320,10 @@ static void access_log(pc_req_t *r)
                   r->http.method.n > 64 ? 64 : r->http.method.n);
     pc_str_t path = r->path.p ? r->path : r->http.path;
     o += json_str(out + o, cap - o, "path", path.p, path.n > 2048 ? 2048 : path.n);
-    o += (size_t)snprintf(out + o, cap - o,
-                          ",\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu,\"duration_ms\":%.3f",
-                          r->status, (unsigned long long)r->bytes_in,
-                          (unsigned long long)r->bytes_out, ms < 0 ? 0.0 : ms);
+    o += (size_t)snprintf(
+        out + o, cap - o,
+        ",\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu,\"duration_ms\":%.3f", r->status,
+        (unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out, ms < 0 ? 0.0 : ms);
     o += json_str(out + o, cap - o, "upstream", r->upstream_name,
                   r->upstream_name ? strlen(r->upstream_name) : 0);
     if (r->upstream_name && r->upstream_us >= 0)

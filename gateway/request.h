@@ -27,20 +27,20 @@
 /* X(name, status, blocked_by): why the gateway answered a request itself.
  * The name is the "error" field of the JSON body; blocked_by is the metrics
  * and access-log reason (NULL: not a block, e.g. an upstream failure). */
-#define PC_REPLY_REASONS(X)                                                                        \
-    X(bad_request, 400, "malformed")                                                               \
-    X(forbidden, 403, NULL)                                                                        \
-    X(not_found, 404, NULL)                                                                        \
-    X(method_not_allowed, 405, "malformed")                                                        \
-    X(request_timeout, 408, "malformed")                                                           \
-    X(content_too_large, 413, "size")                                                              \
-    X(uri_too_long, 414, "size")                                                                   \
-    X(expectation_failed, 417, "malformed")                                                        \
-    X(header_fields_too_large, 431, "size")                                                        \
-    X(internal_error, 500, NULL)                                                                   \
-    X(bad_gateway, 502, NULL)                                                                      \
-    X(service_unavailable, 503, NULL)                                                              \
-    X(gateway_timeout, 504, NULL)                                                                  \
+#define PC_REPLY_REASONS(X)                 \
+    X(bad_request, 400, "malformed")        \
+    X(forbidden, 403, NULL)                 \
+    X(not_found, 404, NULL)                 \
+    X(method_not_allowed, 405, "malformed") \
+    X(request_timeout, 408, "malformed")    \
+    X(content_too_large, 413, "size")       \
+    X(uri_too_long, 414, "size")            \
+    X(expectation_failed, 417, "malformed") \
+    X(header_fields_too_large, 431, "size") \
+    X(internal_error, 500, NULL)            \
+    X(bad_gateway, 502, NULL)               \
+    X(service_unavailable, 503, NULL)       \
+    X(gateway_timeout, 504, NULL)           \
     X(http_version_not_supported, 505, "malformed")
 
 typedef enum {
@@ -80,17 +80,17 @@ struct pc_req_s {
     uint32_t filter_next; /* index of the next filter to run */
     void **filter_state;  /* per filter, allocated when the chain starts */
     unsigned suspended : 1;
-    unsigned abandoned : 1;       /* the client left while suspended */
-    unsigned close_after : 1;     /* close the client connection after this request */
-    unsigned body_unread : 1;     /* the client may still send body bytes */
+    unsigned abandoned : 1;        /* the client left while suspended */
+    unsigned close_after : 1;      /* close the client connection after this request */
+    unsigned body_unread : 1;      /* the client may still send body bytes */
     unsigned response_started : 1; /* a response head was committed to the client */
     unsigned continue_sent : 1;    /* "100 Continue" written */
     unsigned client_timed_out : 1; /* the client socket's timeout fired */
 
     /* outcome */
-    int status;          /* status sent (or to be sent) to the client */
-    int reply;           /* pc_reply_e when answered locally, else -1 */
-    const char *detail;  /* why (for the access log), static string */
+    int status;         /* status sent (or to be sent) to the client */
+    int reply;          /* pc_reply_e when answered locally, else -1 */
+    const char *detail; /* why (for the access log), static string */
     const char *blocked_by;
     uint64_t bytes_in;  /* request bytes received: head + body */
     uint64_t bytes_out; /* response bytes sent to the client */
@@ -100,20 +100,20 @@ struct pc_req_s {
     const char *upstream_name;
     int64_t upstream_us; /* time from sending to the upstream until its response head */
     int64_t up_start_us;
-    unsigned tries;          /* upstream connections attached */
-    unsigned servers_tried;  /* bitmask of servers (first 32) tried for this request */
-    unsigned up_reused : 1;  /* the current upstream connection came from the pool */
-    unsigned retried : 1;    /* the one retry after a reset has been used */
-    unsigned resp_bytes : 1; /* the upstream sent at least one response byte */
-    unsigned resp_parsed : 1;  /* the upstream's final response head is parsed */
-    unsigned up_unusable : 1;  /* the upstream connection cannot be pooled */
-    pc_relay_t upload;         /* client -> upstream */
-    pc_relay_t download;       /* upstream (or a local reply) -> client */
-    pc_http_scan_t resp_scan;  /* response head scanner */
-    pc_http_response_t resp;   /* slices into the upstream connection's buffer */
-    int64_t rate_start;        /* ms: start of the current min_body_rate window */
-    uint64_t rate_base;        /* body bytes received when that window started */
-    char *up_head;             /* the request head as sent upstream (kept for a retry) */
+    unsigned tries;           /* upstream connections attached */
+    unsigned servers_tried;   /* bitmask of servers (first 32) tried for this request */
+    unsigned up_reused : 1;   /* the current upstream connection came from the pool */
+    unsigned retried : 1;     /* the one retry after a reset has been used */
+    unsigned resp_bytes : 1;  /* the upstream sent at least one response byte */
+    unsigned resp_parsed : 1; /* the upstream's final response head is parsed */
+    unsigned up_unusable : 1; /* the upstream connection cannot be pooled */
+    pc_relay_t upload;        /* client -> upstream */
+    pc_relay_t download;      /* upstream (or a local reply) -> client */
+    pc_http_scan_t resp_scan; /* response head scanner */
+    pc_http_response_t resp;  /* slices into the upstream connection's buffer */
+    int64_t rate_start;       /* ms: start of the current min_body_rate window */
+    uint64_t rate_base;       /* body bytes received when that window started */
+    char *up_head;            /* the request head as sent upstream (kept for a retry) */
     size_t up_head_len;
 };
 

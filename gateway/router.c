@@ -8,7 +8,9 @@
 
 pc_str_t pc_route_host_part(pc_str_t host)
 {
-    if (host.n && host.p[0] == '[') {
+    if (host.n == 0)
+        return host;
+    if (host.p[0] == '[') {
         const char *rb = memchr(host.p, ']', host.n);
         return rb ? pc_str_make(host.p, (size_t)(rb - host.p + 1)) : host;
     }
@@ -21,8 +23,8 @@ static int host_matches(const char *pattern, pc_str_t host)
     if (pattern[0] == '*') {
         /* "*.example.com" matches "a.example.com" but not "example.com" */
         size_t sl = strlen(pattern + 1); /* ".example.com" */
-        return host.n > sl && pc_str_ieq(pc_str_make(host.p + host.n - sl, sl),
-                                         pc_str_make(pattern + 1, sl));
+        return host.n > sl &&
+               pc_str_ieq(pc_str_make(host.p + host.n - sl, sl), pc_str_make(pattern + 1, sl));
     }
     return pc_str_ieq_c(host, pattern);
 }

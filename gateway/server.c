@@ -81,8 +81,9 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
     (void)sig;
     (void)what;
     (void)arg;
-    pc_log(PC_LOG_WARN, "server", "SIGHUP: configuration reload is not available yet; "
-                                  "restart to apply changes");
+    pc_log(PC_LOG_WARN, "server",
+           "SIGHUP: configuration reload is not available yet; "
+           "restart to apply changes");
 }
 
 /* A worker's loop ended; when all have, the main loop ends too. */
@@ -108,8 +109,7 @@ static int open_logs(pc_server_t *s)
                  {&s->security_log, l->security.path}};
     for (size_t i = 0; i < 3; i++) {
         if (pc_logfile_open(files[i].f, files[i].path) != 0) {
-            fprintf(stderr, "portcullis: cannot open log %s: %s\n", files[i].path,
-                    strerror(errno));
+            fprintf(stderr, "portcullis: cannot open log %s: %s\n", files[i].path, strerror(errno));
             return -1;
         }
     }

@@ -19,7 +19,7 @@
 #include <sys/uio.h>
 
 #define PC_IO_AGAIN (-1) /* would block: wait for the event */
-#define PC_IO_ERR (-2)   /* connection error (reset, broken pipe...) */
+#define PC_IO_ERR   (-2) /* connection error (reset, broken pipe...) */
 
 typedef struct pc_sock_s {
     int fd;

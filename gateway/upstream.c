@@ -121,8 +121,8 @@ static pc_upconn_t *upconn_connect(pc_worker_t *w, pc_upstream_rt_t *up, uint32_
     return u;
 }
 
-pc_upconn_t *pc_upconn_acquire(pc_worker_t *w, pc_upstream_rt_t *up, pc_req_t *r,
-                               unsigned *tried, int fresh, int *reused)
+pc_upconn_t *pc_upconn_acquire(pc_worker_t *w, pc_upstream_rt_t *up, pc_req_t *r, unsigned *tried,
+                               int fresh, int *reused)
 {
     uint32_t n = (uint32_t)up->conf->n_servers;
     for (uint32_t k = 0; k < n; k++) {

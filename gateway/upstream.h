@@ -56,8 +56,8 @@ void pc_upstream_rt_free(pc_worker_t *w);
  * or a new connection (state CONNECTING). *reused tells which. NULL when every
  * server has been tried or a socket could not be created.
  */
-pc_upconn_t *pc_upconn_acquire(pc_worker_t *w, pc_upstream_rt_t *up, pc_req_t *r,
-                               unsigned *tried, int fresh, int *reused);
+pc_upconn_t *pc_upconn_acquire(pc_worker_t *w, pc_upstream_rt_t *up, pc_req_t *r, unsigned *tried,
+                               int fresh, int *reused);
 
 /* After the connecting socket became writable: 0 when connected (state
  * ACTIVE), else the errno of the failure. */

@@ -18,7 +18,7 @@
 #include "server.h"
 
 #define ACCEPT_BATCH 64
-#define LOG_BUF (64u << 10)
+#define LOG_BUF      (64u << 10)
 #define LOG_FLUSH_MS 100
 
 int64_t pc_worker_now_ms(pc_worker_t *w)

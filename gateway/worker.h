@@ -22,8 +22,8 @@
 #include "pc_types.h"
 #include "upstream.h"
 
-#define PC_ARENA_BLOCK 8192          /* per-request arena blocks */
-#define PC_REQ_ARENA_CAP (1u << 20)  /* hard cap of one request's arena */
+#define PC_ARENA_BLOCK   8192       /* per-request arena blocks */
+#define PC_REQ_ARENA_CAP (1u << 20) /* hard cap of one request's arena */
 
 typedef struct pc_listen_s {
     int fd;
@@ -38,8 +38,8 @@ struct pc_worker_s {
     struct event_base *base;
     pc_server_t *srv;
 
-    pc_config_t *cfg;      /* snapshot for new requests (one reference held) */
-    unsigned inflight;     /* requests still using cfg */
+    pc_config_t *cfg;  /* snapshot for new requests (one reference held) */
+    unsigned inflight; /* requests still using cfg */
 
     pc_listen_t *listens;
     size_t nlistens;

@@ -11,10 +11,10 @@
 #include <sys/stat.h>
 #include <yaml.h>
 
-#define MAX_FILE (16u << 20)
-#define MAX_DEPTH 64
+#define MAX_FILE     (16u << 20)
+#define MAX_DEPTH    64
 #define MAX_EXPANDED 1000000 /* nodes, counting each alias use in full */
-#define MAX_ANCHORS 1024
+#define MAX_ANCHORS  1024
 
 typedef struct {
     char *name;
@@ -32,8 +32,7 @@ typedef struct {
     int failed;
 } loader_t;
 
-static void fail(loader_t *l, int line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static void fail(loader_t *l, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void fail(loader_t *l, int line, const char *fmt, ...)
 {
     char msg[600];
@@ -80,8 +79,8 @@ static pc_ynode_t *parse_collection(loader_t *l, yaml_event_t *start, int depth,
 {
     int is_map = start->type == YAML_MAPPING_START_EVENT;
     int line = (int)start->start_mark.line + 1;
-    yaml_char_t *anchor = is_map ? start->data.mapping_start.anchor
-                                 : start->data.sequence_start.anchor;
+    yaml_char_t *anchor =
+        is_map ? start->data.mapping_start.anchor : start->data.sequence_start.anchor;
     char *anchor_copy = anchor ? strdup((const char *)anchor) : NULL;
     pc_ynode_t *node = pc_arena_calloc(l->pool, sizeof(*node));
     size_t n = 0, cap = 8, w = 1;

@@ -167,3 +167,14 @@ def test_request_id_kept_when_well_formed(gateway, upstream):
     assert r.header("X-Request-Id") == "abc-123_x.y"
     r = request(g.port, path="/r", headers=[("X-Request-Id", "bad id<script>")])
     assert r.header("X-Request-Id") != "bad id<script>" and len(r.header("X-Request-Id")) == 32
+
+
+def test_underscore_header_names_not_forwarded(gateway, upstream):
+    g = gateway()
+    r = request(g.port, path="/u", headers=[("X_Forwarded_For", "6.6.6.6"), ("X_Request_Id", "spoof"),
+                                            ("X-Normal", "1")])
+    names = [k.lower() for k, _ in r.json()["headers"]]
+    assert "x-normal" in names
+    assert not any("_" in n for n in names)
+    hdrs = {k.lower(): v for k, v in r.json()["headers"]}
+    assert hdrs["x-forwarded-for"] == "127.0.0.1"

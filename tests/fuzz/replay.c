@@ -9,13 +9,40 @@
  * Exits 2 on usage or I/O errors.
  */
 #include <dirent.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define REPLAY_HAS_ASAN 1
+#endif
+#endif
+#ifndef REPLAY_HAS_ASAN
+#define REPLAY_HAS_ASAN 0
+#endif
+
+/* The input being replayed, named by the crash handler. */
+static const char *current;
+
+static void on_crash(int sig)
+{
+    static const char msg[] = "replay: crashed on input ";
+    if (current) {
+        ssize_t rc = write(2, msg, sizeof(msg) - 1);
+        rc = write(2, current, strlen(current));
+        rc = write(2, "\n", 1);
+        (void)rc;
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
 
 static int replay_file(const char *path)
 {
@@ -36,7 +63,10 @@ static int replay_file(const char *path)
         if (n < cap)
             break;
         cap *= 2;
-        buf = realloc(buf, cap);
+        uint8_t *grown = realloc(buf, cap);
+        if (!grown)
+            free(buf);
+        buf = grown;
     }
     int err = ferror(f);
     fclose(f);
@@ -53,7 +83,9 @@ static int replay_file(const char *path)
     }
     memcpy(exact, buf, n);
     free(buf);
+    current = path;
     LLVMFuzzerTestOneInput(exact, n);
+    current = NULL;
     free(exact);
     return 0;
 }
@@ -119,6 +151,13 @@ int main(int argc, char **argv)
         return 2;
     }
     int total = 0, failed = 0;
+    signal(SIGABRT, on_crash);
+#if !defined(__SANITIZE_ADDRESS__) && !REPLAY_HAS_ASAN
+    /* AddressSanitizer reports these itself, with more to say */
+    signal(SIGSEGV, on_crash);
+    signal(SIGBUS, on_crash);
+    signal(SIGFPE, on_crash);
+#endif
     for (int i = 1; i < argc; i++) {
         struct stat st;
         if (stat(argv[i], &st) != 0) {

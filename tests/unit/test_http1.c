@@ -314,6 +314,12 @@ static const bad_t bad_requests[] = {
     BAD("method-ctl", "G\x01T / HTTP/1.1\r\n" H "\r\n", METHOD, 400),
     BAD("method-paren", "GE(T / HTTP/1.1\r\n" H "\r\n", METHOD, 400),
     BAD("method-tab", "GET\t/ HTTP/1.1\r\n" H "\r\n", METHOD, 400),
+    /* tokens, but refused like nginx: a backend that upper-cases methods
+     * would undo route method restrictions */
+    BAD("method-lowercase", "get / HTTP/1.1\r\n" H "\r\n", METHOD, 400),
+    BAD("method-mixed-case", "Get / HTTP/1.1\r\n" H "\r\n", METHOD, 400),
+    BAD("method-digit", "G3T / HTTP/1.1\r\n" H "\r\n", METHOD, 400),
+    BAD("method-tchar-punct", "GET! / HTTP/1.1\r\n" H "\r\n", METHOD, 400),
     BAD("method-33-chars", "ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFG / HTTP/1.1\r\n" H "\r\n", METHOD,
         400),
     BAD("version-lowercase", "GET / http/1.1\r\n" H "\r\n", VERSION, 400),
@@ -585,10 +591,10 @@ static const good_t good_requests[] = {
      .path = "/c",
      .host = "a",
      .nh = 1},
-    {.name = "lowercase-method-is-other",
-     RAW("get / HTTP/1.1\r\n" H "\r\n"),
+    {.name = "method-with-dash-and-underscore",
+     RAW("VERSION-CONTROL_X / HTTP/1.1\r\n" H "\r\n"),
      .mid = PC_M_OTHER,
-     .method = "get",
+     .method = "VERSION-CONTROL_X",
      .target = "/",
      .path = "/",
      .host = "a",
@@ -978,7 +984,9 @@ TEST(valid_requests)
             check_slice_in_head(r.headers[k].name, head, hl);
             check_slice_in_head(r.headers[k].value, head, hl);
             CHECK(r.headers[k].name.n > 0);
-            CHECK(!(r.headers[k].flags & PC_HDR_F_DROP));
+            /* names with '_' are not forwarded (CGI-style aliasing of '-') */
+            CHECK(!!(r.headers[k].flags & PC_HDR_F_DROP) ==
+                  !!memchr(r.headers[k].name.p, '_', r.headers[k].name.n));
             if (r.headers[k].id == PC_HDR_HOST)
                 CHECK(!(r.headers[k].flags & PC_HDR_F_HOP));
         }
@@ -1523,7 +1531,12 @@ static const resp_t responses[] = {
              PC_M_GET, TE_UNSUPPORTED),
     RESP_BAD("te-http10", "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", PC_M_GET,
              TE_HTTP10),
-    RESP_BAD("no-space-after-status", "HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n", PC_M_GET,
+    /* the SP before an empty reason is often missing; still unambiguous */
+    RESP_OK("no-space-after-status", "HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n", PC_M_GET, 200,
+            "", 1, PC_BODY_LENGTH, 0, 1, 1),
+    RESP_BAD("tab-after-status", "HTTP/1.1 200\tOK\r\nContent-Length: 0\r\n\r\n", PC_M_GET,
+             STATUS_LINE),
+    RESP_BAD("status-then-letter", "HTTP/1.1 200OK\r\nContent-Length: 0\r\n\r\n", PC_M_GET,
              STATUS_LINE),
     RESP_BAD("two-digit-status", "HTTP/1.1 20 OK\r\n\r\n", PC_M_GET, STATUS_LINE),
     RESP_BAD("four-digit-status", "HTTP/1.1 2000 OK\r\n\r\n", PC_M_GET, STATUS_LINE),
