@@ -48,6 +48,7 @@ int pc_conn_accept(pc_worker_t *w, int fd, const struct sockaddr *peer,
     c->w = w;
     c->listener = listener;
     c->peer = pc_ip_from_sockaddr(peer);
+    pc_ip_format(c->peer, c->peer_str);
     c->per_ip = (unsigned)per_ip;
     pc_sock_nodelay(fd);
     pc_sock_init(&c->sock, w->base, fd, conn_event, c);
@@ -333,7 +334,9 @@ static void conn_event(evutil_socket_t fd, short what, void *arg)
 {
     pc_conn_t *c = arg;
     (void)fd;
-    pc_sock_mark(&c->sock, what);
+    what = pc_sock_events(&c->sock, what);
+    if (!what)
+        return; /* a timer that fired early, now re-armed */
     switch (c->state) {
     case PC_CS_IDLE:
     case PC_CS_HEAD:

@@ -33,6 +33,7 @@ struct pc_conn_s {
     pc_http_scan_t scan;
     pc_req_t *req;
     pc_ip_t peer;
+    char peer_str[46];   /* text form of peer, for X-Forwarded-For and logs */
     uint8_t state;       /* pc_conn_state_e */
     int64_t deadline;    /* ms (worker clock) for IDLE, HEAD and LINGER */
     unsigned requests;   /* requests started on this connection */

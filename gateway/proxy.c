@@ -45,6 +45,12 @@ static void put_c(out_t *o, const char *s)
     put(o, s, strlen(s));
 }
 
+static void put_u64(out_t *o, uint64_t v)
+{
+    char d[20];
+    put(o, d, pc_u64_dec(v, d));
+}
+
 static void put_field(out_t *o, const char *name, pc_str_t v)
 {
     put_c(o, name);
@@ -78,8 +84,6 @@ static int build_request_head(pc_req_t *r)
     put_c(&o, " HTTP/1.1\r\n");
     const pc_http_header_t *xfp = NULL, *xfh = NULL;
     int first_xff = 1;
-    char peer[46];
-    pc_ip_format(r->conn->peer, peer);
     for (uint32_t i = 0; i < h->nheaders; i++) {
         const pc_http_header_t *f = &h->headers[i];
         if (f->flags & (PC_HDR_F_HOP | PC_HDR_F_DROP))
@@ -111,7 +115,7 @@ static int build_request_head(pc_req_t *r)
         put_c(&o, "X-Forwarded-For: ");
     else
         put(&o, ", ", 2);
-    put_c(&o, peer);
+    put_c(&o, r->conn->peer_str);
     put(&o, "\r\n", 2);
     if (!h->host.p) {
         /* HTTP/1.0 without Host: name the server we are talking to */
@@ -129,9 +133,9 @@ static int build_request_head(pc_req_t *r)
     if (h->body == PC_BODY_CHUNKED) {
         put_c(&o, "Transfer-Encoding: chunked\r\n");
     } else if (h->body == PC_BODY_LENGTH) {
-        char cl[48];
-        int n = snprintf(cl, sizeof(cl), "Content-Length: %lld\r\n", (long long)h->content_length);
-        put(&o, cl, (size_t)n);
+        put_c(&o, "Content-Length: ");
+        put_u64(&o, (uint64_t)h->content_length);
+        put(&o, "\r\n", 2);
     }
     put(&o, "\r\n", 2);
     if (o.n > o.cap)
@@ -166,9 +170,9 @@ static int build_response_head(pc_req_t *r, uint8_t *out_kind)
     out_t o = {pc_arena_alloc(&r->arena, cap), 0, cap};
     if (!o.p)
         return -1;
-    char line[64];
-    int n = snprintf(line, sizeof(line), "HTTP/1.1 %u ", s->status);
-    put(&o, line, (size_t)n);
+    put_c(&o, "HTTP/1.1 ");
+    put_u64(&o, s->status);
+    put(&o, " ", 1);
     put_s(&o, s->reason.n ? s->reason : pc_str_cstr(pc_http_reason(s->status)));
     put(&o, "\r\n", 2);
     int has_date = 0, has_rid = 0;
@@ -190,8 +194,9 @@ static int build_response_head(pc_req_t *r, uint8_t *out_kind)
     if (!has_rid)
         put_field(&o, "X-Request-Id", pc_str_make(r->id, r->id_len));
     if (out == PC_BODY_LENGTH) {
-        n = snprintf(line, sizeof(line), "Content-Length: %lld\r\n", (long long)s->content_length);
-        put(&o, line, (size_t)n);
+        put_c(&o, "Content-Length: ");
+        put_u64(&o, (uint64_t)s->content_length);
+        put(&o, "\r\n", 2);
     } else if (out == PC_BODY_CHUNKED) {
         put_c(&o, "Transfer-Encoding: chunked\r\n");
     } else if (cl && (r->http.method_id == PC_M_HEAD || s->status == 304)) {

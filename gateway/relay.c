@@ -3,7 +3,6 @@
  */
 #include "relay.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #include "http1.h"
@@ -135,8 +134,16 @@ static int queue_slice(pc_relay_t *rl, const char *data, size_t len)
     if (rl->out == PC_BODY_NONE)
         return 0;
     if (rl->out == PC_BODY_CHUNKED) {
-        int n = snprintf(rl->chunk_hdr, sizeof(rl->chunk_hdr), "%zx\r\n", len);
-        queue(rl, rl->chunk_hdr, (size_t)n);
+        static const char hex[] = "0123456789abcdef";
+        char *h = rl->chunk_hdr + sizeof(rl->chunk_hdr);
+        *--h = '\n';
+        *--h = '\r';
+        size_t v = len;
+        do {
+            *--h = hex[v & 15];
+            v >>= 4;
+        } while (v);
+        queue(rl, h, (size_t)(rl->chunk_hdr + sizeof(rl->chunk_hdr) - h));
         queue(rl, data, len);
         queue(rl, "\r\n", 2);
     } else {

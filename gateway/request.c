@@ -51,10 +51,9 @@ int pc_req_init(pc_req_t *r, pc_conn_t *conn)
     w->inflight++;
     r->reply = -1;
     r->state = PC_RS_FILTERS;
-    gettimeofday(&r->start, NULL);
+    event_base_gettimeofday_cached(w->base, &r->start);
     r->start_us = pc_now_us();
     r->client_ip = conn->peer;
-    pc_ip_format(conn->peer, r->client_ip_str);
     pc_worker_random_hex(w, r->id);
     r->id_len = 32;
     return 0;
@@ -94,7 +93,6 @@ static void resolve_client_ip(pc_req_t *r)
     }
 done:
     r->client_ip = client;
-    pc_ip_format(client, r->client_ip_str);
 }
 
 static void run_filters(pc_req_t *r)
@@ -315,7 +313,13 @@ static void access_log(pc_req_t *r)
     pc_time_iso(&r->start, ts);
     size_t o = (size_t)snprintf(out, cap, "{\"ts\":\"%s\"", ts);
     o += json_str(out + o, cap - o, "request_id", r->id, r->id_len);
-    o += json_str(out + o, cap - o, "client_ip", r->client_ip_str, strlen(r->client_ip_str));
+    char ip[46];
+    const char *cip = r->conn->peer_str;
+    if (r->client_ip.hi != r->conn->peer.hi || r->client_ip.lo != r->conn->peer.lo) {
+        pc_ip_format(r->client_ip, ip);
+        cip = ip;
+    }
+    o += json_str(out + o, cap - o, "client_ip", cip, strlen(cip));
     o += json_str(out + o, cap - o, "method", r->http.method.p,
                   r->http.method.n > 64 ? 64 : r->http.method.n);
     pc_str_t path = r->path.p ? r->path : r->http.path;

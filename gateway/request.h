@@ -68,11 +68,10 @@ struct pc_req_s {
     pc_http_request_t http; /* slices into the connection's buffer */
     pc_str_t path;          /* normalised path, in the arena */
     pc_ip_t client_ip;      /* after trusted proxies */
-    char client_ip_str[46];
-    char id[40]; /* X-Request-Id (received if well formed, else generated) */
+    char id[40];            /* X-Request-Id (received if well formed, else generated) */
     size_t id_len;
 
-    struct timeval start; /* wall clock, for the log's ts */
+    struct timeval start; /* wall clock (the loop's), for the log's ts */
     int64_t start_us;     /* monotonic, for durations */
     uint8_t state;        /* pc_req_state_e */
 

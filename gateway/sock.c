@@ -9,6 +9,22 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+static int64_t now_ms(pc_sock_t *s)
+{
+    struct timeval tv;
+    event_base_gettimeofday_cached(s->base, &tv);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static void add_timer(pc_sock_t *s, int64_t ms)
+{
+    if (ms < 0)
+        ms = 0;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    event_add(&s->ev, &tv);
+    s->armed = 1;
+}
+
 void pc_sock_init(pc_sock_t *s, struct event_base *base, int fd, event_callback_fn cb, void *arg)
 {
     s->fd = fd;
@@ -17,16 +33,39 @@ void pc_sock_init(pc_sock_t *s, struct event_base *base, int fd, event_callback_
     s->eof = 0;
     s->rdhup = 0;
     s->armed = 0;
+    s->timeout_ms = -1;
+    s->base = base;
     event_assign(&s->ev, base, fd, EV_READ | EV_WRITE | EV_CLOSED | EV_ET | EV_PERSIST, cb, arg);
 }
 
 void pc_sock_arm(pc_sock_t *s, int64_t ms)
 {
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-    if (ms < 0)
-        tv.tv_sec = 0, tv.tv_usec = 0;
-    event_add(&s->ev, &tv);
-    s->armed = 1;
+    s->active_ms = now_ms(s);
+    if (s->armed && s->timeout_ms == ms)
+        return;
+    s->timeout_ms = ms;
+    add_timer(s, ms);
+}
+
+short pc_sock_events(pc_sock_t *s, short what)
+{
+    int64_t now = now_ms(s);
+    if (what & (EV_READ | EV_CLOSED))
+        s->rd_ready = 1;
+    if (what & EV_CLOSED)
+        s->rdhup = 1;
+    if (what & EV_WRITE)
+        s->wr_ready = 1;
+    if (what & EV_TIMEOUT) {
+        int64_t left = s->active_ms + s->timeout_ms - now;
+        if (left > 0) {
+            add_timer(s, left); /* fired early: armed before the last activity */
+            what &= (short)~EV_TIMEOUT;
+        }
+    } else {
+        s->active_ms = now;
+    }
+    return what;
 }
 
 ssize_t pc_sock_read(pc_sock_t *s, char *buf, size_t n)

@@ -28,6 +28,9 @@ typedef struct pc_sock_s {
     unsigned eof : 1;   /* the peer closed its sending side (read returned 0) */
     unsigned rdhup : 1; /* the kernel reported the peer's FIN (EV_CLOSED) */
     unsigned armed : 1; /* the event is registered */
+    int64_t timeout_ms; /* the inactivity timeout in force */
+    int64_t active_ms;  /* last activity or (re)arm, on the loop's clock */
+    struct event_base *base;
     struct event ev;
 } pc_sock_t;
 
@@ -35,19 +38,19 @@ typedef struct pc_sock_s {
  * events. Nothing is registered until pc_sock_arm. */
 void pc_sock_init(pc_sock_t *s, struct event_base *base, int fd, event_callback_fn cb, void *arg);
 
-/* (Re)arms the event with a timeout of ms milliseconds from now. */
+/*
+ * Sets the inactivity timeout: the event fires when nothing happened on the
+ * socket for ms milliseconds. Re-arming with the interval already in force
+ * only records the time (no event_add): an early timer is re-armed for the
+ * rest of the interval when it fires, in pc_sock_events. So the common case —
+ * the same timeout state after state — costs no timer-heap work.
+ */
 void pc_sock_arm(pc_sock_t *s, int64_t ms);
 
-/* Records what an event reported. */
-static inline void pc_sock_mark(pc_sock_t *s, short what)
-{
-    if (what & (EV_READ | EV_CLOSED))
-        s->rd_ready = 1;
-    if (what & EV_CLOSED)
-        s->rdhup = 1;
-    if (what & EV_WRITE)
-        s->wr_ready = 1;
-}
+/* Records what an event reported and returns it, minus EV_TIMEOUT when the
+ * timer fired before the socket was really inactive for the interval (it is
+ * then re-armed). Call it first thing in the event callback. */
+short pc_sock_events(pc_sock_t *s, short what);
 
 /* Reads up to n bytes: > 0 bytes read, 0 at end of stream, PC_IO_AGAIN or
  * PC_IO_ERR. */

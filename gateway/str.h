@@ -60,6 +60,10 @@ int pc_str_to_u64(pc_str_t s, uint64_t max, uint64_t *out);
  * 255; used for "did you mean" hints. */
 unsigned pc_edit_distance(const char *a, const char *b);
 
+/* Writes v in decimal into out (at least 20 bytes, no NUL); returns the
+ * length. The request path's replacement for snprintf("%llu"). */
+size_t pc_u64_dec(uint64_t v, char *out);
+
 /* Writes the lowercase hex form of n bytes into out (2n chars, no NUL). */
 void pc_hex_encode(const unsigned char *in, size_t n, char *out);
 

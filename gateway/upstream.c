@@ -43,7 +43,9 @@ static void upconn_event(evutil_socket_t fd, short what, void *arg)
 {
     pc_upconn_t *u = arg;
     (void)fd;
-    pc_sock_mark(&u->sock, what);
+    what = pc_sock_events(&u->sock, what);
+    if (!what)
+        return;
     if (u->state == PC_UP_IDLE) {
         /* An idle connection has nothing to say: data, EOF or the idle
          * timeout all end it. Write readiness alone is not news. */
