@@ -302,6 +302,7 @@ def test_fast_enough_body_passes_min_body_rate(gateway, upstream):
 
 def test_max_connections_per_ip(gateway, upstream):
     g = gateway(limits={"max_connections_per_ip": "3"})
+    time.sleep(0.3)  # let the fixture's readiness probe connection be closed and uncounted
     held = [connect(g.port) for _ in range(3)]
     for s in held:  # an answer proves the connection was accepted and counted
         s.sendall(b"GET /held HTTP/1.1\r\nHost: a\r\n\r\n")
