@@ -69,12 +69,12 @@ $(BUILD)/demo-upstream: bench/upstream.c
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(GW_LIB_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Igateway -Itests/unit -o $@ $^ $(LDLIBS_ALL)
+	$(CC) $(ALL_CFLAGS) -iquote gateway -iquote tests/unit -o $@ $^ $(LDLIBS_ALL)
 
 # Each fuzz target linked with a plain main() that replays its corpus.
 $(BUILD)/replay/%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(GW_LIB_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Igateway -o $@ $^ $(LDLIBS_ALL)
+	$(CC) $(ALL_CFLAGS) -iquote gateway -o $@ $^ $(LDLIBS_ALL)
 
 test: all
 	@scripts/deps.sh test
@@ -92,7 +92,9 @@ conftest: $(BUILD)/portcullis
 e2e: $(BUILD)/portcullis $(BUILD)/portcullis-test $(BUILD)/demo-upstream
 	PORTCULLIS_BUILD=$(BUILD) $(PYTEST) -q tests/e2e
 
-FUZZ_CFLAGS = -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) -Igateway
+FUZZ_CFLAGS = -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) -iquote gateway
+# Each target runs FUZZ_SECONDS on the seeds plus its growing corpus under
+# build/fuzz; a crash fails the target and leaves the input in build/fuzz/.
 fuzz: deps
 	@scripts/deps.sh fuzz
 	@mkdir -p build/fuzz
@@ -101,7 +103,9 @@ fuzz: deps
 	  mkdir -p build/fuzz/corpus-$$n; \
 	  echo "fuzz $$n for $(FUZZ_SECONDS)s"; \
 	  build/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -dict=tests/fuzz/http.dict -print_final_stats=1 \
-	    build/fuzz/corpus-$$n tests/fuzz/corpus/$$n 2>&1 | tail -n 12; \
+	    -artifact_prefix=build/fuzz/$$n- build/fuzz/corpus-$$n tests/fuzz/corpus/$$n \
+	    > build/fuzz/$$n.log 2>&1 || { tail -n 40 build/fuzz/$$n.log; exit 1; }; \
+	  grep -E '^Done|number_of_executed_units' build/fuzz/$$n.log; \
 	done
 
 run: all
