@@ -10,7 +10,7 @@
  *                     204 and 304 carry neither body nor Content-Length
  *   anything else     200 {"service":"demo-upstream","method":..,"path":<target>,
  *                     "body_bytes":..,"x_forwarded_for":..,"x_request_id":..}
- *                     (the header values JSON-escaped, null when absent)
+ *                     (header values JSON-escaped, null when absent)
  * Request bodies (Content-Length or chunked) are read, counted and discarded.
  * Keep-alive and pipelining are supported, HEAD gets headers only, malformed
  * requests get 400 and a close, heads over 64 KiB get 431 and a close.
@@ -21,9 +21,9 @@
  *   stdout; --quiet only drops the startup note on stderr.  Nothing is logged per
  *   request.  SIGINT/SIGTERM exit 0.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -57,8 +57,8 @@ enum { PH_HEAD, PH_CL, PH_CSIZE, PH_CDATA, PH_CCRLF, PH_TRAILER, PH_LINGER };
 enum { P_MORE, P_FLUSH, P_DEAD };
 
 struct span {
-    uint32_t off, len;
-}; /* offsets from the start of the request head */
+    uint32_t off, len; /* from the start of the request head */
+};
 
 struct conn {
     int fd;
@@ -92,87 +92,43 @@ struct thr {
 static bool tchar[256];
 static char pattern[PAT_BUF + PAT_LEN];
 
-static const char CT_JSON[] = "application/json";
-static const char CT_OCTET[] = "application/octet-stream";
+static const char CT_JSON[] = "Content-Type: application/json\r\n";
+static const char CT_OCTET[] = "Content-Type: application/octet-stream\r\n";
 
-static const char *reason(int s)
+/* "|NNNReason" entries; the ones a benchmark hits come first. */
+static const char reasons[] =
+    "|200OK|204No Content|400Bad Request|404Not Found|201Created|202Accepted|206Partial Content"
+    "|301Moved Permanently|302Found|303See Other|304Not Modified|307Temporary Redirect"
+    "|308Permanent Redirect|401Unauthorized|403Forbidden|405Method Not Allowed"
+    "|408Request Timeout|409Conflict|410Gone|413Content Too Large|415Unsupported Media Type"
+    "|418I'm a teapot|422Unprocessable Content|429Too Many Requests"
+    "|431Request Header Fields Too Large|500Internal Server Error|501Not Implemented"
+    "|502Bad Gateway|503Service Unavailable|504Gateway Timeout|";
+
+static int reason(int s, const char **text)
 {
-    switch (s) {
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 202:
-        return "Accepted";
-    case 204:
-        return "No Content";
-    case 206:
-        return "Partial Content";
-    case 301:
-        return "Moved Permanently";
-    case 302:
-        return "Found";
-    case 303:
-        return "See Other";
-    case 304:
-        return "Not Modified";
-    case 307:
-        return "Temporary Redirect";
-    case 308:
-        return "Permanent Redirect";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 408:
-        return "Request Timeout";
-    case 409:
-        return "Conflict";
-    case 410:
-        return "Gone";
-    case 413:
-        return "Content Too Large";
-    case 415:
-        return "Unsupported Media Type";
-    case 422:
-        return "Unprocessable Content";
-    case 429:
-        return "Too Many Requests";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 501:
-        return "Not Implemented";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
+    char key[5] = {'|', (char)('0' + s / 100 % 10), (char)('0' + s / 10 % 10), (char)('0' + s % 10),
+                   0};
+    const char *p = strstr(reasons, key);
+    if (p) {
+        *text = p + 4;
+        return (int)strcspn(p + 4, "|");
     }
-    return s < 300   ? "Success"
-           : s < 400 ? "Redirection"
-           : s < 500 ? "Client Error"
-                     : "Server Error";
+    *text = s < 300   ? "Success"
+            : s < 400 ? "Redirection"
+            : s < 500 ? "Client Error"
+                      : "Server Error";
+    return (int)strlen(*text);
 }
 
-/* ---- output building (callers reserve room first) ---- */
+/* ---- output, built in the thread's buffer (callers reserve room first) ---- */
 
 static bool out_reserve(struct thr *t, size_t n)
 {
-    if (t->ocap - t->olen >= n)
-        return true;
-    size_t ncap = t->ocap * 2;
+    size_t ncap = t->ocap;
     while (ncap - t->olen < n)
         ncap *= 2;
-    char *nb = realloc(t->out, ncap);
+    char *nb = ncap == t->ocap ? t->out : realloc(t->out, ncap);
     if (!nb)
         return false;
     t->out = nb;
@@ -180,10 +136,17 @@ static bool out_reserve(struct thr *t, size_t n)
     return true;
 }
 
-static void put(struct thr *t, const void *p, size_t n)
+/* Copies s to o + at unless o is NULL (a measuring pass); returns n. */
+static size_t cpy(char *o, size_t at, const char *s, size_t n)
 {
-    memcpy(t->out + t->olen, p, n);
-    t->olen += n;
+    if (o)
+        memcpy(o + at, s, n);
+    return n;
+}
+
+static void put(struct thr *t, const char *s, size_t n)
+{
+    t->olen += cpy(t->out, t->olen, s, n);
 }
 
 #define PUTS(t, s) put((t), (s), sizeof(s) - 1)
@@ -200,66 +163,51 @@ static size_t u64_str(char out[24], uint64_t v)
     return sizeof tmp - i;
 }
 
-static void put_u64(struct thr *t, uint64_t v)
+/* JSON-escapes s to o + at (or only measures); \u00XX keeps the output ASCII. */
+static size_t esc(char *o, size_t at, const unsigned char *s, size_t n)
 {
-    char d[24];
-    put(t, d, u64_str(d, v));
-}
-
-static size_t esc_len(const unsigned char *s, size_t n)
-{
-    size_t r = n;
+    static const char hex[] = "0123456789abcdef";
+    size_t r = 0;
     for (size_t i = 0; i < n; i++) {
-        if (s[i] == '"' || s[i] == '\\')
-            r += 1;
-        else if (s[i] < 0x20 || s[i] >= 0x7f)
-            r += 5; /* \u00XX keeps the JSON valid ASCII whatever the bytes were */
+        unsigned char ch = s[i];
+        char e[6] = {'\\', (char)ch, 0, 0, 0, 0};
+        if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\') {
+            if (o)
+                o[at + r] = (char)ch;
+            r++;
+            continue;
+        }
+        size_t k = 2;
+        if (ch < 0x20 || ch >= 0x7f) {
+            memcpy(e, "\\u00", 4);
+            e[4] = hex[ch >> 4];
+            e[5] = hex[ch & 15];
+            k = 6;
+        }
+        r += cpy(o, at + r, e, k);
     }
     return r;
 }
 
-static void put_esc(struct thr *t, const unsigned char *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    char *o = t->out + t->olen;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = s[i];
-        if (ch == '"' || ch == '\\') {
-            *o++ = '\\';
-            *o++ = (char)ch;
-        } else if (ch < 0x20 || ch >= 0x7f) {
-            memcpy(o, "\\u00", 4);
-            o[4] = hex[ch >> 4];
-            o[5] = hex[ch & 15];
-            o += 6;
-        } else {
-            *o++ = (char)ch;
-        }
-    }
-    t->olen = (size_t)(o - t->out);
-}
-
-/* clen < 0: no Content-Length (204/304).  Also reserves `extra` bytes for the body. */
+/* clen < 0: neither Content-Type nor Content-Length (204/304).  Reserves `extra` more. */
 static bool put_head(struct thr *t, struct conn *c, int status, const char *ctype, int64_t clen,
                      size_t extra)
 {
+    char num[24];
+    const char *r;
+    size_t rl = (size_t)reason(status, &r);
     if (!out_reserve(t, 512 + extra))
         return false;
-    const char *r = reason(status);
     PUTS(t, "HTTP/1.1 ");
-    put_u64(t, (uint64_t)status);
+    put(t, num, u64_str(num, (uint64_t)status));
     PUTS(t, " ");
-    put(t, r, strlen(r));
+    put(t, r, rl);
     PUTS(t, "\r\nServer: demo-upstream\r\n");
     put(t, t->date, t->date_len);
-    if (ctype) {
-        PUTS(t, "Content-Type: ");
-        put(t, ctype, strlen(ctype));
-        PUTS(t, "\r\n");
-    }
     if (clen >= 0) {
+        put(t, ctype, strlen(ctype));
         PUTS(t, "Content-Length: ");
-        put_u64(t, (uint64_t)clen);
+        put(t, num, u64_str(num, (uint64_t)clen));
         PUTS(t, "\r\n");
     }
     if (c->closing)
@@ -272,11 +220,10 @@ static bool put_head(struct thr *t, struct conn *c, int status, const char *ctyp
 
 static bool simple(struct thr *t, struct conn *c, int status, const char *body, size_t blen)
 {
-    if (status == 204 || status == 304)
-        return put_head(t, c, status, NULL, -1, 0);
-    if (!put_head(t, c, status, CT_JSON, (int64_t)blen, blen))
+    bool nobody = status == 204 || status == 304;
+    if (!put_head(t, c, status, CT_JSON, nobody ? -1 : (int64_t)blen, blen))
         return false;
-    if (!c->head_only)
+    if (!c->head_only && !nobody)
         put(t, body, blen);
     return true;
 }
@@ -285,50 +232,44 @@ static bool simple(struct thr *t, struct conn *c, int status, const char *body, 
 static int fail(struct thr *t, struct conn *c, int status)
 {
     char body[80];
-    int n = snprintf(body, sizeof body, "{\"error\":\"%s\"}", reason(status));
+    const char *r;
+    int rl = reason(status, &r), n = snprintf(body, sizeof body, "{\"error\":\"%.*s\"}", rl, r);
     c->closing = true;
     return simple(t, c, status, body, (size_t)n) ? -1 : -2;
 }
 
 static bool respond_echo(struct thr *t, struct conn *c)
 {
-    static const char e1[] = "{\"service\":\"demo-upstream\",\"method\":\"",
-                      e2[] = "\",\"path\":\"", e3[] = "\",\"body_bytes\":",
-                      e4[] = ",\"x_forwarded_for\":", e5[] = ",\"x_request_id\":";
+    static const char *const keys[] = {"{\"service\":\"demo-upstream\",\"method\":", ",\"path\":",
+                                       ",\"x_forwarded_for\":", ",\"x_request_id\":"};
+    const struct span *vals[] = {&c->meth, &c->target, &c->xff, &c->xrid};
     const unsigned char *h = (const unsigned char *)c->buf + c->rstart;
-    char num[24];
-    size_t nl = u64_str(num, c->body_bytes);
-    size_t ml = esc_len(h + c->meth.off, c->meth.len);
-    size_t tl = esc_len(h + c->target.off, c->target.len);
-    size_t xl = c->xff.off == ABSENT ? 4 : esc_len(h + c->xff.off, c->xff.len) + 2;
-    size_t rl = c->xrid.off == ABSENT ? 4 : esc_len(h + c->xrid.off, c->xrid.len) + 2;
-    size_t blen =
-        sizeof e1 + sizeof e2 + sizeof e3 + sizeof e4 + sizeof e5 - 5 + ml + tl + nl + xl + rl + 1;
-    if (!put_head(t, c, 200, CT_JSON, (int64_t)blen, blen))
-        return false;
-    if (c->head_only)
-        return true;
-    PUTS(t, e1);
-    put_esc(t, h + c->meth.off, c->meth.len);
-    PUTS(t, e2);
-    put_esc(t, h + c->target.off, c->target.len);
-    PUTS(t, e3);
-    put(t, num, nl);
-    const struct span *opt[2] = {&c->xff, &c->xrid};
-    for (int i = 0; i < 2; i++) {
-        if (i == 0)
-            PUTS(t, e4);
-        else
-            PUTS(t, e5);
-        if (opt[i]->off == ABSENT) {
-            PUTS(t, "null");
-        } else {
-            PUTS(t, "\"");
-            put_esc(t, h + opt[i]->off, opt[i]->len);
-            PUTS(t, "\"");
+    char num[40] = ",\"body_bytes\":";
+    size_t nl = 14 + u64_str(num + 14, c->body_bytes);
+    /* pass 0 measures for Content-Length, pass 1 writes: no allocation, one buffer */
+    for (int pass = 0; pass < 2; pass++) {
+        char *o = pass ? t->out + t->olen : NULL;
+        size_t n = 0;
+        for (int i = 0; i < 4; i++) {
+            n += cpy(o, n, keys[i], strlen(keys[i]));
+            if (vals[i]->off == ABSENT) {
+                n += cpy(o, n, "null", 4);
+            } else {
+                n += cpy(o, n, "\"", 1);
+                n += esc(o, n, h + vals[i]->off, vals[i]->len);
+                n += cpy(o, n, "\"", 1);
+            }
+            if (i == 1)
+                n += cpy(o, n, num, nl);
         }
+        n += cpy(o, n, "}", 1);
+        if (pass == 1)
+            t->olen += n;
+        else if (!put_head(t, c, 200, CT_JSON, (int64_t)n, n))
+            return false;
+        else if (c->head_only)
+            return true;
     }
-    PUTS(t, "}");
     return true;
 }
 
@@ -346,19 +287,15 @@ static bool parse_dec(const char *s, size_t n, size_t maxdigits, uint64_t *out)
     return true;
 }
 
-/* The request (head and body) is complete: answer it and move to the next one. */
+/* The request (head and body) is complete: answer it and move on to the next one. */
 static int finish(struct thr *t, struct conn *c)
 {
-    const char *tg = c->buf + c->rstart + c->target.off;
-    size_t pl = c->target.len;
-    const char *q = memchr(tg, '?', pl);
-    bool ok;
+    const char *tg = c->buf + c->rstart + c->target.off, *q = memchr(tg, '?', c->target.len);
+    size_t pl = q ? (size_t)(q - tg) : c->target.len;
+    bool ok, get = (c->meth.len == 3 && !memcmp(c->buf + c->rstart, "GET", 3)) || c->head_only;
     uint64_t n;
-    if (q)
-        pl = (size_t)(q - tg);
     if (!c->keep)
         c->closing = true;
-    bool get = (c->meth.len == 3 && !memcmp(c->buf + c->rstart, "GET", 3)) || c->head_only;
     if (pl == 7 && !memcmp(tg, "/health", 7) && get) {
         ok = simple(t, c, 200, "{\"status\":\"ok\"}", 15);
     } else if (pl >= 7 && !memcmp(tg, "/bytes/", 7)) {
@@ -366,19 +303,18 @@ static int finish(struct thr *t, struct conn *c)
             ok = simple(t, c, 400, "{\"error\":\"N must be 0..68719476736\"}", 36);
         } else {
             ok = put_head(t, c, 200, CT_OCTET, (int64_t)n, 0);
-            if (!c->head_only) {
-                c->stream_left = n;
-                c->stream_pos = 0;
-            }
+            c->stream_left = c->head_only ? 0 : n;
+            c->stream_pos = 0;
         }
     } else if (pl >= 8 && !memcmp(tg, "/status/", 8)) {
         if (!parse_dec(tg + 8, pl - 8, 3, &n) || n < 200 || n > 599) {
             ok = simple(t, c, 400, "{\"error\":\"status must be 200..599\"}", 35);
         } else {
             char body[96];
-            int bl = snprintf(body, sizeof body, "{\"status\":%d,\"reason\":\"%s\"}", (int)n,
-                              reason((int)n));
-            ok = simple(t, c, (int)n, body, (size_t)bl);
+            const char *r;
+            int s = (int)n, rl = reason(s, &r);
+            int bl = snprintf(body, sizeof body, "{\"status\":%d,\"reason\":\"%.*s\"}", s, rl, r);
+            ok = simple(t, c, s, body, (size_t)bl);
         }
     } else {
         ok = respond_echo(t, c);
@@ -388,6 +324,14 @@ static int finish(struct thr *t, struct conn *c)
     if (c->rstart == c->len)
         c->rstart = c->cur = c->len = 0;
     return ok ? 1 : -2;
+}
+
+static bool has_ctl(const unsigned char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f)
+            return true;
+    return false;
 }
 
 /* 1: head handled, 0: need more input, -1: error answered, -2: out of memory */
@@ -419,9 +363,9 @@ static int parse_head(struct thr *t, struct conn *c)
         return fail(t, c, 431);
 
     const unsigned char *h = (const unsigned char *)b + c->rstart;
-    size_t hl = c->hend - c->rstart, i = 0;
-    const unsigned char *eol = memchr(h, '\n', hl);
-    size_t ll = (size_t)(eol - h);
+    size_t hl = c->hend - c->rstart, i = 0,
+           ll = (size_t)((const unsigned char *)memchr(h, '\n', hl) - h);
+    size_t pos = ll + 1;
     c->head_only = false;
     if (ll && h[ll - 1] == '\r')
         ll--;
@@ -444,23 +388,19 @@ static int parse_head(struct thr *t, struct conn *c)
 
     bool te = false, has_cl = false, close_tok = false, ka_tok = false, expect = false;
     uint64_t cl = 0;
-    size_t pos = ll + 1;
-    if (h[pos - 1] == '\r')
-        pos++;
     c->xff.off = c->xrid.off = ABSENT;
     for (;;) {
         const unsigned char *ln = h + pos;
-        eol = memchr(ln, '\n', hl - pos); /* found: the head ends with a blank line */
-        size_t n = (size_t)(eol - ln), k = 0;
+        /* always found: the head ends with a blank line */
+        size_t n = (size_t)((const unsigned char *)memchr(ln, '\n', hl - pos) - ln), k = 0;
         pos += n + 1;
         if (n && ln[n - 1] == '\r')
             n--;
         if (n == 0)
             break;
-        if (ln[0] == ' ' || ln[0] == '\t')
-            return fail(t, c, 400); /* obsolete line folding */
         while (k < n && tchar[ln[k]])
             k++;
+        /* rejects obsolete line folding too: a leading space is not a token */
         if (k == 0 || k >= n || ln[k] != ':')
             return fail(t, c, 400);
         size_t vs = k + 1, ve = n;
@@ -468,9 +408,8 @@ static int parse_head(struct thr *t, struct conn *c)
             vs++;
         while (ve > vs && (ln[ve - 1] == ' ' || ln[ve - 1] == '\t'))
             ve--;
-        for (size_t j = vs; j < ve; j++)
-            if ((ln[j] < 0x20 && ln[j] != '\t') || ln[j] == 0x7f)
-                return fail(t, c, 400);
+        if (has_ctl(ln + vs, ve - vs))
+            return fail(t, c, 400);
         const char *v = (const char *)ln + vs, *name = (const char *)ln;
         size_t vl = ve - vs;
         struct span here = {(uint32_t)(ln - h + vs), (uint32_t)vl};
@@ -486,23 +425,21 @@ static int parse_head(struct thr *t, struct conn *c)
                 return fail(t, c, 400);
             te = true;
         } else if (k == 10 && !strncasecmp(name, "connection", 10)) {
-            for (size_t j = 0; j < vl;) {
-                while (j < vl && (v[j] == ',' || v[j] == ' ' || v[j] == '\t'))
-                    j++;
-                size_t s = j;
-                while (j < vl && v[j] != ',' && v[j] != ' ' && v[j] != '\t')
-                    j++;
-                if (j - s == 5 && !strncasecmp(v + s, "close", 5))
-                    close_tok = true;
-                else if (j - s == 10 && !strncasecmp(v + s, "keep-alive", 10))
-                    ka_tok = true;
+            for (size_t s = 0; s < vl;) {
+                const char *comma = memchr(v + s, ',', vl - s);
+                size_t e = comma ? (size_t)(comma - v) : vl, z = e;
+                while (s < z && (v[s] == ' ' || v[s] == '\t'))
+                    s++;
+                while (z > s && (v[z - 1] == ' ' || v[z - 1] == '\t'))
+                    z--;
+                close_tok |= z - s == 5 && !strncasecmp(v + s, "close", 5);
+                ka_tok |= z - s == 10 && !strncasecmp(v + s, "keep-alive", 10);
+                s = e + 1;
             }
         } else if (k == 15 && !strncasecmp(name, "x-forwarded-for", 15)) {
-            if (c->xff.off == ABSENT)
-                c->xff = here;
+            c->xff = c->xff.off == ABSENT ? here : c->xff;
         } else if (k == 12 && !strncasecmp(name, "x-request-id", 12)) {
-            if (c->xrid.off == ABSENT)
-                c->xrid = here;
+            c->xrid = c->xrid.off == ABSENT ? here : c->xrid;
         } else if (k == 6 && !strncasecmp(name, "expect", 6)) {
             expect = vl == 12 && !strncasecmp(v, "100-continue", 12);
         }
@@ -513,14 +450,10 @@ static int parse_head(struct thr *t, struct conn *c)
     c->keep = c->v10 ? ka_tok && !close_tok : !close_tok;
     c->body_bytes = 0;
     c->cur = c->hend;
-    if (te) {
-        c->phase = PH_CSIZE;
-    } else if (cl) {
-        c->phase = PH_CL;
-        c->left = cl;
-    } else {
+    c->left = cl;
+    c->phase = te ? PH_CSIZE : PH_CL;
+    if (!te && !cl)
         return finish(t, c);
-    }
     if (expect && !c->v10) { /* curl waits a second for this before sending large bodies */
         if (!out_reserve(t, 32))
             return -2;
@@ -543,44 +476,27 @@ static bool next_line(struct conn *c, const unsigned char **line, size_t *n)
     return true;
 }
 
-static bool has_ctl(const unsigned char *s, size_t n)
+static int chunk_size(struct thr *t, struct conn *c, const unsigned char *ln, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if ((s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f)
-            return true;
-    return false;
-}
-
-static int chunk_size(struct thr *t, struct conn *c)
-{
-    const unsigned char *ln;
-    size_t n, i = 0;
+    size_t i = 0;
     uint64_t v = 0;
-    if (!next_line(c, &ln, &n))
-        return 0;
     for (; i < n; i++) {
-        int d = ln[i] >= '0' && ln[i] <= '9'                     ? ln[i] - '0'
-                : (ln[i] | 0x20) >= 'a' && (ln[i] | 0x20) <= 'f' ? (ln[i] | 0x20) - 'a' + 10
-                                                                 : -1;
+        int ch = ln[i], lo = ch | 0x20;
+        int d = ch >= '0' && ch <= '9' ? ch - '0' : lo >= 'a' && lo <= 'f' ? lo - 'a' + 10 : -1;
         if (d < 0)
             break;
         if (v > (UINT64_MAX >> 4))
             return fail(t, c, 400);
         v = v << 4 | (uint64_t)d;
     }
-    if (i == 0)
-        return fail(t, c, 400);
+    size_t digits = i;
     while (i < n && (ln[i] == ' ' || ln[i] == '\t'))
         i++;
     /* chunk extensions are allowed and ignored */
-    if ((i < n && ln[i] != ';') || has_ctl(ln + i, n - i))
+    if (digits == 0 || (i < n && ln[i] != ';') || has_ctl(ln + i, n - i))
         return fail(t, c, 400);
-    if (v == 0) {
-        c->phase = PH_TRAILER;
-    } else {
-        c->phase = PH_CDATA;
-        c->left = v;
-    }
+    c->phase = v ? PH_CDATA : PH_TRAILER;
+    c->left = v;
     return 1;
 }
 
@@ -597,72 +513,17 @@ static bool eat(struct conn *c)
     return c->left == 0;
 }
 
-static int process(struct thr *t, struct conn *c)
-{
-    for (;;) {
-        int r = 1;
-        const unsigned char *ln;
-        size_t n;
-        if (c->closing || c->stream_left || t->olen >= OUT_FLUSH)
-            return P_FLUSH;
-        switch (c->phase) {
-        case PH_HEAD:
-            r = parse_head(t, c);
-            break;
-        case PH_CL:
-            if (!eat(c))
-                return P_MORE;
-            r = finish(t, c);
-            break;
-        case PH_CSIZE:
-            r = chunk_size(t, c);
-            break;
-        case PH_CDATA:
-            if (!eat(c))
-                return P_MORE;
-            c->phase = PH_CCRLF;
-            break;
-        case PH_CCRLF:
-            if (c->len - c->cur < 1 || (c->buf[c->cur] == '\r' && c->len - c->cur < 2))
-                return P_MORE;
-            if (c->buf[c->cur] == '\r')
-                c->cur++;
-            if (c->buf[c->cur++] != '\n')
-                r = fail(t, c, 400);
-            else
-                c->phase = PH_CSIZE;
-            break;
-        case PH_TRAILER:
-            if (!next_line(c, &ln, &n))
-                return P_MORE;
-            if (n == 0)
-                r = finish(t, c);
-            else if (!memchr(ln, ':', n) || ln[0] == ':' || has_ctl(ln, n))
-                r = fail(t, c, 400);
-            break;
-        default:
-            return P_MORE;
-        }
-        if (r == 0)
-            return P_MORE;
-        if (r == -2)
-            return P_DEAD;
-    }
-}
-
 /* Buffer full: reclaim consumed bytes, else grow.  False when neither is possible. */
 static bool make_room(struct conn *c)
 {
-    if (c->phase == PH_HEAD) {
-        if (c->rstart) {
-            size_t n = c->len - c->rstart;
-            memmove(c->buf, c->buf + c->rstart, n);
-            c->cur -= c->rstart;
-            c->len = n;
-            c->rstart = 0;
-            return true;
-        }
-    } else if (c->rstart || c->cur > c->hend) {
+    if (c->phase == PH_HEAD && c->rstart) {
+        memmove(c->buf, c->buf + c->rstart, c->len - c->rstart);
+        c->cur -= c->rstart;
+        c->len -= c->rstart;
+        c->rstart = 0;
+        return true;
+    }
+    if (c->phase != PH_HEAD && (c->rstart || c->cur > c->hend)) {
         size_t hl = c->hend - c->rstart, tail = c->len - c->cur;
         memmove(c->buf, c->buf + c->rstart, hl);
         memmove(c->buf + hl, c->buf + c->cur, tail);
@@ -671,10 +532,8 @@ static bool make_room(struct conn *c)
         c->len = hl + tail;
         return true;
     }
-    if (c->cap >= BUF_MAX)
-        return false;
     size_t ncap = c->cap * 2 > BUF_MAX ? BUF_MAX : c->cap * 2;
-    char *nb = realloc(c->buf, ncap);
+    char *nb = c->cap < BUF_MAX ? realloc(c->buf, ncap) : NULL;
     if (!nb)
         return false;
     c->buf = nb;
@@ -682,23 +541,41 @@ static bool make_room(struct conn *c)
     return true;
 }
 
-static bool keep_pending(struct conn *c, const char *p, size_t n, bool from_pend)
+/* Parses and answers what the buffer holds, appending responses to t->out. */
+static int process(struct thr *t, struct conn *c)
 {
-    if (from_pend) {
-        c->pend_off += c->pend_len - n;
-    } else if (n) {
-        if (c->pend_cap < n) {
-            free(c->pend);
-            c->pend = malloc(n);
-            c->pend_cap = c->pend ? n : 0;
-            if (!c->pend)
-                return false;
+    for (;;) {
+        const unsigned char *ln;
+        size_t n;
+        int r = 0;
+        if (c->closing || c->stream_left || t->olen >= OUT_FLUSH)
+            return P_FLUSH;
+        if (c->phase == PH_HEAD) {
+            r = parse_head(t, c);
+        } else if (c->phase == PH_CL) {
+            r = eat(c) ? finish(t, c) : 0;
+        } else if (c->phase == PH_CDATA) {
+            r = eat(c);
+            c->phase = r ? PH_CCRLF : PH_CDATA;
+        } else if (c->phase == PH_LINGER || !next_line(c, &ln, &n)) {
+            r = 0;
+        } else if (c->phase == PH_CSIZE) {
+            r = chunk_size(t, c, ln, n);
+        } else if (c->phase == PH_CCRLF) {
+            r = n ? fail(t, c, 400) : 1;
+            c->phase = PH_CSIZE;
+        } else if (n == 0) {
+            r = finish(t, c); /* end of the trailer section */
+        } else {
+            r = !memchr(ln, ':', n) || ln[0] == ':' || has_ctl(ln, n) ? fail(t, c, 400) : 1;
         }
-        memcpy(c->pend, p, n);
-        c->pend_off = 0;
+        if (r == 0 && c->len == c->cap && !make_room(c))
+            r = fail(t, c, c->phase == PH_HEAD ? 431 : 400);
+        if (r == -2)
+            return P_DEAD;
+        if (r == 0)
+            return P_MORE;
     }
-    c->pend_len = n;
-    return true;
 }
 
 /* Writes p[0..n) then any streamed body.  0: all sent, 1: would block (rest kept), -1: error */
@@ -716,104 +593,90 @@ static int push(struct conn *c, const char *p, size_t n, bool from_pend)
         if (k == 0)
             break;
         ssize_t w = k == 1 ? write(c->fd, iov[0].iov_base, iov[0].iov_len) : writev(c->fd, iov, k);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && errno != EAGAIN)
+            return -1;
         if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno != EAGAIN)
-                return -1;
-            return keep_pending(c, p, n, from_pend) ? 1 : -1;
+            if (from_pend) {
+                c->pend_off += c->pend_len - n;
+            } else if (n) { /* the rest moves out of the shared buffer */
+                if (c->pend_cap < n) {
+                    free(c->pend);
+                    c->pend_cap = (c->pend = malloc(n)) ? n : 0;
+                    if (!c->pend)
+                        return -1;
+                }
+                memcpy(c->pend, p, n);
+                c->pend_off = 0;
+            }
+            c->pend_len = n;
+            return 1;
         }
-        size_t u = (size_t)w;
-        if (u >= n) {
-            c->stream_left -= u - n;
-            c->stream_pos += u - n;
-            n = 0;
-        } else {
-            p += u;
-            n -= u;
+        size_t u = (size_t)w, head = u < n ? u : n;
+        c->stream_left -= u - head;
+        c->stream_pos += u - head;
+        if (head) {
+            p += head;
+            n -= head;
         }
     }
-    if (from_pend) {
-        c->pend_len = 0;
-        if (c->pend_cap > PEND_KEEP) {
-            free(c->pend);
-            c->pend = NULL;
-            c->pend_cap = 0;
-        }
+    c->pend_len = from_pend ? 0 : c->pend_len;
+    if (from_pend && c->pend_cap > PEND_KEEP) {
+        free(c->pend);
+        c->pend = NULL;
+        c->pend_cap = 0;
     }
     return 0;
 }
 
-static void conn_free(struct conn *c)
-{
-    close(c->fd); /* also drops it from the epoll set */
-    free(c->buf);
-    free(c->pend);
-    free(c);
-}
-
 static void conn_run(struct thr *t, struct conn *c)
 {
+    int r = 0;
     for (;;) {
-        if (c->pend_len || c->stream_left) {
-            int r = push(c, c->pend_len ? c->pend + c->pend_off : NULL, c->pend_len, true);
-            if (r < 0)
-                goto dead;
-            if (r > 0)
-                return;
-        }
+        if (c->pend_len || c->stream_left)
+            r = push(c, c->pend_len ? c->pend + c->pend_off : NULL, c->pend_len, true);
+        if (r)
+            goto stop;
+        if (c->closing && c->peer_eof)
+            goto dead;
         if (c->closing) {
-            if (c->peer_eof)
-                goto dead;
             /* half-close and drain, so unread input does not turn into an RST that
              * could destroy the response before the client reads it */
             shutdown(c->fd, SHUT_WR);
             c->closing = false;
             c->phase = PH_LINGER;
-            c->lingered = 0;
         }
-        if (c->phase == PH_LINGER) {
-            while (c->can_read) {
-                ssize_t n = read(c->fd, c->buf, c->cap);
-                if (n < 0 && errno == EINTR)
-                    continue;
-                if (n < 0 && errno == EAGAIN)
-                    c->can_read = false;
-                else if (n <= 0 || (c->lingered += (size_t)n) > LINGER_MAX)
-                    goto dead;
-                else if ((size_t)n < c->cap && !c->rdhup)
-                    c->can_read = false;
-            }
+        while (c->phase == PH_LINGER && c->can_read) {
+            ssize_t n = read(c->fd, c->buf, c->cap);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && errno == EAGAIN)
+                c->can_read = false;
+            else if (n <= 0 || (c->lingered += (size_t)n) > LINGER_MAX)
+                goto dead;
+            else if ((size_t)n < c->cap && !c->rdhup)
+                c->can_read = false;
+        }
+        if (c->phase == PH_LINGER)
             return;
-        }
         t->olen = 0;
         int pr = process(t, c);
         if (pr == P_DEAD)
             goto dead;
         if (t->olen || c->stream_left) {
-            int r = push(c, t->out, t->olen, false);
+            r = push(c, t->out, t->olen, false);
             t->olen = 0;
-            if (r < 0)
-                goto dead;
-            if (r > 0)
-                return;
+            if (r)
+                goto stop;
             continue;
         }
         if (pr != P_MORE)
             continue;
-        if (c->peer_eof || !c->can_read)
-            goto idle;
-        if (c->len == c->cap && !make_room(c)) {
-            if (fail(t, c, c->phase == PH_HEAD ? 431 : 400) == -2)
-                goto dead;
-            int r = push(c, t->out, t->olen, false);
-            t->olen = 0;
-            if (r < 0)
-                goto dead;
-            if (r > 0)
-                return;
-            continue;
-        }
+        if (c->peer_eof)
+            goto dead;
+        if (!c->can_read)
+            return;
         size_t space = c->cap - c->len;
         ssize_t n = read(c->fd, c->buf + c->len, space);
         if (n > 0) {
@@ -829,38 +692,41 @@ static void conn_run(struct thr *t, struct conn *c)
             goto dead;
         }
     }
-idle:
-    if (!c->peer_eof)
-        return;
+stop:
+    if (r > 0)
+        return; /* would block: EPOLLOUT resumes us */
 dead:
     t->olen = 0;
-    conn_free(c);
+    close(c->fd); /* also drops it from the epoll set */
+    free(c->buf);
+    free(c->pend);
+    free(c);
 }
 
 static void accept_all(struct thr *t)
 {
     for (;;) {
-        int fd = accept4(t->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            if ((errno == EMFILE || errno == ENFILE) && t->spare_fd >= 0) {
-                /* out of descriptors: shed the connection instead of letting a
-                 * level-triggered listener spin on it */
-                close(t->spare_fd);
-                fd = accept(t->lfd, NULL, NULL);
-                if (fd >= 0)
-                    close(fd);
-                t->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-                continue;
-            }
-            return;
+        int one = 1, fd = accept4(t->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0 && (errno == EINTR || errno == ECONNABORTED))
+            continue;
+        if (fd < 0 && (errno == EMFILE || errno == ENFILE) && t->spare_fd >= 0) {
+            /* out of descriptors: shed the connection rather than spin on it */
+            close(t->spare_fd);
+            fd = accept(t->lfd, NULL, NULL);
+            if (fd >= 0)
+                close(fd);
+            t->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+            continue;
         }
-        int one = 1;
+        if (fd < 0)
+            return;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         struct conn *c = calloc(1, sizeof *c);
         char *buf = malloc(BUF_INIT);
-        if (!c || !buf) {
+        /* registered once for both directions: no epoll_ctl per request */
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                                 .data.ptr = c};
+        if (!c || !buf || epoll_ctl(t->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
             free(c);
             free(buf);
             close(fd);
@@ -869,11 +735,6 @@ static void accept_all(struct thr *t)
         c->fd = fd;
         c->buf = buf;
         c->cap = BUF_INIT;
-        /* registered once for both directions: no epoll_ctl per request */
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-                                 .data.ptr = c};
-        if (epoll_ctl(t->ep, EPOLL_CTL_ADD, fd, &ev) < 0)
-            conn_free(c);
     }
 }
 
@@ -894,9 +755,7 @@ static void *worker(void *arg)
     struct epoll_event ev[MAX_EVENTS];
     for (;;) {
         int n = epoll_wait(t->ep, ev, MAX_EVENTS, -1);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
+        if (n < 0 && errno != EINTR) {
             perror("demo-upstream: epoll_wait");
             exit(1);
         }
@@ -907,10 +766,8 @@ static void *worker(void *arg)
                 accept_all(t);
                 continue;
             }
-            if (ev[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-                c->can_read = true;
-            if (ev[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-                c->rdhup = true;
+            c->can_read |= (ev[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
+            c->rdhup |= (ev[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
             conn_run(t, c);
         }
     }
@@ -920,61 +777,38 @@ static void *worker(void *arg)
 static bool parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *sl)
 {
     char host[64];
-    const char *hs = s, *colon;
-    size_t hl;
-    bool v6 = s[0] == '[';
-    if (v6) {
-        const char *rb = strchr(s, ']');
-        if (!rb || rb[1] != ':')
-            return false;
-        hs = s + 1;
-        hl = (size_t)(rb - hs);
-        colon = rb + 1;
-    } else {
-        colon = strrchr(s, ':');
-        if (!colon)
-            return false;
-        hl = (size_t)(colon - s);
-    }
-    uint64_t port;
-    if (hl >= sizeof host || !parse_dec(colon + 1, strlen(colon + 1), 5, &port) || port > 65535)
+    bool br = s[0] == '[';
+    const char *end = br ? strchr(s, ']') : strrchr(s, ':'), *port = end ? end + 1 + br : NULL;
+    uint64_t pn;
+    if (!end || (br && end[1] != ':') || !parse_dec(port, strlen(port), 5, &pn) || pn > 65535)
         return false;
-    memcpy(host, hs, hl);
+    size_t hl = (size_t)(end - s) - br;
+    if (hl >= sizeof host)
+        return false;
+    memcpy(host, s + br, hl);
     host[hl] = '\0';
-    memset(ss, 0, sizeof *ss);
-    if (v6) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-        a->sin6_family = AF_INET6;
-        a->sin6_port = htons((uint16_t)port);
-        *sl = sizeof *a;
-        return inet_pton(AF_INET6, host, &a->sin6_addr) == 1;
-    }
-    struct sockaddr_in *a = (struct sockaddr_in *)ss;
-    a->sin_family = AF_INET;
-    a->sin_port = htons((uint16_t)port);
-    *sl = sizeof *a;
-    if (!strcmp(host, "localhost"))
-        return inet_pton(AF_INET, "127.0.0.1", &a->sin_addr) == 1;
-    if (hl == 0 || !strcmp(host, "*"))
-        return true; /* INADDR_ANY */
-    return inet_pton(AF_INET, host, &a->sin_addr) == 1;
+    const char *h = !strcmp(host, "localhost") ? "127.0.0.1" : hl ? host : "0.0.0.0";
+    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE,
+                             .ai_family = br ? AF_INET6 : AF_INET,
+                             .ai_socktype = SOCK_STREAM},
+                    *ai;
+    if (getaddrinfo(h, port, &hints, &ai) != 0)
+        return false;
+    memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+    *sl = ai->ai_addrlen;
+    freeaddrinfo(ai);
+    return true;
 }
 
-static int make_listener(const struct sockaddr_storage *ss, socklen_t sl)
+/* shared: SO_REUSEPORT, one listener per thread, so the kernel spreads connections without
+ * a shared accept lock; otherwise an unlistened probe of whether the port is free at all */
+static int make_listener(const struct sockaddr_storage *ss, socklen_t sl, bool shared)
 {
-    int one = 1;
-    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
+    int one = 1, fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        (shared && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) ||
+        bind(fd, (const struct sockaddr *)ss, sl) < 0 || (shared && listen(fd, 4096) < 0))
         return -1;
-    /* one listener per thread: the kernel spreads connections without a shared lock */
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
-        bind(fd, (const struct sockaddr *)ss, sl) < 0 || listen(fd, 4096) < 0) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return -1;
-    }
     return fd;
 }
 
@@ -991,22 +825,17 @@ int main(int argc, char **argv)
     bool quiet = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = NULL;
+        char *end;
         if (!strncmp(a, "--listen=", 9) || !strncmp(a, "--threads=", 10))
             val = strchr(a, '=') + 1;
         else if ((!strcmp(a, "--listen") || !strcmp(a, "--threads")) && i + 1 < argc)
             val = argv[++i];
-        if (!strcmp(a, "--quiet")) {
+        if (!strcmp(a, "--quiet"))
             quiet = true;
-        } else if (val && a[2] == 'l') {
+        else if (val && a[2] == 'l')
             listen_arg = val;
-        } else if (val && a[2] == 't') {
-            char *end;
-            threads = strtol(val, &end, 10);
-            if (*end || threads < 1 || threads > 256)
-                usage();
-        } else {
+        else if (!val || (threads = strtol(val, &end, 10)) < 1 || threads > 256 || *end)
             usage();
-        }
     }
     struct sockaddr_storage ss;
     socklen_t sl;
@@ -1017,22 +846,23 @@ int main(int argc, char **argv)
     for (int ch = 0; ch < 256; ch++)
         tchar[ch] = (ch >= '0' && ch <= '9') || ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z') ||
                     (ch && strchr("!#$%&'*+-.^_`|~", ch));
-    static const char pat[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ+/";
     for (size_t i = 0; i < sizeof pattern; i++)
-        pattern[i] = pat[i % PAT_LEN];
+        pattern[i] =
+            "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ+/"[i % PAT_LEN];
 
     signal(SIGPIPE, SIG_IGN);
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL); /* inherited by workers; main waits for them */
+    pthread_sigmask(SIG_BLOCK, &set, NULL); /* inherited by the workers; main waits */
 
     struct thr *ts = calloc((size_t)threads, sizeof *ts);
-    if (!ts)
-        return 1;
-    for (long i = 0; i < threads; i++) {
-        ts[i].lfd = make_listener(&ss, sl);
+    char host[64], port[8];
+    /* SO_REUSEPORT alone would silently share the port with a stale instance */
+    int probe = make_listener(&ss, sl, false);
+    for (long i = 0; ts && i < threads; i++) {
+        ts[i].lfd = probe < 0 ? -1 : make_listener(&ss, sl, true);
         if (ts[i].lfd < 0) {
             fprintf(stderr, "demo-upstream: cannot listen on %s: %s\n", listen_arg,
                     strerror(errno));
@@ -1042,15 +872,12 @@ int main(int argc, char **argv)
         if (i == 0 && getsockname(ts[0].lfd, (struct sockaddr *)&ss, &sl) < 0)
             return 1;
     }
-    char addr[INET6_ADDRSTRLEN];
-    bool v6 = ss.ss_family == AF_INET6;
-    const void *ap = v6 ? (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
-                        : (const void *)&((struct sockaddr_in *)&ss)->sin_addr;
-    unsigned port =
-        ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
-    if (!inet_ntop(ss.ss_family, ap, addr, sizeof addr))
+    close(probe);
+    if (!ts || getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, port, sizeof port,
+                           NI_NUMERICHOST | NI_NUMERICSERV) != 0)
         return 1;
-    printf(v6 ? "listening on [%s]:%u\n" : "listening on %s:%u\n", addr, port);
+    bool v6 = ss.ss_family == AF_INET6;
+    printf("listening on %s%s%s:%s\n", v6 ? "[" : "", host, v6 ? "]" : "", port);
     fflush(stdout);
 
     for (long i = 0; i < threads; i++) {
@@ -1069,11 +896,10 @@ int main(int argc, char **argv)
         }
     }
     if (!quiet)
-        fprintf(stderr, "demo-upstream: %ld thread%s on %s%s%s:%u\n", threads,
-                threads == 1 ? "" : "s", v6 ? "[" : "", addr, v6 ? "]" : "", port);
+        fprintf(stderr, "demo-upstream: %ld thread%s on %s%s%s:%s\n", threads,
+                threads == 1 ? "" : "s", v6 ? "[" : "", host, v6 ? "]" : "", port);
     int sig = 0;
     while (sigwait(&set, &sig) != 0)
         ;
-    fflush(stdout);
-    _exit(0); /* workers hold no state worth tearing down */
+    _exit(0); /* workers hold no state worth tearing down; stdout is already flushed */
 }
