@@ -3,12 +3,12 @@
  * and for load benchmarks, where it must never be the bottleneck.
  *
  *   GET|HEAD /health  200 {"status":"ok"}
- *   /bytes/N          200 application/octet-stream, N bytes (N <= 64 GiB): the 64-byte
- *                     pattern "0-9a-zA-Z+/" repeated from its start, streamed from a
- *                     fixed buffer
+ *   /bytes/N          200 application/octet-stream, N bytes (N <= 64 GiB) of the 64-byte
+ *                     pattern "0123456789a..zA..Z+/" repeated from its start, streamed
+ *                     from a fixed buffer at any size
  *   /status/NNN       status NNN (200-599) with {"status":NNN,"reason":"..."};
  *                     204 and 304 carry neither body nor Content-Length
- *   anything else     200 {"service":"demo-upstream","method":..,"path":<target>,
+ *   anything else     200 {"service":"demo-upstream","method":..,"path":<target, query too>,
  *                     "body_bytes":..,"x_forwarded_for":..,"x_request_id":..}
  *                     (header values JSON-escaped, null when absent)
  * Request bodies (Content-Length or chunked) are read, counted and discarded.
@@ -40,18 +40,21 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BUF_INIT   (16u << 10)
-#define HEAD_MAX   (64u << 10)
-#define BUF_MAX    (72u << 10) /* a maximal head stays put while the body is framed behind it */
-#define OUT_INIT   (64u << 10)
-#define OUT_FLUSH  (32u << 10) /* pipelined answers are batched up to this, then written */
-#define PEND_KEEP  (64u << 10) /* larger per-connection backlogs are freed once drained */
-#define PAT_LEN    64
-#define PAT_BUF    (128u << 10)
-#define BYTES_MAX  (64ull << 30)
-#define LINGER_MAX (256u << 10)
-#define MAX_EVENTS 256
-#define ABSENT     UINT32_MAX
+#define BUF_INIT    (16u << 10)
+#define HEAD_MAX    (64u << 10)
+#define BUF_MAX     (72u << 10) /* a maximal head stays put while the body is framed behind it */
+#define OUT_INIT    (64u << 10)
+#define OUT_FLUSH   (32u << 10) /* pipelined answers are batched up to this, then written */
+#define PEND_KEEP   (64u << 10) /* larger per-connection backlogs are freed once drained */
+#define PAT_LEN     64
+#define PAT_BUF     (128u << 10)
+#define BYTES_MAX   (64ull << 30)
+#define LINGER_MAX  (256u << 10)
+#define MAX_EVENTS  256
+#define TURN_STEPS  32 /* steps one connection may take before the others get a turn */
+#define TURN_WRITES 8  /* likewise for writes of a stream: 1 MiB */
+#define CONN_EVENTS (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
+#define ABSENT      UINT32_MAX
 
 enum { PH_HEAD, PH_CL, PH_CSIZE, PH_CDATA, PH_CCRLF, PH_TRAILER, PH_LINGER };
 enum { P_MORE, P_FLUSH, P_DEAD };
@@ -170,13 +173,13 @@ static size_t esc(char *o, size_t at, const unsigned char *s, size_t n)
     size_t r = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = s[i];
-        char e[6] = {'\\', (char)ch, 0, 0, 0, 0};
         if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\') {
             if (o)
                 o[at + r] = (char)ch;
             r++;
             continue;
         }
+        char e[6] = {'\\', (char)ch, 0, 0, 0, 0};
         size_t k = 2;
         if (ch < 0x20 || ch >= 0x7f) {
             memcpy(e, "\\u00", 4);
@@ -217,6 +220,8 @@ static bool put_head(struct thr *t, struct conn *c, int status, const char *ctyp
     PUTS(t, "\r\n");
     return true;
 }
+
+#define SIMPLE(t, c, status, lit) simple((t), (c), (status), (lit), sizeof(lit) - 1)
 
 static bool simple(struct thr *t, struct conn *c, int status, const char *body, size_t blen)
 {
@@ -297,10 +302,10 @@ static int finish(struct thr *t, struct conn *c)
     if (!c->keep)
         c->closing = true;
     if (pl == 7 && !memcmp(tg, "/health", 7) && get) {
-        ok = simple(t, c, 200, "{\"status\":\"ok\"}", 15);
+        ok = SIMPLE(t, c, 200, "{\"status\":\"ok\"}");
     } else if (pl >= 7 && !memcmp(tg, "/bytes/", 7)) {
         if (!parse_dec(tg + 7, pl - 7, 12, &n) || n > BYTES_MAX) {
-            ok = simple(t, c, 400, "{\"error\":\"N must be 0..68719476736\"}", 36);
+            ok = SIMPLE(t, c, 400, "{\"error\":\"N must be 0..68719476736\"}");
         } else {
             ok = put_head(t, c, 200, CT_OCTET, (int64_t)n, 0);
             c->stream_left = c->head_only ? 0 : n;
@@ -308,7 +313,7 @@ static int finish(struct thr *t, struct conn *c)
         }
     } else if (pl >= 8 && !memcmp(tg, "/status/", 8)) {
         if (!parse_dec(tg + 8, pl - 8, 3, &n) || n < 200 || n > 599) {
-            ok = simple(t, c, 400, "{\"error\":\"status must be 200..599\"}", 35);
+            ok = SIMPLE(t, c, 400, "{\"error\":\"status must be 200..599\"}");
         } else {
             char body[96];
             const char *r;
@@ -578,10 +583,11 @@ static int process(struct thr *t, struct conn *c)
     }
 }
 
-/* Writes p[0..n) then any streamed body.  0: all sent, 1: would block (rest kept), -1: error */
+/* Writes p[0..n) then any streamed body; what is left is kept in c->pend.
+ * 0: all sent, 1: would block, 2: turn used up, -1: error */
 static int push(struct conn *c, const char *p, size_t n, bool from_pend)
 {
-    for (;;) {
+    for (int writes = 0;; writes++) {
         struct iovec iov[2];
         int k = 0;
         if (n)
@@ -592,10 +598,12 @@ static int push(struct conn *c, const char *p, size_t n, bool from_pend)
         }
         if (k == 0)
             break;
-        ssize_t w = k == 1 ? write(c->fd, iov[0].iov_base, iov[0].iov_len) : writev(c->fd, iov, k);
-        if (w < 0 && errno == EINTR)
+        ssize_t w = writes == TURN_WRITES ? -2
+                    : k == 1              ? write(c->fd, iov[0].iov_base, iov[0].iov_len)
+                                          : writev(c->fd, iov, k);
+        if (w == -1 && errno == EINTR)
             continue;
-        if (w < 0 && errno != EAGAIN)
+        if (w == -1 && errno != EAGAIN)
             return -1;
         if (w < 0) {
             if (from_pend) {
@@ -611,7 +619,7 @@ static int push(struct conn *c, const char *p, size_t n, bool from_pend)
                 c->pend_off = 0;
             }
             c->pend_len = n;
-            return 1;
+            return w == -1 ? 1 : 2;
         }
         size_t u = (size_t)w, head = u < n ? u : n;
         c->stream_left -= u - head;
@@ -633,7 +641,11 @@ static int push(struct conn *c, const char *p, size_t n, bool from_pend)
 static void conn_run(struct thr *t, struct conn *c)
 {
     int r = 0;
-    for (;;) {
+    for (int steps = 0;; steps++) {
+        if (steps == TURN_STEPS) {
+            r = 2;
+            goto stop;
+        }
         if (c->pend_len || c->stream_left)
             r = push(c, c->pend_len ? c->pend + c->pend_off : NULL, c->pend_len, true);
         if (r)
@@ -693,8 +705,13 @@ static void conn_run(struct thr *t, struct conn *c)
         }
     }
 stop:
-    if (r > 0)
+    if (r == 1)
         return; /* would block: EPOLLOUT resumes us */
+    /* turn used up: a fast stream or a pipelining flood must not starve the thread's other
+     * connections; re-arming the still-ready fd queues a fresh edge behind theirs */
+    struct epoll_event ev = {.events = CONN_EVENTS, .data.ptr = c};
+    if (r == 2 && epoll_ctl(t->ep, EPOLL_CTL_MOD, c->fd, &ev) == 0)
+        return;
 dead:
     t->olen = 0;
     close(c->fd); /* also drops it from the epoll set */
@@ -724,8 +741,7 @@ static void accept_all(struct thr *t)
         struct conn *c = calloc(1, sizeof *c);
         char *buf = malloc(BUF_INIT);
         /* registered once for both directions: no epoll_ctl per request */
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-                                 .data.ptr = c};
+        struct epoll_event ev = {.events = CONN_EVENTS, .data.ptr = c};
         if (!c || !buf || epoll_ctl(t->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
             free(c);
             free(buf);

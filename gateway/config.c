@@ -558,6 +558,7 @@ static void set_default(pc_cctx_t *c, const pc_ckey_t *k, void *dst)
 
 void pc_cfg_walk(pc_cctx_t *c, const pc_cschema_t *s, const pc_ynode_t *node, void *obj)
 {
+    const pc_ynode_t *where = node; /* a null node still has a line */
     if (node && pc_ynode_is_null(node))
         node = NULL;
     if (node && node->type != PC_Y_MAP) {
@@ -586,7 +587,7 @@ void pc_cfg_walk(pc_cctx_t *c, const pc_cschema_t *s, const pc_ynode_t *node, vo
         if (pc_ynode_is_null(v)) {
             if (!c->shape_only) {
                 if (k->flags & PC_K_REQUIRED)
-                    pc_cfg_error(c, v ? v : node, "missing (required)");
+                    pc_cfg_error(c, v ? v : where, "missing (required)");
                 else
                     set_default(c, k, dst);
             }
@@ -639,9 +640,12 @@ static pc_ynode_t *apply_stage(pc_cctx_t *c, pc_ynode_t *root, const char *stage
                     sel = p->value;
                 } else {
                     /* Keys of stages not selected are still checked, so a typo
-                     * in prod is caught while running dev. */
+                     * in prod is caught while running dev (into a scratch
+                     * object: nothing of it may reach the configuration). */
+                    pc_config_t scratch;
+                    memset(&scratch, 0, sizeof(scratch));
                     c->shape_only = 1;
-                    pc_cfg_walk(c, &pc_root_schema, p->value, c->cfg);
+                    pc_cfg_walk(c, &pc_root_schema, p->value, &scratch);
                     c->shape_only = 0;
                 }
                 pc_cfg_pop(c, m2);
@@ -671,8 +675,8 @@ static pc_ynode_t *apply_stage(pc_cctx_t *c, pc_ynode_t *root, const char *stage
         pc_cfg_pop(c, mark);
         return root;
     }
-    if (!pc_ynode_is_null(sel) && sel->type != PC_Y_MAP)
-        return root; /* already reported by the shape check above */
+    if (pc_ynode_is_null(sel) || sel->type != PC_Y_MAP)
+        return root; /* empty: nothing to apply; not a map: reported above */
     pc_ynode_t *merged = pc_yaml_merge(root, sel, c->pool);
     if (!merged) {
         pc_cfg_error(c, root, "out of memory");

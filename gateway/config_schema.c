@@ -314,6 +314,8 @@ static void check_match(pc_cctx_t *c, const pc_ynode_t *node, void *obj)
     const pc_ynode_t *mn = pc_ymap_get(node, "methods");
     for (size_t i = 0; i < m->n_methods; i++) {
         const char *meth = m->methods[i];
+        if (!meth)
+            continue; /* its error is already reported */
         size_t mark = pc_cfg_push_key(c, "methods");
         size_t m2 = pc_cfg_push_index(c, i);
         const pc_ynode_t *at = mn && mn->type == PC_Y_SEQ && i < mn->n ? mn->u.items[i] : node;

@@ -307,13 +307,20 @@ void pc_conn_drive(pc_conn_t *c)
             if (r && !r->suspended) {
                 c->req = NULL;
                 pc_req_finish(r);
+                pc_buf_release(&c->in, &c->w->bufs, 1);
                 pc_worker_reap_conn(c->w, c);
             }
             return;
         }
         if (r) {
-            if (r->suspended)
+            if (r->suspended) {
+                /* Nobody reads while a filter holds the request; a client
+                 * that hung up (perhaps in the very event that brought the
+                 * request) must still be noticed: the request is abandoned. */
+                if (c->sock.rdhup && pc_sock_peer_gone(&c->sock))
+                    pc_conn_close(c);
                 return;
+            }
             pc_req_run(r);
             if (r->state != PC_RS_DONE || c->state == PC_CS_CLOSED)
                 return;

@@ -5,6 +5,7 @@
 #include "http1.h"
 
 #include <limits.h>
+#include <pthread.h>
 
 /* Longest method accepted; longer is 400. Also bounds the first line while it
  * is still incomplete (see pc_http_scan). */
@@ -40,11 +41,8 @@ const char *pc_http_err_detail(int rc)
 #define C_VCHAR  4
 static unsigned char cclass[256];
 
-static void cclass_init_once(void)
+static void cclass_build(void)
 {
-    static int done;
-    if (__atomic_load_n(&done, __ATOMIC_ACQUIRE))
-        return;
     unsigned char t[256] = {0};
     for (int c = 0x21; c <= 0x7e; c++)
         t[c] |= C_VCHAR | C_TARGET;
@@ -58,7 +56,12 @@ static void cclass_init_once(void)
     for (const char *p = "!#$%&'*+-.^_`|~"; *p; p++)
         t[(unsigned char)*p] |= C_TCHAR;
     memcpy(cclass, t, sizeof(t));
-    __atomic_store_n(&done, 1, __ATOMIC_RELEASE);
+}
+
+static void cclass_init_once(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, cclass_build);
 }
 
 static inline int is_tchar(unsigned char c)
@@ -629,9 +632,9 @@ int pc_http_normalize_path(pc_str_t in, char *out, size_t *outn)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t o = 0;
-    /* Dot-segment detection runs on the decoded view, where '/', '\\' and ';'
-     * (and their escapes) end a segment: a backend might treat any of them as
-     * a separator (Windows, Tomcat path parameters). */
+    /* Dot-segment detection runs on the decoded view, where '/' and ';' (and
+     * their escapes) end a segment: Tomcat-style backends drop ";params". A
+     * backslash, which Windows backends read as '/', is refused outright. */
     size_t seg_len = 0, seg_dots = 0;
     int prev_slash = 0;
     if (in.n == 0 || in.p[0] != '/')
@@ -656,7 +659,9 @@ int pc_http_normalize_path(pc_str_t in, char *out, size_t *outn)
                 escaped = 1;
             }
         }
-        if (dec == '/' || dec == '\\' || dec == ';') {
+        if (dec == '\\')
+            return PC_HTTP_ERR(PC_HTTP_E_PATH_BACKSLASH);
+        if (dec == '/' || dec == ';') {
             if (seg_len > 0 && seg_len == seg_dots && seg_dots <= 2)
                 return PC_HTTP_ERR(PC_HTTP_E_PATH_DOT_SEGMENT);
             seg_len = seg_dots = 0;
@@ -692,6 +697,22 @@ int pc_http_normalize_path(pc_str_t in, char *out, size_t *outn)
     return PC_HTTP_OK;
 }
 
+size_t pc_http_strip_params(pc_str_t path, char *out)
+{
+    size_t o = 0;
+    int in_param = 0;
+    for (size_t i = 0; i < path.n; i++) {
+        char c = path.p[i];
+        if (c == '/')
+            in_param = 0;
+        else if (c == ';')
+            in_param = 1;
+        if (!in_param)
+            out[o++] = c;
+    }
+    return o;
+}
+
 const pc_http_header_t *pc_http_find(const pc_http_header_t *h, uint32_t n, pc_hdr_id_e id)
 {
     for (uint32_t i = 0; i < n; i++)
@@ -710,7 +731,7 @@ const pc_http_header_t *pc_http_find_name(const pc_http_header_t *h, uint32_t n,
 
 int pc_http_valid_request_id(pc_str_t v)
 {
-    if (v.n == 0 || v.n > 128)
+    if (v.n == 0 || v.n > PC_REQUEST_ID_MAX)
         return 0;
     for (size_t i = 0; i < v.n; i++) {
         unsigned char c = (unsigned char)v.p[i];

@@ -57,6 +57,7 @@
     X(EXPECT_UNSUPPORTED, 417, "unsupported expectation")                   \
     X(PATH_ENCODING, 400, "invalid percent-encoding in path")               \
     X(PATH_DOT_SEGMENT, 400, "dot-segment in path")                         \
+    X(PATH_BACKSLASH, 400, "backslash in path")                             \
     X(CONNECT, 405, "CONNECT is not supported")                             \
     X(STATUS_LINE, 502, "malformed status line")                            \
     X(STATUS_UNSUPPORTED, 502, "unexpected status code")                    \
@@ -224,10 +225,11 @@ int pc_http_parse_response(const char *head, size_t len, pc_method_e request_met
  * Normalises a raw origin-form path for routing and forwarding: decodes
  * percent-escapes of unreserved characters (RFC 3986 §2.3), upper-cases the
  * hex digits of the other escapes and merges runs of '/'. A dot-segment ("."
- * or "..", also when percent-encoded or delimited by a backslash or an
- * encoded slash), an invalid escape, an encoded NUL, or a path not starting
- * with '/' is an error. out must have room for in.n bytes; *outn receives the
- * normalised length.
+ * or "..", also when percent-encoded or delimited by ';' or an encoded
+ * slash), a backslash (raw or encoded: some backends read it as '/'), an
+ * invalid escape, an encoded NUL, or a path not starting with '/' is an
+ * error. out must have room for in.n bytes; *outn receives the normalised
+ * length.
  */
 int pc_http_normalize_path(pc_str_t in, char *out, size_t *outn);
 
@@ -235,6 +237,11 @@ int pc_http_normalize_path(pc_str_t in, char *out, size_t *outn);
  * tokens in RFC 9110, but lower-case ones ("get") are refused, as nginx does:
  * a backend that upper-cases them would undo route method restrictions. */
 int pc_http_valid_method(pc_str_t m);
+
+/* Copies path into out without its segments' parameters (";jsessionid=1",
+ * ";x") — what a Tomcat-style backend routes on — and returns the length.
+ * out needs path.n bytes. */
+size_t pc_http_strip_params(pc_str_t path, char *out);
 
 /* 1 when the method may be retried safely (RFC 9110 §9.2.2). */
 int pc_http_method_idempotent(pc_method_e m);
@@ -245,8 +252,11 @@ const pc_http_header_t *pc_http_find(const pc_http_header_t *h, uint32_t n, pc_h
 /* The first header whose name equals name case-insensitively, or NULL. */
 const pc_http_header_t *pc_http_find_name(const pc_http_header_t *h, uint32_t n, pc_str_t name);
 
-/* 1 for a valid X-Request-Id value worth keeping: 1..128 bytes of
- * [A-Za-z0-9._:-]. */
+/* Longest X-Request-Id kept from a client. */
+#define PC_REQUEST_ID_MAX 128
+
+/* 1 for a valid X-Request-Id value worth keeping: 1..PC_REQUEST_ID_MAX
+ * bytes of [A-Za-z0-9._:-]. */
 int pc_http_valid_request_id(pc_str_t v);
 
 /* The standard reason phrase of a status code ("" when unknown). */

@@ -5,13 +5,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-static pc_logfile_t stderr_file = {"stderr", 2};
+static pc_logfile_t stderr_file = {"stderr", 2, 0};
 static pc_logfile_t *error_file = &stderr_file;
 static pc_log_level_e error_level = PC_LOG_INFO;
 
@@ -34,7 +36,11 @@ int pc_logfile_open(pc_logfile_t *f, const char *path)
         return 0;
     }
     f->fd = open_path(path);
-    return f->fd < 0 ? -1 : 0;
+    if (f->fd < 0)
+        return -1;
+    struct stat st;
+    f->is_pipe = fstat(f->fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
+    return 0;
 }
 
 int pc_logfile_reopen(pc_logfile_t *f)
@@ -127,16 +133,42 @@ void pc_logbuf_free(pc_logbuf_t *b)
     b->buf = NULL;
 }
 
-void pc_logbuf_flush(pc_logbuf_t *b)
+/* Writes buf[0, n) fully (a full disk or closed pipe loses lines, never
+ * requests). */
+static void write_all(int fd, const char *buf, size_t n)
 {
     size_t off = 0;
-    while (off < b->len && b->file->fd >= 0) {
-        ssize_t w = write(b->file->fd, b->buf + off, b->len - off);
+    while (off < n) {
+        ssize_t w = write(fd, buf + off, n - off);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
-            break; /* a full disk or closed pipe loses log lines, never requests */
+            return;
         off += (size_t)w;
+    }
+}
+
+void pc_logbuf_flush(pc_logbuf_t *b)
+{
+    int fd = b->file->fd;
+    if (fd >= 0 && !b->file->is_pipe) {
+        /* O_APPEND: each write lands whole at the end of the file */
+        write_all(fd, b->buf, b->len);
+    } else if (fd >= 0) {
+        /* Only writes of at most PIPE_BUF are atomic on a pipe: send whole
+         * lines in such pieces, so workers' lines never interleave. */
+        size_t off = 0;
+        while (off < b->len) {
+            size_t n = b->len - off;
+            if (n > PIPE_BUF) {
+                const char *cut = b->buf + off + PIPE_BUF;
+                while (cut > b->buf + off && cut[-1] != '\n')
+                    cut--;
+                n = cut > b->buf + off ? (size_t)(cut - (b->buf + off)) : PIPE_BUF;
+            }
+            write_all(fd, b->buf + off, n);
+            off += n;
+        }
     }
     b->len = 0;
 }

@@ -20,7 +20,8 @@ typedef enum { PC_LOG_DEBUG = 0, PC_LOG_INFO, PC_LOG_WARN, PC_LOG_ERROR } pc_log
 /* A log destination: "stdout", "stderr", "off", or a file path (appended). */
 typedef struct pc_logfile_s {
     char path[512];
-    int fd; /* -1 when off */
+    int fd;      /* -1 when off */
+    int is_pipe; /* writes over PIPE_BUF could interleave between workers */
 } pc_logfile_t;
 
 /* Opens path into f; 0 on success, -1 with errno set. */

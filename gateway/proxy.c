@@ -22,41 +22,25 @@ enum { WAIT = 0, MOVED = 1, ENDED = 2 };
 
 /* ---- heads ---- */
 
-typedef struct {
-    char *p;
-    size_t n, cap;
-} out_t;
-
-static void put(out_t *o, const char *s, size_t n)
+/* Bytes the fields of h take once written as "name: value\r\n". */
+static size_t fields_size(const pc_http_header_t *h, uint32_t n)
 {
-    if (o->n + n <= o->cap) {
-        memcpy(o->p + o->n, s, n);
-    }
-    o->n += n; /* overflow is detected by the caller (n > cap) */
+    size_t sz = 0;
+    for (uint32_t i = 0; i < n; i++)
+        sz += h[i].name.n + h[i].value.n + 4;
+    return sz;
 }
 
-static void put_s(out_t *o, pc_str_t s)
-{
-    put(o, s.p, s.n);
-}
+/* Room for the fields the gateway adds to a head (request id, forwarded-*,
+ * framing, Date, Connection), beyond the variable parts counted apart. */
+#define ADDED_FIELDS 512
 
-static void put_c(out_t *o, const char *s)
+static void put_field(pc_wbuf_t *o, const char *name, pc_str_t v)
 {
-    put(o, s, strlen(s));
-}
-
-static void put_u64(out_t *o, uint64_t v)
-{
-    char d[20];
-    put(o, d, pc_u64_dec(v, d));
-}
-
-static void put_field(out_t *o, const char *name, pc_str_t v)
-{
-    put_c(o, name);
-    put(o, ": ", 2);
-    put_s(o, v);
-    put(o, "\r\n", 2);
+    pc_wb_cstr(o, name);
+    pc_wb_put(o, ": ", 2);
+    pc_wb_str(o, v);
+    pc_wb_put(o, "\r\n", 2);
 }
 
 /* The request head sent upstream: origin-form with the normalised path,
@@ -66,24 +50,21 @@ static int build_request_head(pc_req_t *r)
 {
     const pc_http_request_t *h = &r->http;
     int trusted = r->cfg->trusted.n && pc_cidr_set_contains(&r->cfg->trusted, r->conn->peer);
-    size_t xff_len = 0;
-    for (uint32_t i = 0; i < h->nheaders; i++)
-        if (h->headers[i].id == PC_HDR_X_FORWARDED_FOR)
-            xff_len += h->headers[i].value.n + 2;
-    size_t cap = (size_t)(r->conn->in.pin) + xff_len + r->path.n + 512;
-    out_t o = {pc_arena_alloc(&r->arena, cap), 0, cap};
+    size_t cap = h->method.n + r->path.n + h->query.n + fields_size(h->headers, h->nheaders) +
+                 h->host.n + strlen(r->route->up->name) + ADDED_FIELDS;
+    pc_wbuf_t o = {pc_arena_alloc(&r->arena, cap), 0, cap};
     if (!o.p)
         return -1;
-    put_s(&o, h->method);
-    put(&o, " ", 1);
-    put_s(&o, r->path);
+    pc_wb_str(&o, h->method);
+    pc_wb_put(&o, " ", 1);
+    pc_wb_str(&o, r->path);
     if (h->query.p) {
-        put(&o, "?", 1);
-        put_s(&o, h->query);
+        pc_wb_put(&o, "?", 1);
+        pc_wb_str(&o, h->query);
     }
-    put_c(&o, " HTTP/1.1\r\n");
+    pc_wb_cstr(&o, " HTTP/1.1\r\n");
     const pc_http_header_t *xfp = NULL, *xfh = NULL;
-    int first_xff = 1;
+    int first_xff = 1, has_host = 0;
     for (uint32_t i = 0; i < h->nheaders; i++) {
         const pc_http_header_t *f = &h->headers[i];
         if (f->flags & (PC_HDR_F_HOP | PC_HDR_F_DROP))
@@ -91,8 +72,8 @@ static int build_request_head(pc_req_t *r)
         switch (f->id) {
         case PC_HDR_X_FORWARDED_FOR:
             /* all X-Forwarded-For fields become one, with the peer appended */
-            put_c(&o, first_xff ? "X-Forwarded-For: " : ", ");
-            put_s(&o, f->value);
+            pc_wb_cstr(&o, first_xff ? "X-Forwarded-For: " : ", ");
+            pc_wb_str(&o, f->value);
             first_xff = 0;
             continue;
         case PC_HDR_X_FORWARDED_PROTO:
@@ -103,26 +84,24 @@ static int build_request_head(pc_req_t *r)
             continue;
         case PC_HDR_X_REQUEST_ID:
             continue;
+        case PC_HDR_HOST:
+            has_host = 1;
+            break;
         default:
             break;
         }
-        put_s(&o, f->name);
-        put(&o, ": ", 2);
-        put_s(&o, f->value);
-        put(&o, "\r\n", 2);
+        pc_wb_str(&o, f->name);
+        pc_wb_put(&o, ": ", 2);
+        pc_wb_str(&o, f->value);
+        pc_wb_put(&o, "\r\n", 2);
     }
-    if (first_xff)
-        put_c(&o, "X-Forwarded-For: ");
-    else
-        put(&o, ", ", 2);
-    put_c(&o, r->conn->peer_str);
-    put(&o, "\r\n", 2);
-    if (!h->host.p) {
-        /* HTTP/1.0 without Host: name the server we are talking to */
-        char a[64];
-        pc_sockaddr_str(&r->route->up->servers[r->up ? r->up->server : 0].addr, a, sizeof(a));
-        put_field(&o, "Host", pc_str_cstr(a));
-    }
+    pc_wb_cstr(&o, first_xff ? "X-Forwarded-For: " : ", ");
+    pc_wb_cstr(&o, r->conn->peer_str);
+    pc_wb_put(&o, "\r\n", 2);
+    /* HTTP/1.0 without a Host field: the absolute-form authority, or, like
+     * nginx's $proxy_host, the upstream's name */
+    if (!has_host)
+        put_field(&o, "Host", h->host.p ? h->host : pc_str_cstr(r->route->up->name));
     /* A trusted proxy in front of us knows the original scheme and host. */
     put_field(&o, "X-Forwarded-Proto", trusted && xfp ? xfp->value : PC_STR("http"));
     if (trusted && xfh)
@@ -131,14 +110,14 @@ static int build_request_head(pc_req_t *r)
         put_field(&o, "X-Forwarded-Host", h->host);
     put_field(&o, "X-Request-Id", pc_str_make(r->id, r->id_len));
     if (h->body == PC_BODY_CHUNKED) {
-        put_c(&o, "Transfer-Encoding: chunked\r\n");
+        pc_wb_cstr(&o, "Transfer-Encoding: chunked\r\n");
     } else if (h->body == PC_BODY_LENGTH) {
-        put_c(&o, "Content-Length: ");
-        put_u64(&o, (uint64_t)h->content_length);
-        put(&o, "\r\n", 2);
+        pc_wb_cstr(&o, "Content-Length: ");
+        pc_wb_u64(&o, (uint64_t)h->content_length);
+        pc_wb_put(&o, "\r\n", 2);
     }
-    put(&o, "\r\n", 2);
-    if (o.n > o.cap)
+    pc_wb_put(&o, "\r\n", 2);
+    if (!pc_wb_ok(&o))
         return -1;
     r->up_head = o.p;
     r->up_head_len = o.n;
@@ -166,15 +145,15 @@ static int build_response_head(pc_req_t *r, uint8_t *out_kind)
     }
     if (out == PC_BODY_CLOSE || !r->http.keep_alive || r->w->draining)
         r->close_after = 1;
-    size_t cap = r->up->in.pin + 256;
-    out_t o = {pc_arena_alloc(&r->arena, cap), 0, cap};
+    size_t cap = s->reason.n + fields_size(h, s->nheaders) + ADDED_FIELDS;
+    pc_wbuf_t o = {pc_arena_alloc(&r->arena, cap), 0, cap};
     if (!o.p)
         return -1;
-    put_c(&o, "HTTP/1.1 ");
-    put_u64(&o, s->status);
-    put(&o, " ", 1);
-    put_s(&o, s->reason.n ? s->reason : pc_str_cstr(pc_http_reason(s->status)));
-    put(&o, "\r\n", 2);
+    pc_wb_cstr(&o, "HTTP/1.1 ");
+    pc_wb_u64(&o, s->status);
+    pc_wb_put(&o, " ", 1);
+    pc_wb_str(&o, s->reason.n ? s->reason : pc_str_cstr(pc_http_reason(s->status)));
+    pc_wb_put(&o, "\r\n", 2);
     int has_date = 0, has_rid = 0;
     const pc_http_header_t *cl = NULL;
     for (uint32_t i = 0; i < s->nheaders; i++) {
@@ -184,31 +163,31 @@ static int build_response_head(pc_req_t *r, uint8_t *out_kind)
             continue;
         has_date |= h[i].id == PC_HDR_DATE;
         has_rid |= h[i].id == PC_HDR_X_REQUEST_ID;
-        put_s(&o, h[i].name);
-        put(&o, ": ", 2);
-        put_s(&o, h[i].value);
-        put(&o, "\r\n", 2);
+        pc_wb_str(&o, h[i].name);
+        pc_wb_put(&o, ": ", 2);
+        pc_wb_str(&o, h[i].value);
+        pc_wb_put(&o, "\r\n", 2);
     }
     if (!has_date)
         put_field(&o, "Date", pc_str_cstr(pc_worker_date(r->w)));
     if (!has_rid)
         put_field(&o, "X-Request-Id", pc_str_make(r->id, r->id_len));
     if (out == PC_BODY_LENGTH) {
-        put_c(&o, "Content-Length: ");
-        put_u64(&o, (uint64_t)s->content_length);
-        put(&o, "\r\n", 2);
+        pc_wb_cstr(&o, "Content-Length: ");
+        pc_wb_u64(&o, (uint64_t)s->content_length);
+        pc_wb_put(&o, "\r\n", 2);
     } else if (out == PC_BODY_CHUNKED) {
-        put_c(&o, "Transfer-Encoding: chunked\r\n");
+        pc_wb_cstr(&o, "Transfer-Encoding: chunked\r\n");
     } else if (cl && (r->http.method_id == PC_M_HEAD || s->status == 304)) {
         /* describes the representation, not this (empty) message */
         put_field(&o, "Content-Length", cl->value);
     }
     if (r->close_after)
-        put_c(&o, "Connection: close\r\n");
+        pc_wb_cstr(&o, "Connection: close\r\n");
     else if (v10)
-        put_c(&o, "Connection: keep-alive\r\n");
-    put(&o, "\r\n", 2);
-    if (o.n > o.cap)
+        pc_wb_cstr(&o, "Connection: keep-alive\r\n");
+    pc_wb_put(&o, "\r\n", 2);
+    if (!pc_wb_ok(&o))
         return -1;
     *out_kind = out;
     r->download.pre = o.p;
@@ -670,6 +649,13 @@ void pc_proxy_run(pc_req_t *r)
                 abort_request(r, "client send timeout");
                 return;
             }
+        }
+        /* A client that hung up while its complete request waits for the
+         * upstream gets it cancelled (logged 499), like nginx does. */
+        if (r->upload.done && !r->response_started && r->conn->sock.rdhup &&
+            pc_sock_peer_gone(&r->conn->sock)) {
+            abort_request(r, "client closed before the response");
+            return;
         }
         int moved = 0, rc;
         if ((rc = step_connect(r)) == ENDED)

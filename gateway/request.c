@@ -145,6 +145,16 @@ void pc_req_start(pc_req_t *r)
         }
         r->path = pc_str_make(np, nl);
     }
+    r->route_path = r->path;
+    if (memchr(r->path.p, ';', r->path.n)) {
+        /* routes match what a parameter-stripping backend will serve */
+        char *sp = pc_arena_alloc(&r->arena, r->path.n + 1);
+        if (!sp) {
+            pc_req_respond(r, PC_REPLY_internal_error, "out of memory");
+            return;
+        }
+        r->route_path = pc_str_make(sp, pc_http_strip_params(r->path, sp));
+    }
     if (h->body == PC_BODY_LENGTH && h->content_length > r->cfg->limits.max_body) {
         pc_req_respond(r, PC_REPLY_content_too_large, "Content-Length over max_body");
         return;
@@ -255,99 +265,129 @@ void pc_req_respond(pc_req_t *r, pc_reply_e reason, const char *detail)
         r->close_after = 1;
     if (!r->http.keep_alive || r->w->draining)
         r->close_after = 1;
-    char body[160];
-    int bl =
-        snprintf(body, sizeof(body), "{\"error\":\"%s\",\"status\":%d,\"request_id\":\"%.*s\"}",
-                 reasons[reason].name, status, (int)r->id_len, r->id);
-    size_t cap = 512 + (size_t)bl;
-    char *buf = pc_arena_alloc(&r->arena, cap);
-    if (!buf) {
+    /* {"error":"<name>","status":NNN,"request_id":"<id>"} */
+    char body[64 + PC_REQUEST_ID_MAX];
+    pc_wbuf_t b = {body, 0, sizeof(body)};
+    pc_wb_cstr(&b, "{\"error\":\"");
+    pc_wb_cstr(&b, reasons[reason].name);
+    pc_wb_cstr(&b, "\",\"status\":");
+    pc_wb_u64(&b, (uint64_t)status);
+    pc_wb_cstr(&b, ",\"request_id\":\"");
+    pc_wb_put(&b, r->id, r->id_len); /* ids are [A-Za-z0-9._:-]: nothing to escape */
+    pc_wb_cstr(&b, "\"}");
+    size_t cap = 320 + sizeof(body);
+    pc_wbuf_t o = {pc_arena_alloc(&r->arena, cap), 0, cap};
+    if (!o.p || !pc_wb_ok(&b)) {
         r->close_after = 1;
         r->state = PC_RS_DONE;
         return;
     }
-    int head_only = r->http.method_id == PC_M_HEAD;
-    int n =
-        snprintf(buf, cap,
-                 "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: application/json\r\n"
-                 "Content-Length: %d\r\nCache-Control: no-store\r\nX-Request-Id: %.*s\r\n"
-                 "%s\r\n%s",
-                 status, pc_http_reason(status), pc_worker_date(r->w), bl, (int)r->id_len, r->id,
-                 r->close_after       ? "Connection: close\r\n"
-                 : r->http.minor == 0 ? "Connection: keep-alive\r\n"
-                                      : "",
-                 head_only ? "" : body);
-    pc_relay_init(&r->download, NULL, NULL, &r->conn->sock, PC_BODY_NONE, 0, PC_BODY_NONE, buf,
-                  (size_t)n);
+    pc_wb_cstr(&o, "HTTP/1.1 ");
+    pc_wb_u64(&o, (uint64_t)status);
+    pc_wb_put(&o, " ", 1);
+    pc_wb_cstr(&o, pc_http_reason(status));
+    pc_wb_cstr(&o, "\r\nDate: ");
+    pc_wb_cstr(&o, pc_worker_date(r->w));
+    pc_wb_cstr(&o, "\r\nContent-Type: application/json\r\nContent-Length: ");
+    pc_wb_u64(&o, b.n);
+    pc_wb_cstr(&o, "\r\nCache-Control: no-store\r\nX-Request-Id: ");
+    pc_wb_put(&o, r->id, r->id_len);
+    pc_wb_cstr(&o, "\r\n");
+    if (r->close_after)
+        pc_wb_cstr(&o, "Connection: close\r\n");
+    else if (r->http.minor == 0)
+        pc_wb_cstr(&o, "Connection: keep-alive\r\n");
+    pc_wb_cstr(&o, "\r\n");
+    if (r->http.method_id != PC_M_HEAD)
+        pc_wb_put(&o, body, b.n);
+    pc_relay_init(&r->download, NULL, NULL, &r->conn->sock, PC_BODY_NONE, 0, PC_BODY_NONE, o.p,
+                  o.n);
     r->response_started = 1;
     r->state = PC_RS_REPLY;
 }
 
-/* Appends `"key":"escaped"` (or null when s is NULL). */
-static size_t json_str(char *out, size_t cap, const char *key, const char *s, size_t n)
+/* Appends ,"key":"escaped" — or ,"key":null when s is NULL. */
+static void json_field(pc_wbuf_t *o, const char *key, const char *s, size_t n, size_t max)
 {
-    size_t o = (size_t)snprintf(out, cap, ",\"%s\":", key);
-    if (o >= cap)
-        return cap;
-    if (!s)
-        return o + (size_t)snprintf(out + o, cap - o, "null");
-    if (o + 2 >= cap)
-        return cap;
-    out[o++] = '"';
-    o += pc_json_escape(s, n, out + o, cap - o - 1);
-    out[o++] = '"';
-    return o;
+    pc_wb_cstr(o, ",\"");
+    pc_wb_cstr(o, key);
+    if (!s) {
+        pc_wb_cstr(o, "\":null");
+        return;
+    }
+    pc_wb_cstr(o, "\":\"");
+    pc_wb_json(o, s, n, max);
+    pc_wb_put(o, "\"", 1);
 }
 
+static void json_num(pc_wbuf_t *o, const char *key, uint64_t v)
+{
+    pc_wb_cstr(o, ",\"");
+    pc_wb_cstr(o, key);
+    pc_wb_cstr(o, "\":");
+    pc_wb_u64(o, v);
+}
+
+/* Milliseconds with three decimals, from microseconds. */
+static void json_ms(pc_wbuf_t *o, const char *key, int64_t us)
+{
+    char frac[4];
+    if (us < 0)
+        us = 0;
+    json_num(o, key, (uint64_t)us / 1000);
+    frac[0] = '.';
+    frac[1] = (char)('0' + us / 100 % 10);
+    frac[2] = (char)('0' + us / 10 % 10);
+    frac[3] = (char)('0' + us % 10);
+    pc_wb_put(o, frac, 4);
+}
+
+/* The access-log line (docs/operations.md). Every field that comes from the
+ * client is escaped and capped, so a line always fits LOG_LINE_MAX. */
+#define LOG_LINE_MAX 8192
 static void access_log(pc_req_t *r)
 {
     pc_worker_t *w = r->w;
     if (w->access.file->fd < 0)
         return;
-    const size_t cap = 8192;
-    char *out = pc_worker_log_reserve(w, cap);
-    if (!out)
+    char *line = pc_worker_log_reserve(w, LOG_LINE_MAX);
+    if (!line)
         return;
-    double ms = (double)(pc_now_us() - r->start_us) / 1e3;
-    char ts[32];
-    pc_time_iso(&r->start, ts);
-    size_t o = (size_t)snprintf(out, cap, "{\"ts\":\"%s\"", ts);
-    o += json_str(out + o, cap - o, "request_id", r->id, r->id_len);
-    char ip[46];
+    pc_wbuf_t o = {line, 0, LOG_LINE_MAX};
+    char ts[32], ip[46];
+    pc_wb_cstr(&o, "{\"ts\":\"");
+    pc_wb_put(&o, ts, pc_time_iso(&r->start, ts));
+    pc_wb_put(&o, "\"", 1);
+    json_field(&o, "request_id", r->id, r->id_len, PC_REQUEST_ID_MAX);
     const char *cip = r->conn->peer_str;
     if (r->client_ip.hi != r->conn->peer.hi || r->client_ip.lo != r->conn->peer.lo) {
         pc_ip_format(r->client_ip, ip);
         cip = ip;
     }
-    o += json_str(out + o, cap - o, "client_ip", cip, strlen(cip));
-    o += json_str(out + o, cap - o, "method", r->http.method.p,
-                  r->http.method.n > 64 ? 64 : r->http.method.n);
+    json_field(&o, "client_ip", cip, strlen(cip), 46);
+    json_field(&o, "method", r->http.method.p, r->http.method.n, 32);
     pc_str_t path = r->path.p ? r->path : r->http.path;
-    o += json_str(out + o, cap - o, "path", path.p, path.n > 2048 ? 2048 : path.n);
-    o += (size_t)snprintf(
-        out + o, cap - o,
-        ",\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu,\"duration_ms\":%.3f", r->status,
-        (unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out, ms < 0 ? 0.0 : ms);
-    o += json_str(out + o, cap - o, "upstream", r->upstream_name,
-                  r->upstream_name ? strlen(r->upstream_name) : 0);
-    if (r->upstream_name && r->upstream_us >= 0)
-        o += (size_t)snprintf(out + o, cap - o, ",\"upstream_ms\":%.3f",
-                              (double)r->upstream_us / 1e3);
+    json_field(&o, "path", path.p ? path.p : "", path.n, 1024);
+    json_num(&o, "status", (uint64_t)r->status);
+    json_num(&o, "bytes_in", r->bytes_in);
+    json_num(&o, "bytes_out", r->bytes_out);
+    json_ms(&o, "duration_ms", pc_now_us() - r->start_us);
+    const char *up = r->upstream_name;
+    json_field(&o, "upstream", up, up ? strlen(up) : 0, 128);
+    if (up && r->upstream_us >= 0)
+        json_ms(&o, "upstream_ms", r->upstream_us);
     else
-        o += (size_t)snprintf(out + o, cap - o, ",\"upstream_ms\":null");
-    o += json_str(out + o, cap - o, "route", r->route ? r->route->name : NULL,
-                  r->route ? strlen(r->route->name) : 0);
-    o += (size_t)snprintf(out + o, cap - o, ",\"user\":null");
-    o += json_str(out + o, cap - o, "blocked_by", r->blocked_by,
-                  r->blocked_by ? strlen(r->blocked_by) : 0);
-    o += (size_t)snprintf(out + o, cap - o, ",\"rules\":[]");
+        pc_wb_cstr(&o, ",\"upstream_ms\":null");
+    const char *rt = r->route ? r->route->name : NULL;
+    json_field(&o, "route", rt, rt ? strlen(rt) : 0, 128);
+    pc_wb_cstr(&o, ",\"user\":null");
+    json_field(&o, "blocked_by", r->blocked_by, r->blocked_by ? strlen(r->blocked_by) : 0, 32);
+    pc_wb_cstr(&o, ",\"rules\":[]");
     if (r->detail)
-        o += json_str(out + o, cap - o, "detail", r->detail, strlen(r->detail));
-    if (o + 2 > cap)
-        o = cap - 2; /* cannot happen with the caps above; keep the line intact */
-    out[o++] = '}';
-    out[o++] = '\n';
-    pc_worker_log_commit(w, o);
+        json_field(&o, "detail", r->detail, strlen(r->detail), 128);
+    pc_wb_cstr(&o, "}\n");
+    if (pc_wb_ok(&o)) /* cannot fail with the caps above; a cut line is never written */
+        pc_worker_log_commit(w, o.n);
 }
 
 void pc_req_finish(pc_req_t *r)

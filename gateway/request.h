@@ -65,10 +65,11 @@ struct pc_req_s {
     const pc_route_conf_t *route;
     pc_arena_t arena;
 
-    pc_http_request_t http; /* slices into the connection's buffer */
-    pc_str_t path;          /* normalised path, in the arena */
-    pc_ip_t client_ip;      /* after trusted proxies */
-    char id[40];            /* X-Request-Id (received if well formed, else generated) */
+    pc_http_request_t http;     /* slices into the connection's buffer */
+    pc_str_t path;              /* normalised path, in the arena */
+    pc_str_t route_path;        /* path without ";params": what routes match */
+    pc_ip_t client_ip;          /* after trusted proxies */
+    char id[PC_REQUEST_ID_MAX]; /* X-Request-Id (kept if well formed, else generated) */
     size_t id_len;
 
     struct timeval start; /* wall clock (the loop's), for the log's ts */

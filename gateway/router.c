@@ -15,7 +15,11 @@ pc_str_t pc_route_host_part(pc_str_t host)
         return rb ? pc_str_make(host.p, (size_t)(rb - host.p + 1)) : host;
     }
     const char *colon = memchr(host.p, ':', host.n);
-    return colon ? pc_str_make(host.p, (size_t)(colon - host.p)) : host;
+    if (colon)
+        host.n = (size_t)(colon - host.p);
+    if (host.n > 1 && host.p[host.n - 1] == '.')
+        host.n--; /* "example.com." is example.com, fully qualified */
+    return host;
 }
 
 static int host_matches(const char *pattern, pc_str_t host)
@@ -49,9 +53,9 @@ const pc_route_conf_t *pc_route_match(const pc_config_t *cfg, const pc_req_t *r)
         const pc_route_match_t *m = &rt->match;
         if (m->host && !host_matches(m->host, host))
             continue;
-        if (m->path && !pc_str_eq(r->path, pc_str_cstr(m->path)))
+        if (m->path && !pc_str_eq(r->route_path, pc_str_cstr(m->path)))
             continue;
-        if (m->path_prefix && !pc_str_has_prefix(r->path, pc_str_cstr(m->path_prefix)))
+        if (m->path_prefix && !pc_str_has_prefix(r->route_path, pc_str_cstr(m->path_prefix)))
             continue;
         if (!method_matches(m, &r->http))
             continue;

@@ -124,7 +124,7 @@ int pc_server_run(pc_config_t *cfg)
     int *fds = NULL;
     unsigned nw = (unsigned)cfg->workers;
     size_t nl = cfg->n_listeners;
-    struct event *sigs[6] = {0};
+    struct event *sigs[5] = {0};
     s.cfg = cfg;
     s.done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     s.access_log.fd = s.security_log.fd = s.error_log.fd = -1;
@@ -157,6 +157,15 @@ int pc_server_run(pc_config_t *cfg)
     s.base = event_base_new();
     if (!s.base)
         goto out;
+    /* Handlers first: once the workers run, clients and signals may come. */
+    sigs[0] = evsignal_new(s.base, SIGINT, on_stop, &s);
+    sigs[1] = evsignal_new(s.base, SIGTERM, on_stop, &s);
+    sigs[2] = evsignal_new(s.base, SIGUSR1, on_reopen, &s);
+    sigs[3] = evsignal_new(s.base, SIGHUP, on_hup, &s);
+    sigs[4] = event_new(s.base, s.done_fd, EV_READ | EV_PERSIST, on_worker_done, &s);
+    for (int i = 0; i < 5; i++)
+        if (!sigs[i] || event_add(sigs[i], NULL) != 0)
+            goto out;
     /* Workers never see signals; the main thread handles them all. */
     sigset_t all, old;
     sigfillset(&all);
@@ -179,13 +188,6 @@ int pc_server_run(pc_config_t *cfg)
     pc_log(PC_LOG_INFO, "server", "portcullis started: %u workers, configuration %s%s%s", nw,
            cfg->file, cfg->stage ? ", stage " : "", cfg->stage ? cfg->stage : "");
 
-    sigs[0] = evsignal_new(s.base, SIGINT, on_stop, &s);
-    sigs[1] = evsignal_new(s.base, SIGTERM, on_stop, &s);
-    sigs[2] = evsignal_new(s.base, SIGUSR1, on_reopen, &s);
-    sigs[3] = evsignal_new(s.base, SIGHUP, on_hup, &s);
-    sigs[4] = event_new(s.base, s.done_fd, EV_READ | EV_PERSIST, on_worker_done, &s);
-    for (int i = 0; sigs[i]; i++)
-        event_add(sigs[i], NULL);
     event_base_dispatch(s.base);
     for (unsigned w = 0; w < s.nworkers; w++)
         pthread_join(s.workers[w].thread, NULL);
@@ -200,8 +202,9 @@ out:
         if (fds[i] >= 0)
             close(fds[i]);
 out_logs:
-    for (int i = 0; sigs[i]; i++)
-        event_free(sigs[i]);
+    for (int i = 0; i < 5; i++)
+        if (sigs[i])
+            event_free(sigs[i]);
     if (s.base)
         event_base_free(s.base);
     if (s.done_fd >= 0)

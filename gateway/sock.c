@@ -114,6 +114,31 @@ ssize_t pc_sock_writev(pc_sock_t *s, const struct iovec *iov, int cnt)
     }
 }
 
+int pc_sock_quiet(pc_sock_t *s)
+{
+    char b;
+    if (s->eof || s->rdhup || s->fd < 0)
+        return 0;
+    if (!s->rd_ready)
+        return 1;
+    ssize_t r = recv(s->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        s->rd_ready = 0;
+        return 1;
+    }
+    return 0;
+}
+
+int pc_sock_peer_gone(pc_sock_t *s)
+{
+    char b;
+    if (s->eof)
+        return 1;
+    if (!s->rdhup || s->fd < 0)
+        return 0;
+    return recv(s->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
 void pc_sock_close(pc_sock_t *s)
 {
     if (s->armed)

@@ -59,6 +59,14 @@ ssize_t pc_sock_read(pc_sock_t *s, char *buf, size_t n);
 /* Writes from iov: bytes written (> 0), PC_IO_AGAIN or PC_IO_ERR. */
 ssize_t pc_sock_writev(pc_sock_t *s, const struct iovec *iov, int cnt);
 
+/* 1 when nothing is waiting to be read and the peer has not closed: the
+ * socket may be reused (an upstream connection going back to its pool).
+ * Edge-triggered readiness cannot tell alone, so it peeks when in doubt. */
+int pc_sock_quiet(pc_sock_t *s);
+
+/* 1 when the peer closed and sent nothing more (a client that went away). */
+int pc_sock_peer_gone(pc_sock_t *s);
+
 /* Unregisters the event and closes the descriptor (safe inside the event's
  * own callback; the memory of s must stay valid until that callback returns). */
 void pc_sock_close(pc_sock_t *s);

@@ -150,3 +150,20 @@ size_t pc_json_escape(const char *s, size_t n, char *out, size_t cap)
     }
     return o;
 }
+
+void pc_wb_u64(pc_wbuf_t *w, uint64_t v)
+{
+    char d[20];
+    pc_wb_put(w, d, pc_u64_dec(v, d));
+}
+
+void pc_wb_json(pc_wbuf_t *w, const char *s, size_t n, size_t max)
+{
+    if (n > max)
+        n = max;
+    size_t room = w->n < w->cap ? w->cap - w->n : 0;
+    if (room / 6 >= n) /* an escaped byte takes at most 6 */
+        w->n += pc_json_escape(s, n, w->p + w->n, room);
+    else
+        w->n = w->cap + 1; /* may not fit: overflow rather than cut an escape */
+}

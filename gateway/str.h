@@ -73,4 +73,44 @@ void pc_hex_encode(const unsigned char *in, size_t n, char *out);
  * truncated at a character boundary when cap is reached. */
 size_t pc_json_escape(const char *s, size_t n, char *out, size_t cap);
 
+/*
+ * A saturating writer into a buffer born with its size: writes past the
+ * capacity are dropped and remembered, so a caller builds a whole message
+ * and checks pc_wb_ok() once. Used for the heads the gateway writes, its
+ * local replies and its log lines.
+ */
+typedef struct pc_wbuf_s {
+    char *p;
+    size_t n; /* bytes written (may exceed cap: overflow) */
+    size_t cap;
+} pc_wbuf_t;
+
+static inline void pc_wb_put(pc_wbuf_t *w, const void *s, size_t n)
+{
+    if (n <= w->cap && w->n <= w->cap - n)
+        memcpy(w->p + w->n, s, n);
+    w->n += n;
+}
+
+static inline void pc_wb_str(pc_wbuf_t *w, pc_str_t s)
+{
+    pc_wb_put(w, s.p, s.n);
+}
+
+static inline void pc_wb_cstr(pc_wbuf_t *w, const char *s)
+{
+    pc_wb_put(w, s, strlen(s));
+}
+
+static inline int pc_wb_ok(const pc_wbuf_t *w)
+{
+    return w->n <= w->cap;
+}
+
+void pc_wb_u64(pc_wbuf_t *w, uint64_t v);
+
+/* Appends the first max bytes (at most) of s JSON-escaped, without quotes.
+ * Overflows when the escaped text might not fit. */
+void pc_wb_json(pc_wbuf_t *w, const char *s, size_t n, size_t max);
+
 #endif

@@ -171,8 +171,11 @@ void pc_upconn_release(pc_upconn_t *u, int reusable)
     pc_worker_t *w = u->w;
     pc_uppool_t *p = &u->up->pools[u->server];
     u->req = NULL;
-    if (!reusable || w->draining || u->state != PC_UP_ACTIVE || u->sock.eof ||
-        p->nidle >= (unsigned)u->up->conf->keepalive || pc_buf_unread(&u->in) != 0) {
+    /* Only a connection with nothing more to say goes back: stray bytes after
+     * a response would otherwise reach the next request, another client's. */
+    if (!reusable || w->draining || u->state != PC_UP_ACTIVE ||
+        p->nidle >= (unsigned)u->up->conf->keepalive || pc_buf_unread(&u->in) != 0 ||
+        !pc_sock_quiet(&u->sock)) {
         upconn_close(u);
         return;
     }

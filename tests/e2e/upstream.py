@@ -10,6 +10,9 @@ Behaviour is chosen by the request path:
   /close             read the request, then close without answering
   /raw/NAME          send the canned raw response RAW[NAME] (malformed responses)
   /early/N           answer 200 before reading the request body (at most N bytes read)
+  /stray/N           a 200 response of N bytes in all, then a second, unrequested one
+  /fin               a keep-alive response, then close the connection anyway
+  /headers/N         a 200 response with N extra 64-byte header fields
   anything else      200 with a JSON echo: method, target, headers, body length and sha256
 """
 
@@ -261,6 +264,22 @@ class Upstream:
             time.sleep(int(parts[2]) / 1000.0)
         elif path == "/close":
             return False
+        elif path.startswith("/stray/"):
+            total = int(parts[2])
+            head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n"
+            n = total - len(head % 0)
+            n = total - len(head % n)
+            extra = b"HTTP/1.1 200 OK\r\nContent-Length: 25\r\n\r\nSECRET-FOR-ANOTHER-CLIENT"
+            c.sendall((head % n) + b"s" * n + extra)
+            time.sleep(0.2)
+            return False
+        elif path == "/fin":
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            return False
+        elif path.startswith("/headers/"):
+            fields = b"".join(b"X-Field-%03d: %s\r\n" % (i, b"v" * 48) for i in range(int(parts[2])))
+            c.sendall(b"HTTP/1.1 200 OK\r\n" + fields + b"Content-Length: 2\r\n\r\nok")
+            return True
         elif path.startswith("/raw/"):
             c.sendall(RAW[parts[2]])
             return False

@@ -95,6 +95,7 @@ static void normalize(pc_str_t path)
     else
         FZ_ASSERT(rc == PC_HTTP_ERR(PC_HTTP_E_PATH_ENCODING) ||
                   rc == PC_HTTP_ERR(PC_HTTP_E_PATH_DOT_SEGMENT) ||
+                  rc == PC_HTTP_ERR(PC_HTTP_E_PATH_BACKSLASH) ||
                   rc == PC_HTTP_ERR(PC_HTTP_E_TARGET));
     if (path.n == 0 || path.p[0] != '/')
         FZ_ASSERT(rc == PC_HTTP_ERR(PC_HTTP_E_TARGET));

@@ -12,6 +12,7 @@
 #include "buf.h"
 #include "config.h"
 #include "connlimit.h"
+#include "http1.h"
 #include "relay.h"
 #include "request.h"
 #include "router.h"
@@ -126,6 +127,8 @@ static const char *route_for(pc_config_t *cfg, const char *method, const char *h
                                                      : PC_M_OTHER;
     r.http.host = pc_str_cstr(host);
     r.path = pc_str_cstr(path);
+    char stripped[256];
+    r.route_path = pc_str_make(stripped, pc_http_strip_params(r.path, stripped));
     const pc_route_conf_t *rt = pc_route_match(cfg, &r);
     return rt ? rt->name : "none";
 }
@@ -158,10 +161,20 @@ TEST(router)
     CHECK_EQ_STR(route_for(cfg, "GET", "a", "/apix"), "api"); /* a plain string prefix */
     CHECK_EQ_STR(route_for(cfg, "GET", "a", "/ap"), "none");
     CHECK_EQ_STR(route_for(cfg, "GET", "", "/api"), "api"); /* HTTP/1.0 without Host */
+    /* what a backend serves decides: ";params" do not hide a route, nor a
+     * fully qualified host name */
+    CHECK_EQ_STR(route_for(cfg, "POST", "a", "/login;jsessionid=1"), "login");
+    CHECK_EQ_STR(route_for(cfg, "GET", "v1.example.com.", "/api;x/y"), "wild");
+    CHECK_EQ_STR(route_for(cfg, "GET", "example.com.:80", "/"), "exact-host");
     pc_str_t hp = pc_route_host_part(PC_STR("[::1]:8080"));
     CHECK_SLICE(hp.p, hp.n, "[::1]");
     hp = pc_route_host_part(PC_STR("a.b:1"));
     CHECK_SLICE(hp.p, hp.n, "a.b");
+    hp = pc_route_host_part(PC_STR("a.b.:1"));
+    CHECK_SLICE(hp.p, hp.n, "a.b");
+    char sp[64];
+    size_t sn = pc_http_strip_params(PC_STR("/a;x=1/b;c/;d"), sp);
+    CHECK_SLICE(sp, sn, "/a/b/");
     pc_config_unref(cfg);
 }
 
