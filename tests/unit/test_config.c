@@ -208,6 +208,30 @@ TEST(interpolation)
     unlink("/tmp/pc-unit-secret");
 }
 
+TEST(unselected_stage_leaves_no_trace)
+{
+    const char *path = "/tmp/pc-unit-stage.yaml";
+    write_file(path, "listeners: [{address: '127.0.0.1:1'}]\n"
+                     "upstreams: {app: {servers: ['127.0.0.1:2']}}\n"
+                     "routes: [{match: {path_prefix: /}, upstream: app}]\n"
+                     "stages: {prod: {trusted_proxies: [10.0.0.0/8, 1.2.3.4]}}\n");
+    pc_errlist_t e = {0};
+    pc_config_t *c = pc_config_load(path, NULL, &e);
+    CHECK(c != NULL);
+    if (c) {
+        /* checking prod's keys must not have filled the live configuration */
+        CHECK_EQ_INT(c->n_trusted_proxies, 0);
+        CHECK_EQ_INT(c->trusted.n, 0);
+        pc_config_unref(c);
+    }
+    pc_config_opts_t prod = {"prod"};
+    c = pc_config_load(path, &prod, &e);
+    CHECK(c != NULL && c->n_trusted_proxies == 2);
+    if (c)
+        pc_config_unref(c);
+    unlink(path);
+}
+
 /* Every key path the schema knows appears in docs/configuration.md, written
  * as `path` (with NAME for map entries and [] for list elements). */
 static int docs_missing;
@@ -242,4 +266,5 @@ TEST(docs_cover_every_key)
 }
 
 TEST_MAIN(RUN(durations); RUN(sizes); RUN(rates); RUN(hostport); RUN(yaml_tree); RUN(yaml_merge);
-          RUN(load_and_defaults); RUN(interpolation); RUN(docs_cover_every_key))
+          RUN(load_and_defaults); RUN(interpolation); RUN(unselected_stage_leaves_no_trace);
+          RUN(docs_cover_every_key))
