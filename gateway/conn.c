@@ -115,7 +115,7 @@ static void start_linger(pc_conn_t *c)
     shutdown(c->sock.fd, SHUT_WR);
     c->state = PC_CS_LINGER;
     c->deadline = now_ms(c) + LINGER_MS;
-    c->requests = 0; /* reused as a byte counter while lingering */
+    c->drained = 0;
     pc_buf_release(&c->in, &c->w->bufs, 1);
     arm_deadline(c);
 }
@@ -131,8 +131,8 @@ static void linger(pc_conn_t *c, short what)
         ssize_t n = pc_sock_read(&c->sock, scratch, sizeof(scratch));
         if (n == PC_IO_AGAIN)
             break;
-        c->requests += n > 0 ? (unsigned)n : 0;
-        if (n <= 0 || c->requests > LINGER_MAX) {
+        c->drained += n > 0 ? (uint32_t)n : 0;
+        if (n <= 0 || c->drained > LINGER_MAX) {
             pc_conn_close(c);
             return;
         }
@@ -157,7 +157,6 @@ static pc_req_t *new_request(pc_conn_t *c)
     pc_req_init(r, c);
     c->req = r;
     c->state = PC_CS_ACTIVE;
-    c->requests++;
     /* Timeouts while the request runs are the proxy's (see proxy.c); until
      * then, nothing is expected from the client. */
     pc_conn_arm(c, w->cfg->limits.idle_timeout);

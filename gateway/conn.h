@@ -36,7 +36,7 @@ struct pc_conn_s {
     char peer_str[46];   /* text form of peer, for X-Forwarded-For and logs */
     uint8_t state;       /* pc_conn_state_e */
     int64_t deadline;    /* ms (worker clock) for IDLE, HEAD and LINGER */
-    unsigned requests;   /* requests started on this connection */
+    uint32_t drained;    /* bytes read and dropped while lingering */
     unsigned per_ip : 1; /* counted in the per-address connection limit */
     pc_conn_t *next, *prev;
 };

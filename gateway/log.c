@@ -62,14 +62,6 @@ void pc_logfile_close(pc_logfile_t *f)
     f->fd = -1;
 }
 
-int pc_log_level_parse(const char *s)
-{
-    for (int i = 0; i < 4; i++)
-        if (strcmp(s, level_names[i]) == 0)
-            return i;
-    return -1;
-}
-
 void pc_log_set_error(pc_logfile_t *f, pc_log_level_e level)
 {
     error_file = f ? f : &stderr_file;

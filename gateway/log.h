@@ -30,9 +30,6 @@ int pc_logfile_open(pc_logfile_t *f, const char *path);
 int pc_logfile_reopen(pc_logfile_t *f);
 void pc_logfile_close(pc_logfile_t *f);
 
-/* Level from its name (debug, info, warn, error), or -1. */
-int pc_log_level_parse(const char *s);
-
 /* Directs the error log to f (borrowed; must outlive logging) at level. */
 void pc_log_set_error(pc_logfile_t *f, pc_log_level_e level);
 

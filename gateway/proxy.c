@@ -245,13 +245,11 @@ static void upload_init(pc_req_t *r)
 /* Attaches a connection (fresh: never one from the pool). */
 static int attach(pc_req_t *r, int fresh)
 {
-    int reused = 0;
     pc_upstream_rt_t *rt = &r->w->ups[r->route->up->index];
-    pc_upconn_t *u = pc_upconn_acquire(r->w, rt, r, &r->servers_tried, fresh, &reused);
+    pc_upconn_t *u = pc_upconn_acquire(r->w, rt, r, &r->servers_tried, fresh);
     if (!u)
         return -1;
     r->up = u;
-    r->up_reused = (unsigned)reused;
     r->tries++;
     r->upload.dst = &u->sock;
     r->up_start_us = pc_now_us();

@@ -32,11 +32,6 @@ int64_t pc_now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-int pc_reply_status(pc_reply_e reason)
-{
-    return reasons[reason].status;
-}
-
 struct event_base *pc_req_base(const pc_req_t *r)
 {
     return r->w->base;
@@ -49,7 +44,6 @@ int pc_req_init(pc_req_t *r, pc_conn_t *conn)
     r->w = w;
     r->cfg = w->cfg;
     w->inflight++;
-    r->reply = -1;
     r->state = PC_RS_FILTERS;
     event_base_gettimeofday_cached(w->base, &r->start);
     r->start_us = pc_now_us();
@@ -239,7 +233,6 @@ void pc_req_respond_http_error(pc_req_t *r, int rc)
 
 void pc_req_respond(pc_req_t *r, pc_reply_e reason, const char *detail)
 {
-    r->reply = (int)reason;
     r->detail = detail;
     r->blocked_by = reasons[reason].blocked_by;
     if (r->up)

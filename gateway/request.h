@@ -89,7 +89,6 @@ struct pc_req_s {
 
     /* outcome */
     int status;         /* status sent (or to be sent) to the client */
-    int reply;          /* pc_reply_e when answered locally, else -1 */
     const char *detail; /* why (for the access log), static string */
     const char *blocked_by;
     uint64_t bytes_in;  /* request bytes received: head + body */
@@ -102,7 +101,6 @@ struct pc_req_s {
     int64_t up_start_us;
     unsigned tries;           /* upstream connections attached */
     unsigned servers_tried;   /* bitmask of servers (first 32) tried for this request */
-    unsigned up_reused : 1;   /* the current upstream connection came from the pool */
     unsigned retried : 1;     /* the one retry after a reset has been used */
     unsigned resp_bytes : 1;  /* the upstream sent at least one response byte */
     unsigned resp_parsed : 1; /* the upstream's final response head is parsed */
@@ -147,8 +145,5 @@ void pc_req_finish(pc_req_t *r);
 
 /* Microseconds on the monotonic clock. */
 int64_t pc_now_us(void);
-
-/* Status of a reply reason. */
-int pc_reply_status(pc_reply_e reason);
 
 #endif

@@ -124,7 +124,7 @@ static pc_upconn_t *upconn_connect(pc_worker_t *w, pc_upstream_rt_t *up, uint32_
 }
 
 pc_upconn_t *pc_upconn_acquire(pc_worker_t *w, pc_upstream_rt_t *up, pc_req_t *r, unsigned *tried,
-                               int fresh, int *reused)
+                               int fresh)
 {
     uint32_t n = (uint32_t)up->conf->n_servers;
     for (uint32_t k = 0; k < n; k++) {
@@ -140,16 +140,13 @@ pc_upconn_t *pc_upconn_acquire(pc_worker_t *w, pc_upstream_rt_t *up, pc_req_t *r
             pool_remove(p, u);
             u->state = PC_UP_ACTIVE;
             u->timed_out = 0;
-            *reused = 1;
             pc_sock_arm(&u->sock, up->conf->response_timeout);
         } else {
             u = upconn_connect(w, up, s);
-            *reused = 0;
             if (!u)
                 continue; /* refused at once: the next server */
         }
         u->req = r;
-        u->requests++;
         return u;
     }
     return NULL;

@@ -41,7 +41,6 @@ struct pc_upconn_s {
     uint32_t server; /* index in up->conf->servers */
     uint8_t state;   /* pc_upstate_e */
     unsigned timed_out : 1;
-    unsigned requests; /* served on this connection */
     pc_upconn_t *next, *prev;
 };
 
@@ -53,11 +52,11 @@ void pc_upstream_rt_free(pc_worker_t *w);
 /*
  * Attaches a connection to r: the next server in round-robin order that is
  * not in *tried (a bitmask, updated), from its idle pool unless fresh is set,
- * or a new connection (state CONNECTING). *reused tells which. NULL when every
+ * or a new connection (state CONNECTING). NULL when every
  * server has been tried or a socket could not be created.
  */
 pc_upconn_t *pc_upconn_acquire(pc_worker_t *w, pc_upstream_rt_t *up, pc_req_t *r, unsigned *tried,
-                               int fresh, int *reused);
+                               int fresh);
 
 /* After the connecting socket became writable: 0 when connected (state
  * ACTIVE), else the errno of the failure. */
