@@ -1362,12 +1362,13 @@ TEST(limit_max_header_bytes)
     check_header_bytes_limit(deflim.max_header_bytes);
 }
 
-/* A head with nh header lines (Host first). */
-static size_t build_nheaders_request(char *out, unsigned nh)
+/* A head with nh header lines (Host first), into out of size cap. */
+static size_t build_nheaders_request(char *out, size_t cap, unsigned nh)
 {
-    size_t n = (size_t)sprintf(out, "GET / HTTP/1.1\r\nHost: a\r\n");
-    for (unsigned i = 1; i < nh; i++)
-        n += (size_t)sprintf(out + n, "X-H%u: %u\r\n", i, i);
+    size_t n = (size_t)snprintf(out, cap, "GET / HTTP/1.1\r\nHost: a\r\n");
+    for (unsigned i = 1; i < nh && n < cap; i++)
+        n += (size_t)snprintf(out + n, cap - n, "X-H%u: %u\r\n", i, i);
+    CHECK(n + 2 <= cap);
     memcpy(out + n, "\r\n", 2);
     return n + 2;
 }
@@ -1377,7 +1378,7 @@ static void check_header_count_limit(uint32_t max)
     pc_http_limits_t lim = {8192, 65536, max};
     char *buf = malloc(64 + 24 * (size_t)(max + 2));
     for (uint32_t nh = max - 1; nh <= max + 1; nh++) {
-        size_t len = build_nheaders_request(buf, nh);
+        size_t len = build_nheaders_request(buf, sizeof(buf), nh);
         pc_http_request_t r;
         int rc = request_verdict(buf, len, &lim, &r, NULL);
         if (nh <= max) {
