@@ -1376,9 +1376,10 @@ static size_t build_nheaders_request(char *out, size_t cap, unsigned nh)
 static void check_header_count_limit(uint32_t max)
 {
     pc_http_limits_t lim = {8192, 65536, max};
-    char *buf = malloc(64 + 24 * (size_t)(max + 2));
+    size_t cap = 64 + 24 * (size_t)(max + 2);
+    char *buf = malloc(cap);
     for (uint32_t nh = max - 1; nh <= max + 1; nh++) {
-        size_t len = build_nheaders_request(buf, sizeof(buf), nh);
+        size_t len = build_nheaders_request(buf, cap, nh);
         pc_http_request_t r;
         int rc = request_verdict(buf, len, &lim, &r, NULL);
         if (nh <= max) {
