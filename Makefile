@@ -111,9 +111,9 @@ fuzz: deps
 run: all
 	@scripts/run-demo $(BUILD)
 
+# make bench [COMPARE=1] [BENCH_ARGS="--scenarios passthrough --duration 10"]
 bench: all
-	@scripts/deps.sh bench
-	@bench/run $(BENCH_ARGS)
+	@bench/run $(if $(COMPARE),--compare) $(BENCH_ARGS)
 
 lint:
 	@scripts/deps.sh lint
