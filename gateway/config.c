@@ -13,6 +13,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "tls.h"
+
 #define MAX_FILE_VALUE (1u << 20) /* ${file:...} contents */
 
 static void vreport(pc_cctx_t *c, int warn, const pc_ynode_t *node, const char *fmt, va_list ap)
@@ -524,6 +526,19 @@ static void set_value(pc_cctx_t *c, const pc_ckey_t *k, const pc_ynode_t *node, 
     case PC_CT_STRUCT:
         pc_cfg_walk(c, k->sub, node, dst);
         return;
+    case PC_CT_OPTIONAL: {
+        /* in shape-only mode too: the walk writes into it, never into dst's
+         * owner (which is scratch then anyway) */
+        const pc_cschema_t *s = k->sub;
+        void *obj = pc_arena_calloc(c->pool, s->size);
+        if (!obj) {
+            pc_cfg_error(c, node, "out of memory");
+            return;
+        }
+        pc_cfg_walk(c, s, node, obj);
+        *(void **)dst = obj;
+        return;
+    }
     case PC_CT_LIST:
         walk_list(c, k, node, dst);
         return;
@@ -614,6 +629,9 @@ static pc_config_t *config_new(void)
 
 static void config_free(pc_config_t *cfg)
 {
+    for (size_t i = 0; i < cfg->n_listeners; i++)
+        if (cfg->listeners[i].tls)
+            pc_tls_free(cfg->listeners[i].tls->tls);
     pc_arena_free(&cfg->pool);
     free(cfg);
 }
@@ -747,6 +765,8 @@ static const char *type_name(const pc_ckey_t *k)
         return "list";
     case PC_CT_NAMED:
         return "map of sections";
+    case PC_CT_OPTIONAL:
+        return "optional section";
     default:
         return k->what;
     }
@@ -758,7 +778,7 @@ static void dump(const pc_cschema_t *s, char *path, size_t len,
     for (const pc_ckey_t *k = s->keys; k->name; k++) {
         size_t n = len + (size_t)snprintf(path + len, 256 - len, "%s%s", len ? "." : "", k->name);
         emit(path, type_name(k), k->def ? k->def : "", arg);
-        if (k->type == PC_CT_STRUCT)
+        if (k->type == PC_CT_STRUCT || k->type == PC_CT_OPTIONAL)
             dump(k->sub, path, n, emit, arg);
         else if (k->type == PC_CT_NAMED)
             dump(k->sub, path, n + (size_t)snprintf(path + n, 256 - n, ".NAME"), emit, arg);

@@ -59,10 +59,25 @@ typedef struct pc_limits_conf_s {
     pc_rate_t min_body_rate; /* bytes per period */
 } pc_limits_conf_t;
 
+typedef struct pc_tls_cert_conf_s {
+    const char *cert;
+    const char *key;
+} pc_tls_cert_conf_t;
+
+typedef struct pc_listener_tls_conf_s {
+    PC_ARRAY(pc_tls_cert_conf_t, certificates);
+    PC_ARRAY(int64_t, protocols); /* indexes into "TLSv1.2", "TLSv1.3" */
+    const char *ciphers;
+    const char *client_ca;
+    int64_t forward_client_cert;
+    struct pc_tls_s *tls; /* the contexts built from the above (owned) */
+} pc_listener_tls_conf_t;
+
 typedef struct pc_listener_conf_s {
     const char *name;
     const char *address;
     pc_sockaddr_t addr;
+    pc_listener_tls_conf_t *tls; /* NULL: plain HTTP */
 } pc_listener_conf_t;
 
 typedef enum { PC_BALANCE_ROUND_ROBIN = 0 } pc_balance_e;

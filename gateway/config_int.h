@@ -26,6 +26,7 @@ typedef enum {
     PC_CT_SIZE_RATE, /* pc_rate_t, bytes per duration */
     PC_CT_ENUM,      /* int64_t index into sub (NULL-terminated names) */
     PC_CT_STRUCT,    /* nested section stored inline; sub is a pc_cschema_t */
+    PC_CT_OPTIONAL,  /* nested section stored by pointer, NULL when absent */
     PC_CT_LIST,      /* PC_ARRAY; sub is the element's pc_ckey_t */
     PC_CT_NAMED,     /* PC_ARRAY of structs keyed by name; sub is a pc_cschema_t
                         whose struct starts with `const char *name` */

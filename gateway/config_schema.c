@@ -13,6 +13,7 @@
 
 #include "filters/builtin.h"
 #include "http1.h"
+#include "tls.h"
 
 #define KIB  ((int64_t)1 << 10)
 #define MIB  ((int64_t)1 << 20)
@@ -90,19 +91,16 @@ static int custom_handled_before(pc_cctx_t *c, const pc_ynode_t *node, void *dst
 }
 
 /* ---- tables ---- */
+/* clang-format off */
 
-#define STR(name, type, field, def, what)                                         \
-    {                                                                             \
-        name, PC_CT_STR, 0, offsetof(type, field), def, 0, 0, NULL, NULL, 0, what \
-    }
-#define NUM(name, ct, type, field, def, lo, hi, what)                        \
-    {                                                                        \
-        name, ct, 0, offsetof(type, field), def, lo, hi, NULL, NULL, 0, what \
-    }
-#define END                                            \
-    {                                                  \
-        NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL, 0, NULL \
-    }
+#define STR(name, type, field, def, what) \
+    {name, PC_CT_STR, 0, offsetof(type, field), def, 0, 0, NULL, NULL, 0, what}
+#define NUM(name, ct, type, field, def, lo, hi, what) \
+    {name, ct, 0, offsetof(type, field), def, lo, hi, NULL, NULL, 0, what}
+/* a list element: a nested section, or a custom value of a given size */
+#define ELEM_STRUCT(schema, what) {"", PC_CT_STRUCT, 0, 0, NULL, 0, 0, schema, NULL, 0, what}
+#define ELEM_CUSTOM(fn, size, what) {"", PC_CT_CUSTOM, 0, 0, NULL, 0, 0, NULL, fn, size, what}
+#define END {NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL, 0, NULL}
 
 static const pc_ckey_t limits_keys[] = {
     NUM("max_uri", PC_CT_SIZE, pc_limits_conf_t, max_uri, "8KiB", 64, 1 * MIB, "a size"),
@@ -125,27 +123,44 @@ static const pc_ckey_t limits_keys[] = {
     END};
 static const pc_cschema_t limits_schema = {limits_keys, sizeof(pc_limits_conf_t), NULL};
 
-static const pc_ckey_t listener_keys[] = {STR("name", pc_listener_conf_t, name, NULL, "a name"),
-                                          {"address", PC_CT_CUSTOM, PC_K_REQUIRED, 0, NULL, 0, 0,
-                                           NULL, custom_listener_address, 0,
-                                           "an address (HOST:PORT)"},
-                                          END};
+static void check_tls(pc_cctx_t *c, const pc_ynode_t *node, void *obj);
+static const pc_ckey_t tls_cert_keys[] = {
+    {"cert", PC_CT_STR, PC_K_REQUIRED, offsetof(pc_tls_cert_conf_t, cert), NULL, 0, 0, NULL, NULL,
+     0, "a certificate file (PEM, chain after the leaf)"},
+    {"key", PC_CT_STR, PC_K_REQUIRED, offsetof(pc_tls_cert_conf_t, key), NULL, 0, 0, NULL, NULL, 0,
+     "a private key file (PEM)"},
+    END};
+static const pc_cschema_t tls_cert_schema = {tls_cert_keys, sizeof(pc_tls_cert_conf_t), NULL};
+static const pc_ckey_t tls_cert_elem = ELEM_STRUCT(&tls_cert_schema, "a certificate and its key");
+static const char *const protocol_names[] = {"TLSv1.2", "TLSv1.3", NULL};
+static const pc_ckey_t protocol_elem = {"", PC_CT_ENUM, 0, 0, NULL, 0, 0, protocol_names, NULL, 0,
+                                        "a protocol"};
+static const pc_ckey_t tls_keys[] = {
+    {"certificates", PC_CT_LIST, PC_K_REQUIRED | PC_K_NONEMPTY,
+     offsetof(pc_listener_tls_conf_t, certificates), NULL, 0, 0, &tls_cert_elem, NULL, 0,
+     "a list of certificates"},
+    {"protocols", PC_CT_LIST, PC_K_NONEMPTY, offsetof(pc_listener_tls_conf_t, protocols), NULL, 0,
+     0, &protocol_elem, NULL, 0, "a list of protocols"},
+    STR("ciphers", pc_listener_tls_conf_t, ciphers, NULL, "an OpenSSL cipher list"),
+    STR("client_ca", pc_listener_tls_conf_t, client_ca, NULL, "a CA bundle file (PEM)"),
+    {"forward_client_cert", PC_CT_BOOL, 0, offsetof(pc_listener_tls_conf_t, forward_client_cert),
+     "true", 0, 0, NULL, NULL, 0, "a boolean"},
+    END};
+static const pc_cschema_t tls_schema = {tls_keys, sizeof(pc_listener_tls_conf_t), check_tls};
+
+static const pc_ckey_t listener_keys[] = {
+    STR("name", pc_listener_conf_t, name, NULL, "a name"),
+    {"address", PC_CT_CUSTOM, PC_K_REQUIRED, 0, NULL, 0, 0, NULL, custom_listener_address, 0,
+     "an address (HOST:PORT)"},
+    {"tls", PC_CT_OPTIONAL, 0, offsetof(pc_listener_conf_t, tls), NULL, 0, 0, &tls_schema, NULL, 0,
+     "a TLS section"},
+    END};
 static const pc_cschema_t listener_schema = {listener_keys, sizeof(pc_listener_conf_t), NULL};
-static const pc_ckey_t listener_elem = {"", PC_CT_STRUCT,     0,    0, NULL,        0,
-                                        0,  &listener_schema, NULL, 0, "a listener"};
+static const pc_ckey_t listener_elem = ELEM_STRUCT(&listener_schema, "a listener");
 
 static const char *const balance_names[] = {"round_robin", NULL};
-static const pc_ckey_t server_elem = {"",
-                                      PC_CT_CUSTOM,
-                                      0,
-                                      0,
-                                      NULL,
-                                      0,
-                                      0,
-                                      NULL,
-                                      custom_hostport,
-                                      sizeof(pc_server_conf_t),
-                                      "an address (HOST:PORT)"};
+static const pc_ckey_t server_elem = ELEM_CUSTOM(custom_hostport, sizeof(pc_server_conf_t),
+                                                "an address (HOST:PORT)");
 static const pc_ckey_t upstream_keys[] = {
     {"servers", PC_CT_LIST, PC_K_REQUIRED | PC_K_NONEMPTY, offsetof(pc_upstream_conf_t, servers),
      NULL, 0, 0, &server_elem, NULL, 0, "a list of addresses"},
@@ -184,8 +199,7 @@ static const pc_ckey_t route_keys[] = {
 #endif
     END};
 static const pc_cschema_t route_schema = {route_keys, sizeof(pc_route_conf_t), NULL};
-static const pc_ckey_t route_elem = {"", PC_CT_STRUCT,  0,    0, NULL,     0,
-                                     0,  &route_schema, NULL, 0, "a route"};
+static const pc_ckey_t route_elem = ELEM_STRUCT(&route_schema, "a route");
 
 static const char *const format_names[] = {"json", NULL};
 static const char *const level_names[] = {"debug", "info", "warn", "error", NULL};
@@ -213,17 +227,8 @@ static const pc_ckey_t logging_keys[] = {
     END};
 static const pc_cschema_t logging_schema = {logging_keys, sizeof(pc_logging_conf_t), NULL};
 
-static const pc_ckey_t cidr_elem = {"",
-                                    PC_CT_CUSTOM,
-                                    0,
-                                    0,
-                                    NULL,
-                                    0,
-                                    0,
-                                    NULL,
-                                    custom_cidr,
-                                    sizeof(pc_cidr_range_t),
-                                    "an IP address or CIDR block"};
+static const pc_ckey_t cidr_elem = ELEM_CUSTOM(custom_cidr, sizeof(pc_cidr_range_t),
+                                              "an IP address or CIDR block");
 
 static const pc_ckey_t root_keys[] = {
     STR("stage", pc_config_t, stage, NULL, "a stage name"),
@@ -249,7 +254,43 @@ static const pc_ckey_t root_keys[] = {
 
 const pc_cschema_t pc_root_schema = {root_keys, sizeof(pc_config_t), NULL};
 
+/* clang-format on */
+
 /* ---- checks ---- */
+
+/* Builds the listener's TLS contexts now, so that -t and a reload see every
+ * certificate problem (with the line of its entry). */
+static void check_tls(pc_cctx_t *c, const pc_ynode_t *node, void *obj)
+{
+    pc_listener_tls_conf_t *t = obj;
+    const pc_ynode_t *certs = pc_ymap_get(node, "certificates");
+    const pc_ynode_t *ca = pc_ymap_get(node, "client_ca");
+    const pc_ynode_t *ciphers = pc_ymap_get(node, "ciphers");
+    pc_tls_pair_t *pairs = pc_arena_calloc(c->pool, (t->n_certificates + 1) * sizeof(*pairs));
+    pc_tls_conf_t tc = {0};
+    tc.pairs = pairs;
+    tc.npairs = t->n_certificates;
+    tc.ciphers = t->ciphers;
+    tc.ciphers_line = ciphers ? ciphers->line : 0;
+    tc.client_ca = t->client_ca;
+    tc.client_ca_line = ca ? ca->line : 0;
+    tc.forward_client_cert = (int)t->forward_client_cert;
+    if (!pairs)
+        return;
+    for (size_t i = 0; i < t->n_certificates; i++) {
+        if (!t->certificates[i].cert || !t->certificates[i].key)
+            return; /* already reported */
+        pairs[i].cert = t->certificates[i].cert;
+        pairs[i].key = t->certificates[i].key;
+        pairs[i].line =
+            certs && certs->type == PC_Y_SEQ && i < certs->n ? certs->u.items[i]->line : node->line;
+    }
+    for (size_t i = 0; i < t->n_protocols; i++)
+        tc.protocols |= t->protocols[i] == 0 ? PC_TLS_V12 : PC_TLS_V13;
+    if (!tc.protocols)
+        tc.protocols = PC_TLS_V12 | PC_TLS_V13;
+    t->tls = pc_tls_new(&tc, c->file, c->path, c->errs);
+}
 
 static int valid_route_host(const char *h)
 {

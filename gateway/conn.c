@@ -12,6 +12,7 @@
 #include "config.h"
 #include "log.h"
 #include "request.h"
+#include "tls.h"
 #include "worker.h"
 
 #define LINGER_MS       5000       /* how long a closing connection drains input */
@@ -37,9 +38,10 @@ static void arm_deadline(pc_conn_t *c)
     pc_conn_arm(c, c->deadline - now_ms(c));
 }
 
-int pc_conn_accept(pc_worker_t *w, int fd, const struct sockaddr *peer,
-                   const pc_listener_conf_t *listener, int per_ip)
+int pc_conn_accept(pc_worker_t *w, int fd, const struct sockaddr *peer, uint16_t listener,
+                   int per_ip)
 {
+    const pc_listener_conf_t *lc = &pc_worker_cfg(w)->listeners[listener];
     pc_conn_t *c = calloc(1, sizeof(*c));
     if (!c) {
         close(fd);
@@ -47,15 +49,24 @@ int pc_conn_accept(pc_worker_t *w, int fd, const struct sockaddr *peer,
     }
     c->w = w;
     c->listener = listener;
+    c->state = PC_CS_IDLE;
     c->peer = pc_ip_from_sockaddr(peer);
     pc_ip_format(c->peer, c->peer_str);
     c->per_ip = (unsigned)per_ip;
     pc_sock_nodelay(fd);
     pc_sock_init(&c->sock, w->base, fd, conn_event, c);
-    c->state = PC_CS_IDLE;
+    if (lc->tls) {
+        c->sock.ssl = pc_tls_accept(lc->tls->tls, fd);
+        if (!c->sock.ssl) {
+            close(fd);
+            free(c);
+            return -1;
+        }
+        c->state = PC_CS_HANDSHAKE;
+    }
     /* Until the first byte, a new connection gets header_timeout (a client
      * that connects and says nothing is cut as soon as a slow one would be). */
-    c->deadline = now_ms(c) + w->cfg->limits.header_timeout;
+    c->deadline = now_ms(c) + pc_worker_cfg(w)->limits.header_timeout;
     c->next = w->conns;
     if (w->conns)
         w->conns->prev = c;
@@ -67,6 +78,7 @@ int pc_conn_accept(pc_worker_t *w, int fd, const struct sockaddr *peer,
 
 void pc_conn_free(pc_conn_t *c)
 {
+    free(c->client_subject);
     free(c);
 }
 
@@ -103,7 +115,8 @@ void pc_conn_close(pc_conn_t *c)
 
 void pc_conn_close_if_idle(pc_conn_t *c)
 {
-    if (c->state == PC_CS_IDLE && !c->req && (!c->in.data || pc_buf_unread(&c->in) == 0))
+    if ((c->state == PC_CS_IDLE || c->state == PC_CS_HANDSHAKE) && !c->req &&
+        (!c->in.data || pc_buf_unread(&c->in) == 0))
         pc_conn_close(c);
 }
 
@@ -112,6 +125,8 @@ void pc_conn_close_if_idle(pc_conn_t *c)
  * makes the kernel send RST, which can discard the reply in flight). */
 static void start_linger(pc_conn_t *c)
 {
+    if (c->sock.ssl)
+        SSL_shutdown(c->sock.ssl); /* close_notify before the FIN */
     shutdown(c->sock.fd, SHUT_WR);
     c->state = PC_CS_LINGER;
     c->deadline = now_ms(c) + LINGER_MS;
@@ -128,9 +143,12 @@ static void linger(pc_conn_t *c, short what)
         return;
     }
     while (c->sock.rd_ready) {
-        ssize_t n = pc_sock_read(&c->sock, scratch, sizeof(scratch));
-        if (n == PC_IO_AGAIN)
-            break;
+        /* raw bytes, even on TLS: they are thrown away */
+        ssize_t n = recv(c->sock.fd, scratch, sizeof(scratch), MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            c->sock.rd_ready = errno == EINTR;
+            continue;
+        }
         c->drained += n > 0 ? (uint32_t)n : 0;
         if (n <= 0 || c->drained > LINGER_MAX) {
             pc_conn_close(c);
@@ -159,7 +177,7 @@ static pc_req_t *new_request(pc_conn_t *c)
     c->state = PC_CS_ACTIVE;
     /* Timeouts while the request runs are the proxy's (see proxy.c); until
      * then, nothing is expected from the client. */
-    pc_conn_arm(c, w->cfg->limits.idle_timeout);
+    pc_conn_arm(c, pc_worker_cfg(w)->limits.idle_timeout);
     return r;
 }
 
@@ -188,7 +206,7 @@ static void start_request(pc_conn_t *c, size_t end)
     pc_req_t *r = new_request(c);
     if (!r)
         return;
-    const pc_limits_conf_t *lim = &w->cfg->limits;
+    const pc_limits_conf_t *lim = &pc_worker_cfg(w)->limits;
     if (c->in.cap - end < MIN_BODY_WINDOW &&
         pc_buf_grow(&c->in, (uint32_t)end + PC_BUF_SIZE, &w->bufs) != 0) {
         pc_req_respond(r, PC_REPLY_internal_error, "out of memory");
@@ -220,7 +238,7 @@ static void start_request(pc_conn_t *c, size_t end)
 static int read_head(pc_conn_t *c)
 {
     pc_worker_t *w = c->w;
-    const pc_limits_conf_t *lim = &w->cfg->limits;
+    const pc_limits_conf_t *lim = &pc_worker_cfg(w)->limits;
     pc_http_limits_t hl = {(size_t)lim->max_uri, (size_t)lim->max_header_bytes,
                            (uint32_t)lim->max_headers};
     /* The largest head the limits allow, plus slack for leading CRLFs. */
@@ -292,7 +310,7 @@ static void request_done(pc_conn_t *c)
         return;
     }
     c->state = PC_CS_IDLE;
-    c->deadline = now_ms(c) + w->cfg->limits.idle_timeout;
+    c->deadline = now_ms(c) + pc_worker_cfg(w)->limits.idle_timeout;
     pc_buf_release(&c->in, &w->bufs, 0); /* an idle connection holds no buffer */
     arm_deadline(c);
 }
@@ -336,6 +354,32 @@ void pc_conn_drive(pc_conn_t *c)
     }
 }
 
+/* The TLS handshake, bounded by header_timeout from accept (a client that
+ * connects and never sends a ClientHello is cut like a silent one). */
+static void handshake(pc_conn_t *c, short what)
+{
+    if ((what & EV_TIMEOUT) && now_ms(c) >= c->deadline) {
+        pc_conn_close(c);
+        return;
+    }
+    int rc = pc_sock_handshake(&c->sock);
+    if (rc < 0) {
+        pc_conn_close(c); /* bad version, no shared cipher, bad client certificate, plain HTTP */
+        return;
+    }
+    if (rc == 0) {
+        arm_deadline(c);
+        return;
+    }
+    char subject[1024];
+    if (pc_tls_client_subject(c->sock.ssl, subject, sizeof(subject)))
+        c->client_subject = strdup(subject);
+    c->state = PC_CS_IDLE;
+    c->deadline = now_ms(c) + pc_worker_cfg(c->w)->limits.header_timeout;
+    c->sock.rd_ready = 1; /* the request may have come with the handshake's last flight */
+    pc_conn_drive(c);
+}
+
 static void conn_event(evutil_socket_t fd, short what, void *arg)
 {
     pc_conn_t *c = arg;
@@ -344,6 +388,9 @@ static void conn_event(evutil_socket_t fd, short what, void *arg)
     if (!what)
         return; /* a timer that fired early, now re-armed */
     switch (c->state) {
+    case PC_CS_HANDSHAKE:
+        handshake(c, what);
+        return;
     case PC_CS_IDLE:
     case PC_CS_HEAD:
         if ((what & EV_TIMEOUT) && now_ms(c) >= c->deadline) {

@@ -18,20 +18,22 @@
 #include "sock.h"
 
 typedef enum {
-    PC_CS_IDLE = 0, /* between requests, nothing received */
-    PC_CS_HEAD,     /* receiving a request head */
-    PC_CS_ACTIVE,   /* a request is in progress */
-    PC_CS_LINGER,   /* final reply sent; draining what the client still sends */
+    PC_CS_HANDSHAKE = 0, /* TLS handshake in progress */
+    PC_CS_IDLE,          /* between requests, nothing received */
+    PC_CS_HEAD,          /* receiving a request head */
+    PC_CS_ACTIVE,        /* a request is in progress */
+    PC_CS_LINGER,        /* final reply sent; draining what the client still sends */
     PC_CS_CLOSED
 } pc_conn_state_e;
 
 struct pc_conn_s {
     pc_sock_t sock;
     pc_worker_t *w;
-    const struct pc_listener_conf_s *listener;
+    uint16_t listener; /* index in the configuration's listeners */
     pc_buf_t in;
     pc_http_scan_t scan;
     pc_req_t *req;
+    char *client_subject; /* verified client certificate subject (mTLS), or NULL */
     pc_ip_t peer;
     char peer_str[46];   /* text form of peer, for X-Forwarded-For and logs */
     uint8_t state;       /* pc_conn_state_e */
@@ -41,10 +43,10 @@ struct pc_conn_s {
     pc_conn_t *next, *prev;
 };
 
-/* Takes over an accepted socket (per_ip: it was counted in the per-address
- * limit). 0, or -1 (fd closed). */
-int pc_conn_accept(pc_worker_t *w, int fd, const struct sockaddr *peer,
-                   const struct pc_listener_conf_s *listener, int per_ip);
+/* Takes over a socket accepted on listener number `listener` (per_ip: it
+ * was counted in the per-address limit). 0, or -1 (fd closed). */
+int pc_conn_accept(pc_worker_t *w, int fd, const struct sockaddr *peer, uint16_t listener,
+                   int per_ip);
 
 /* Drives the current request and everything after it (called from the
  * client's and the upstream's socket events). */

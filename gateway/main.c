@@ -77,5 +77,5 @@ int main(int argc, char **argv)
         pc_config_unref(cfg);
         return 0;
     }
-    return pc_server_run(cfg);
+    return pc_server_run(cfg, &opts);
 }

@@ -50,8 +50,11 @@ static int build_request_head(pc_req_t *r)
 {
     const pc_http_request_t *h = &r->http;
     int trusted = r->cfg->trusted.n && pc_cidr_set_contains(&r->cfg->trusted, r->conn->peer);
+    const char *subject =
+        r->listener->tls && r->listener->tls->forward_client_cert ? r->conn->client_subject : NULL;
     size_t cap = h->method.n + r->path.n + h->query.n + fields_size(h->headers, h->nheaders) +
-                 h->host.n + strlen(r->route->up->name) + ADDED_FIELDS;
+                 h->host.n + strlen(r->route->up->name) + (subject ? strlen(subject) : 0) +
+                 ADDED_FIELDS;
     pc_wbuf_t o = {pc_arena_alloc(&r->arena, cap), 0, cap};
     if (!o.p)
         return -1;
@@ -83,6 +86,7 @@ static int build_request_head(pc_req_t *r)
             xfh = xfh ? xfh : f;
             continue;
         case PC_HDR_X_REQUEST_ID:
+        case PC_HDR_X_CLIENT_CERT_SUBJECT: /* only the gateway may say who the client is */
             continue;
         case PC_HDR_HOST:
             has_host = 1;
@@ -103,7 +107,12 @@ static int build_request_head(pc_req_t *r)
     if (!has_host)
         put_field(&o, "Host", h->host.p ? h->host : pc_str_cstr(r->route->up->name));
     /* A trusted proxy in front of us knows the original scheme and host. */
-    put_field(&o, "X-Forwarded-Proto", trusted && xfp ? xfp->value : PC_STR("http"));
+    put_field(&o, "X-Forwarded-Proto",
+              trusted && xfp      ? xfp->value
+              : r->conn->sock.ssl ? PC_STR("https")
+                                  : PC_STR("http"));
+    if (subject)
+        put_field(&o, "X-Client-Cert-Subject", pc_str_cstr(subject));
     if (trusted && xfh)
         put_field(&o, "X-Forwarded-Host", xfh->value);
     else if (h->host.p)
@@ -245,7 +254,7 @@ static void upload_init(pc_req_t *r)
 /* Attaches a connection (fresh: never one from the pool). */
 static int attach(pc_req_t *r, int fresh)
 {
-    pc_upstream_rt_t *rt = &r->w->ups[r->route->up->index];
+    pc_upstream_rt_t *rt = &r->snap->ups[r->route->up->index];
     pc_upconn_t *u = pc_upconn_acquire(r->w, rt, r, &r->servers_tried, fresh);
     if (!u)
         return -1;

@@ -42,8 +42,10 @@ int pc_req_init(pc_req_t *r, pc_conn_t *conn)
     pc_worker_t *w = conn->w;
     r->conn = conn;
     r->w = w;
-    r->cfg = w->cfg;
-    w->inflight++;
+    r->snap = w->snap;
+    r->snap->inflight++;
+    r->cfg = r->snap->cfg;
+    r->listener = &r->cfg->listeners[conn->listener];
     r->state = PC_RS_FILTERS;
     event_base_gettimeofday_cached(w->base, &r->start);
     r->start_us = pc_now_us();
@@ -394,7 +396,7 @@ void pc_req_finish(pc_req_t *r)
     if (r->status == 0)
         r->status = 499; /* the client went away before any answer */
     access_log(r);
-    r->w->inflight--;
+    pc_worker_snap_release(r->w, r->snap);
     pc_arena_t a = r->arena; /* r lives inside its own arena */
     pc_arena_free(&a);
 }

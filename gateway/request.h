@@ -61,7 +61,9 @@ typedef enum {
 struct pc_req_s {
     pc_conn_t *conn;
     pc_worker_t *w;
-    pc_config_t *cfg; /* snapshot (counted in the worker) */
+    struct pc_snap_s *snap; /* the worker's snapshot this request runs on (counted) */
+    pc_config_t *cfg;       /* snap->cfg */
+    const struct pc_listener_conf_s *listener; /* where it arrived */
     const pc_route_conf_t *route;
     pc_arena_t arena;
 

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "tls.h"
 #include "worker.h"
 
 #define BACKLOG 4096
@@ -76,14 +77,66 @@ static void on_reopen(evutil_socket_t sig, short what, void *arg)
     pc_log(PC_LOG_INFO, "log", "log files reopened");
 }
 
+/* What a reload cannot change yet: the sockets already open. */
+static int same_listeners(const pc_config_t *a, const pc_config_t *b)
+{
+    if (a->n_listeners != b->n_listeners)
+        return 0;
+    for (size_t i = 0; i < a->n_listeners; i++) {
+        const pc_listener_conf_t *x = &a->listeners[i], *y = &b->listeners[i];
+        if (x->addr.len != y->addr.len || memcmp(&x->addr.u, &y->addr.u, x->addr.len) != 0 ||
+            !x->tls != !y->tls)
+            return 0;
+    }
+    return 1;
+}
+
+/* SIGHUP: load and validate a whole new configuration (certificates
+ * included) here, off the workers' loops, then hand it to every worker.
+ * A configuration that fails changes nothing. */
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
+    pc_server_t *s = arg;
     (void)sig;
     (void)what;
+    pc_errlist_t errs = {0};
+    pc_config_t *n = pc_config_load(s->cfg->file, &s->opts, &errs);
+    pc_errlist_sort(&errs);
+    for (size_t i = 0; i < errs.n; i++)
+        pc_log(errs.is_warning[i] ? PC_LOG_WARN : PC_LOG_ERROR, "reload", "%s", errs.msgs[i]);
+    size_t nerr = pc_errlist_errors(&errs);
+    pc_errlist_free(&errs);
+    if (!n) {
+        pc_log(PC_LOG_ERROR, "reload",
+               "failed with %zu error%s: configuration %llu stays in effect", nerr,
+               nerr == 1 ? "" : "s", (unsigned long long)s->cfg->generation);
+        return;
+    }
+    if (!same_listeners(s->cfg, n)) {
+        pc_log(PC_LOG_ERROR, "reload",
+               "listeners were added, removed or moved: that needs a restart; configuration %llu "
+               "stays in effect",
+               (unsigned long long)s->cfg->generation);
+        pc_config_unref(n);
+        return;
+    }
+    n->generation = s->cfg->generation + 1;
+    for (unsigned i = 0; i < s->nworkers; i++)
+        pc_worker_reload(&s->workers[i], n);
+    pc_config_unref(s->cfg);
+    s->cfg = n;
+    pc_log_set_error(&s->error_log, (pc_log_level_e)n->logging.error.level);
+    pc_log(PC_LOG_INFO, "reload", "configuration %llu in effect for new requests",
+           (unsigned long long)n->generation);
+}
+
+/* Once a minute: a new TLS session-ticket key when the current one is due. */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
     (void)arg;
-    pc_log(PC_LOG_WARN, "server",
-           "SIGHUP: configuration reload is not available yet; "
-           "restart to apply changes");
+    pc_tls_rotate_ticket_keys();
 }
 
 /* A worker's loop ended; when all have, the main loop ends too. */
@@ -117,15 +170,17 @@ static int open_logs(pc_server_t *s)
     return 0;
 }
 
-int pc_server_run(pc_config_t *cfg)
+int pc_server_run(pc_config_t *cfg, const pc_config_opts_t *opts)
 {
     pc_server_t s = {0};
     int rc = 1;
     int *fds = NULL;
     unsigned nw = (unsigned)cfg->workers;
     size_t nl = cfg->n_listeners;
-    struct event *sigs[5] = {0};
+    struct event *sigs[6] = {0};
     s.cfg = cfg;
+    s.opts = *opts;
+    cfg->generation = 1;
     s.done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     s.access_log.fd = s.security_log.fd = s.error_log.fd = -1;
     signal(SIGPIPE, SIG_IGN);
@@ -163,8 +218,10 @@ int pc_server_run(pc_config_t *cfg)
     sigs[2] = evsignal_new(s.base, SIGUSR1, on_reopen, &s);
     sigs[3] = evsignal_new(s.base, SIGHUP, on_hup, &s);
     sigs[4] = event_new(s.base, s.done_fd, EV_READ | EV_PERSIST, on_worker_done, &s);
-    for (int i = 0; i < 5; i++)
-        if (!sigs[i] || event_add(sigs[i], NULL) != 0)
+    sigs[5] = event_new(s.base, -1, EV_PERSIST, on_tick, &s);
+    struct timeval minute = {60, 0};
+    for (int i = 0; i < 6; i++)
+        if (!sigs[i] || event_add(sigs[i], i == 5 ? &minute : NULL) != 0)
             goto out;
     /* Workers never see signals; the main thread handles them all. */
     sigset_t all, old;
@@ -202,7 +259,7 @@ out:
         if (fds[i] >= 0)
             close(fds[i]);
 out_logs:
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         if (sigs[i])
             event_free(sigs[i]);
     if (s.base)
@@ -216,6 +273,6 @@ out_logs:
     free(fds);
     free(s.workers);
     pc_connlimit_free(s.per_ip);
-    pc_config_unref(cfg);
+    pc_config_unref(s.cfg); /* the latest, after reloads */
     return rc;
 }

@@ -1,7 +1,7 @@
 /*
  * server.h — the main thread: loads the configuration, opens log files and
  * listening sockets, runs the workers, and turns signals into actions
- * (SIGINT/SIGTERM drain and exit, SIGUSR1 reopens logs).
+ * (SIGINT/SIGTERM drain and exit, SIGHUP reloads, SIGUSR1 reopens logs).
  */
 #ifndef PC_SERVER_H
 #define PC_SERVER_H
@@ -14,7 +14,8 @@
 #include "pc_types.h"
 
 struct pc_server_s {
-    pc_config_t *cfg;
+    pc_config_t *cfg;      /* the configuration in effect (one reference) */
+    pc_config_opts_t opts; /* how it was loaded: a reload loads the same way */
     struct event_base *base;
     pc_worker_t *workers;
     unsigned nworkers;
@@ -29,7 +30,8 @@ struct pc_server_s {
 };
 
 /* Runs the gateway with an already loaded configuration until it is told to
- * stop. Takes over the caller's reference to cfg. Returns the exit code. */
-int pc_server_run(pc_config_t *cfg);
+ * stop. Takes over the caller's reference to cfg; opts (kept) say how to
+ * load it again on SIGHUP. Returns the exit code. */
+int pc_server_run(pc_config_t *cfg, const pc_config_opts_t *opts);
 
 #endif

@@ -4,6 +4,9 @@
 #include "sock.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <openssl/err.h>
+#include <string.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -35,6 +38,8 @@ void pc_sock_init(pc_sock_t *s, struct event_base *base, int fd, event_callback_
     s->armed = 0;
     s->timeout_ms = -1;
     s->base = base;
+    s->ssl = NULL;
+    s->want_write_to_read = s->want_read_to_write = 0;
     event_assign(&s->ev, base, fd, EV_READ | EV_WRITE | EV_CLOSED | EV_ET | EV_PERSIST, cb, arg);
 }
 
@@ -56,6 +61,11 @@ short pc_sock_events(pc_sock_t *s, short what)
         s->rdhup = 1;
     if (what & EV_WRITE)
         s->wr_ready = 1;
+    /* OpenSSL sometimes reads to write or writes to read: wake the other side */
+    if ((what & EV_WRITE) && s->want_write_to_read)
+        s->rd_ready = 1;
+    if ((what & (EV_READ | EV_CLOSED)) && s->want_read_to_write)
+        s->wr_ready = 1;
     if (what & EV_TIMEOUT) {
         int64_t left = s->active_ms + s->timeout_ms - now;
         if (left > 0) {
@@ -68,8 +78,85 @@ short pc_sock_events(pc_sock_t *s, short what)
     return what;
 }
 
+/* Maps an SSL_read/SSL_write/SSL_do_handshake failure onto the flags. */
+static ssize_t tls_fail(pc_sock_t *s, int r, int reading)
+{
+    switch (SSL_get_error(s->ssl, r)) {
+    case SSL_ERROR_WANT_READ:
+        s->rd_ready = 0;
+        s->want_read_to_write = !reading;
+        return PC_IO_AGAIN;
+    case SSL_ERROR_WANT_WRITE:
+        s->wr_ready = 0;
+        s->want_write_to_read = reading;
+        return PC_IO_AGAIN;
+    case SSL_ERROR_ZERO_RETURN: /* close_notify */
+        s->eof = 1;
+        s->rd_ready = 0;
+        return 0;
+    default:
+        ERR_clear_error();
+        s->rd_ready = s->wr_ready = 0;
+        return PC_IO_ERR;
+    }
+}
+
+static ssize_t tls_read(pc_sock_t *s, char *buf, size_t n)
+{
+    int r = SSL_read(s->ssl, buf, n > INT_MAX ? INT_MAX : (int)n);
+    s->want_write_to_read = 0;
+    if (r > 0)
+        return r; /* OpenSSL may hold more records: read on until WANT_READ */
+    if (r == 0 && SSL_get_error(s->ssl, r) == SSL_ERROR_SYSCALL) {
+        s->eof = 1; /* the peer closed without close_notify */
+        s->rd_ready = 0;
+        ERR_clear_error();
+        return 0;
+    }
+    return tls_fail(s, r, 1);
+}
+
+/* One record's worth at a time: small iovecs (a head and a body slice) are
+ * coalesced so they go out as one record; OpenSSL needs a retry with the
+ * same bytes after WANT_WRITE, which the caller's unchanged iovecs give. */
+static ssize_t tls_writev(pc_sock_t *s, const struct iovec *iov, int cnt)
+{
+    static __thread char scratch[16384];
+    const void *p = iov[0].iov_base;
+    size_t n = iov[0].iov_len;
+    if (cnt > 1 && n < sizeof(scratch)) {
+        n = 0;
+        for (int i = 0; i < cnt && n < sizeof(scratch); i++) {
+            size_t take = iov[i].iov_len;
+            if (take > sizeof(scratch) - n)
+                take = sizeof(scratch) - n;
+            memcpy(scratch + n, iov[i].iov_base, take);
+            n += take;
+        }
+        p = scratch;
+    }
+    if (n > INT_MAX)
+        n = INT_MAX;
+    int r = SSL_write(s->ssl, p, (int)n);
+    s->want_read_to_write = 0;
+    if (r > 0)
+        return r;
+    return tls_fail(s, r, 0);
+}
+
+int pc_sock_handshake(pc_sock_t *s)
+{
+    int r = SSL_do_handshake(s->ssl);
+    if (r == 1)
+        return 1;
+    ssize_t rc = tls_fail(s, r, 1);
+    return rc == PC_IO_AGAIN ? 0 : -1;
+}
+
 ssize_t pc_sock_read(pc_sock_t *s, char *buf, size_t n)
 {
+    if (s->ssl)
+        return tls_read(s, buf, n);
     for (;;) {
         ssize_t r = recv(s->fd, buf, n, 0);
         if (r > 0) {
@@ -94,6 +181,8 @@ ssize_t pc_sock_read(pc_sock_t *s, char *buf, size_t n)
 
 ssize_t pc_sock_writev(pc_sock_t *s, const struct iovec *iov, int cnt)
 {
+    if (s->ssl)
+        return tls_writev(s, iov, cnt);
     size_t want = 0;
     for (int i = 0; i < cnt; i++)
         want += iov[i].iov_len;
@@ -117,7 +206,7 @@ ssize_t pc_sock_writev(pc_sock_t *s, const struct iovec *iov, int cnt)
 int pc_sock_quiet(pc_sock_t *s)
 {
     char b;
-    if (s->eof || s->rdhup || s->fd < 0)
+    if (s->eof || s->rdhup || s->fd < 0 || (s->ssl && SSL_has_pending(s->ssl)))
         return 0;
     if (!s->rd_ready)
         return 1;
@@ -136,6 +225,14 @@ int pc_sock_peer_gone(pc_sock_t *s)
         return 1;
     if (!s->rdhup || s->fd < 0)
         return 0;
+    if (s->ssl) {
+        /* after the FIN, anything but a complete record of data means gone
+         * (a close_notify, or half a record that can never be completed) */
+        int r = SSL_peek(s->ssl, &b, 1);
+        int gone = r <= 0 && SSL_get_error(s->ssl, r) != SSL_ERROR_WANT_WRITE;
+        ERR_clear_error();
+        return gone;
+    }
     return recv(s->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
 }
 
@@ -144,6 +241,13 @@ void pc_sock_close(pc_sock_t *s)
     if (s->armed)
         event_del(&s->ev);
     s->armed = 0;
+    if (s->ssl) {
+        if (SSL_is_init_finished(s->ssl))
+            SSL_shutdown(s->ssl); /* one close_notify, without waiting for the peer's */
+        SSL_free(s->ssl);
+        ERR_clear_error();
+        s->ssl = NULL;
+    }
     if (s->fd >= 0)
         close(s->fd);
     s->fd = -1;

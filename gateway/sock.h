@@ -8,12 +8,16 @@
  * block or when a short read/write shows the kernel buffer is drained/full).
  * Every socket always has a timeout armed; its meaning depends on the owner's
  * state (see docs/internals/request-lifecycle.md).
+ *
+ * With TLS (ssl set), the same calls go through OpenSSL: SSL_read/SSL_write's
+ * want-read/want-write map onto the same readiness flags.
  */
 #ifndef PC_SOCK_H
 #define PC_SOCK_H
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
+#include <openssl/ssl.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -25,12 +29,15 @@ typedef struct pc_sock_s {
     int fd;
     unsigned rd_ready : 1;
     unsigned wr_ready : 1;
-    unsigned eof : 1;   /* the peer closed its sending side (read returned 0) */
-    unsigned rdhup : 1; /* the kernel reported the peer's FIN (EV_CLOSED) */
-    unsigned armed : 1; /* the event is registered */
-    int64_t timeout_ms; /* the inactivity timeout in force */
-    int64_t active_ms;  /* last activity or (re)arm, on the loop's clock */
+    unsigned eof : 1;                /* the peer closed its sending side (read returned 0) */
+    unsigned rdhup : 1;              /* the kernel reported the peer's FIN (EV_CLOSED) */
+    unsigned armed : 1;              /* the event is registered */
+    unsigned want_write_to_read : 1; /* SSL_read needs the socket writable */
+    unsigned want_read_to_write : 1; /* SSL_write needs the socket readable */
+    int64_t timeout_ms;              /* the inactivity timeout in force */
+    int64_t active_ms;               /* last activity or (re)arm, on the loop's clock */
     struct event_base *base;
+    SSL *ssl; /* NULL: plain TCP */
     struct event ev;
 } pc_sock_t;
 
@@ -58,6 +65,11 @@ ssize_t pc_sock_read(pc_sock_t *s, char *buf, size_t n);
 
 /* Writes from iov: bytes written (> 0), PC_IO_AGAIN or PC_IO_ERR. */
 ssize_t pc_sock_writev(pc_sock_t *s, const struct iovec *iov, int cnt);
+
+/* Advances a TLS handshake: 1 when complete, 0 to wait for the event, -1
+ * when it failed (wrong protocol, no shared cipher, bad client certificate,
+ * plain HTTP sent to a TLS port, ...). */
+int pc_sock_handshake(pc_sock_t *s);
 
 /* 1 when nothing is waiting to be read and the peer has not closed: the
  * socket may be reused (an upstream connection going back to its pool).

@@ -59,36 +59,36 @@ static void upconn_event(evutil_socket_t fd, short what, void *arg)
         pc_conn_drive(u->req->conn);
 }
 
-int pc_upstream_rt_init(pc_worker_t *w)
+pc_upstream_rt_t *pc_upstream_rt_new(pc_worker_t *w, const pc_config_t *cfg)
 {
-    const pc_config_t *cfg = w->cfg;
-    w->ups = calloc(cfg->n_upstreams ? cfg->n_upstreams : 1, sizeof(*w->ups));
-    if (!w->ups)
-        return -1;
+    pc_upstream_rt_t *ups = calloc(cfg->n_upstreams ? cfg->n_upstreams : 1, sizeof(*ups));
+    if (!ups)
+        return NULL;
     for (size_t i = 0; i < cfg->n_upstreams; i++) {
-        w->ups[i].conf = &cfg->upstreams[i];
+        ups[i].conf = &cfg->upstreams[i];
         /* start workers on different servers so they do not all hit the first */
-        w->ups[i].rr = w->id;
-        w->ups[i].pools = calloc(cfg->upstreams[i].n_servers, sizeof(pc_uppool_t));
-        if (!w->ups[i].pools)
-            return -1;
+        ups[i].rr = w->id;
+        ups[i].pools = calloc(cfg->upstreams[i].n_servers, sizeof(pc_uppool_t));
+        if (!ups[i].pools) {
+            pc_upstream_rt_free(ups, cfg);
+            return NULL;
+        }
     }
-    return 0;
+    return ups;
 }
 
-void pc_upstream_rt_free(pc_worker_t *w)
+void pc_upstream_rt_free(pc_upstream_rt_t *ups, const pc_config_t *cfg)
 {
-    if (!w->ups)
+    if (!ups)
         return;
-    for (size_t i = 0; i < w->cfg->n_upstreams; i++) {
-        pc_upstream_rt_t *rt = &w->ups[i];
-        for (size_t s = 0; rt->pools && s < rt->conf->n_servers; s++)
+    for (size_t i = 0; i < cfg->n_upstreams; i++) {
+        pc_upstream_rt_t *rt = &ups[i];
+        for (size_t s = 0; rt->pools && s < cfg->upstreams[i].n_servers; s++)
             while (rt->pools[s].idle)
                 upconn_close(rt->pools[s].idle);
         free(rt->pools);
     }
-    free(w->ups);
-    w->ups = NULL;
+    free(ups);
 }
 
 static pc_upconn_t *upconn_connect(pc_worker_t *w, pc_upstream_rt_t *up, uint32_t server)

@@ -44,10 +44,10 @@ struct pc_upconn_s {
     pc_upconn_t *next, *prev;
 };
 
-/* Sets up w->ups for w->cfg. 0 or -1. */
-int pc_upstream_rt_init(pc_worker_t *w);
-/* Closes the idle connections and frees w->ups. */
-void pc_upstream_rt_free(pc_worker_t *w);
+/* A worker's runtime state for cfg's upstreams (NULL when out of memory). */
+pc_upstream_rt_t *pc_upstream_rt_new(pc_worker_t *w, const pc_config_t *cfg);
+/* Closes the idle connections and frees the state. */
+void pc_upstream_rt_free(pc_upstream_rt_t *ups, const pc_config_t *cfg);
 
 /*
  * Attaches a connection to r: the next server in round-robin order that is

@@ -162,7 +162,7 @@ static void accept_cb(evutil_socket_t fd, short what, void *arg)
     pc_worker_t *w = l->w;
     (void)what;
     for (int i = 0; i < ACCEPT_BATCH; i++) {
-        long max = (long)w->cfg->limits.max_connections;
+        long max = (long)pc_worker_cfg(w)->limits.max_connections;
         if (__atomic_load_n(&w->srv->connections, __ATOMIC_RELAXED) >= max) {
             /* At the cap: stop accepting (connections wait in the backlog)
              * until one closes, re-checking now and then. */
@@ -190,14 +190,15 @@ static void accept_cb(evutil_socket_t fd, short what, void *arg)
         /* Behind a trusted proxy every connection has the proxy's address:
          * the per-address limit would throttle everyone, so it is not applied. */
         pc_ip_t ip = pc_ip_from_sockaddr((struct sockaddr *)&ss);
-        int counted = !pc_cidr_set_contains(&w->cfg->trusted, ip);
-        if (counted && pc_connlimit_acquire(w->srv->per_ip, ip,
-                                            (unsigned)w->cfg->limits.max_connections_per_ip) != 0) {
+        int counted = !pc_cidr_set_contains(&pc_worker_cfg(w)->trusted, ip);
+        if (counted &&
+            pc_connlimit_acquire(w->srv->per_ip, ip,
+                                 (unsigned)pc_worker_cfg(w)->limits.max_connections_per_ip) != 0) {
             close(cfd);
             continue;
         }
         __atomic_add_fetch(&w->srv->connections, 1, __ATOMIC_RELAXED);
-        if (pc_conn_accept(w, cfd, (struct sockaddr *)&ss, l->conf, counted) != 0) {
+        if (pc_conn_accept(w, cfd, (struct sockaddr *)&ss, l->idx, counted) != 0) {
             __atomic_sub_fetch(&w->srv->connections, 1, __ATOMIC_RELAXED);
             if (counted)
                 pc_connlimit_release(w->srv->per_ip, ip);
@@ -236,13 +237,70 @@ static void start_drain(pc_worker_t *w, int force)
             next = c->next;
             pc_conn_close_if_idle(c);
         }
-        struct timeval tv = {(time_t)(w->cfg->shutdown_timeout / 1000),
-                             (suseconds_t)(w->cfg->shutdown_timeout % 1000) * 1000};
+        struct timeval tv = {(time_t)(pc_worker_cfg(w)->shutdown_timeout / 1000),
+                             (suseconds_t)(pc_worker_cfg(w)->shutdown_timeout % 1000) * 1000};
         evtimer_add(&w->drain_timer, &tv);
     }
     if (force)
         drain_timeout_cb(-1, 0, w);
     maybe_finish_drain(w);
+}
+
+static pc_snap_t *snap_new(pc_worker_t *w, pc_config_t *cfg)
+{
+    pc_snap_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->cfg = cfg;
+    s->ups = pc_upstream_rt_new(w, cfg);
+    if (!s->ups) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void snap_free(pc_snap_t *s)
+{
+    pc_upstream_rt_free(s->ups, s->cfg);
+    pc_config_unref(s->cfg);
+    free(s);
+}
+
+void pc_worker_snap_release(pc_worker_t *w, pc_snap_t *s)
+{
+    if (--s->inflight || s == w->snap)
+        return;
+    for (pc_snap_t **p = &w->retired; *p; p = &(*p)->next) {
+        if (*p == s) {
+            *p = s->next;
+            snap_free(s);
+            return;
+        }
+    }
+}
+
+/* Takes the configuration the main thread handed over, if any. */
+static void take_pending(pc_worker_t *w)
+{
+    pc_config_t *cfg = __atomic_exchange_n(&w->pending, NULL, __ATOMIC_ACQ_REL);
+    if (!cfg)
+        return;
+    pc_snap_t *s = snap_new(w, cfg);
+    if (!s) {
+        pc_log(PC_LOG_ERROR, "worker",
+               "worker %u: out of memory: keeping the previous configuration", w->id);
+        pc_config_unref(cfg);
+        return;
+    }
+    pc_snap_t *old = w->snap;
+    w->snap = s;
+    if (old->inflight == 0) {
+        snap_free(old);
+    } else {
+        old->next = w->retired;
+        w->retired = old;
+    }
 }
 
 static void notify_cb(evutil_socket_t fd, short what, void *arg)
@@ -252,15 +310,32 @@ static void notify_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (read(fd, &v, sizeof(v)) != sizeof(v))
         return;
-    /* 1: drain, 2 or more: drain now */
-    start_drain(w, v >= 2);
+    take_pending(w);
+    unsigned drain = __atomic_load_n(&w->drain_requested, __ATOMIC_ACQUIRE);
+    if (drain)
+        start_drain(w, drain >= 2);
+}
+
+static void notify(pc_worker_t *w)
+{
+    uint64_t one = 1;
+    ssize_t n = write(w->notify_fd, &one, sizeof(one));
+    (void)n;
 }
 
 void pc_worker_drain(pc_worker_t *w, int force)
 {
-    uint64_t v = force ? 2 : 1;
-    ssize_t n = write(w->notify_fd, &v, sizeof(v));
-    (void)n;
+    __atomic_store_n(&w->drain_requested, force ? 2u : 1u, __ATOMIC_RELEASE);
+    notify(w);
+}
+
+void pc_worker_reload(pc_worker_t *w, pc_config_t *cfg)
+{
+    pc_config_ref(cfg);
+    pc_config_t *old = __atomic_exchange_n(&w->pending, cfg, __ATOMIC_ACQ_REL);
+    if (old) /* a newer one came before the worker took this one */
+        pc_config_unref(old);
+    notify(w);
 }
 
 int pc_worker_init(pc_worker_t *w, pc_server_t *srv, unsigned id, pc_config_t *cfg,
@@ -269,7 +344,6 @@ int pc_worker_init(pc_worker_t *w, pc_server_t *srv, unsigned id, pc_config_t *c
     memset(w, 0, sizeof(*w));
     w->id = id;
     w->srv = srv;
-    w->cfg = cfg;
     w->notify_fd = -1;
     pc_config_ref(cfg);
     struct event_config *ec = event_config_new();
@@ -294,7 +368,7 @@ int pc_worker_init(pc_worker_t *w, pc_server_t *srv, unsigned id, pc_config_t *c
     for (size_t i = 0; i < nlisten; i++) {
         pc_listen_t *l = &w->listens[i];
         l->fd = listen_fds[i];
-        l->conf = &cfg->listeners[i];
+        l->idx = (uint16_t)i;
         l->w = w;
         event_assign(&l->ev, w->base, l->fd, EV_READ | EV_PERSIST, accept_cb, l);
         event_add(&l->ev, NULL);
@@ -310,7 +384,12 @@ int pc_worker_init(pc_worker_t *w, pc_server_t *srv, unsigned id, pc_config_t *c
     event_add(&w->notify_ev, NULL);
     if (pc_logbuf_init(&w->access, &srv->access_log, LOG_BUF) != 0)
         return -1;
-    return pc_upstream_rt_init(w);
+    w->snap = snap_new(w, cfg);
+    if (!w->snap) {
+        pc_config_unref(cfg);
+        return -1;
+    }
+    return 0;
 }
 
 static void *worker_main(void *arg)
@@ -334,7 +413,17 @@ void pc_worker_free(pc_worker_t *w)
     while (w->conns)
         pc_conn_close(w->conns);
     close_listens(w);
-    pc_upstream_rt_free(w);
+    while (w->retired) {
+        pc_snap_t *s = w->retired;
+        w->retired = s->next;
+        snap_free(s);
+    }
+    if (w->snap)
+        snap_free(w->snap);
+    w->snap = NULL;
+    pc_config_t *p = __atomic_exchange_n(&w->pending, NULL, __ATOMIC_ACQ_REL);
+    if (p)
+        pc_config_unref(p);
     reap(w);
     if (w->access.buf)
         pc_logbuf_free(&w->access);
@@ -345,6 +434,5 @@ void pc_worker_free(pc_worker_t *w)
     pc_blocks_drain(&w->bufs);
     pc_blocks_drain(&w->blocks);
     free(w->listens);
-    pc_config_unref(w->cfg);
     w->base = NULL;
 }

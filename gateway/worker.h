@@ -27,10 +27,23 @@
 
 typedef struct pc_listen_s {
     int fd;
-    const pc_listener_conf_t *conf;
+    uint16_t idx; /* position in the configuration's listeners */
     struct event ev;
     pc_worker_t *w;
 } pc_listen_t;
+
+/*
+ * A configuration snapshot as one worker uses it: the configuration, the
+ * runtime state built from it (upstream pools, balancer positions) and the
+ * number of requests still running on it. New requests take the current
+ * snapshot; a replaced one lives until its last request ends.
+ */
+typedef struct pc_snap_s {
+    pc_config_t *cfg; /* one reference */
+    pc_upstream_rt_t *ups;
+    unsigned inflight;
+    struct pc_snap_s *next; /* in the list of retired snapshots */
+} pc_snap_t;
 
 struct pc_worker_s {
     unsigned id;
@@ -38,8 +51,9 @@ struct pc_worker_s {
     struct event_base *base;
     pc_server_t *srv;
 
-    pc_config_t *cfg;  /* snapshot for new requests (one reference held) */
-    unsigned inflight; /* requests still using cfg */
+    pc_snap_t *snap;      /* for new requests */
+    pc_snap_t *retired;   /* replaced, with requests still running on them */
+    pc_config_t *pending; /* next configuration, from the main thread (atomic) */
 
     pc_listen_t *listens;
     size_t nlistens;
@@ -52,15 +66,14 @@ struct pc_worker_s {
     pc_conn_t *conns; /* every client connection (doubly linked) */
     unsigned nconns;
 
-    pc_upstream_rt_t *ups; /* per upstream of cfg: balancer state and idle pools */
-
     /* deferred frees */
     pc_conn_t *dead_conns;
     pc_upconn_t *dead_upconns;
     struct event reap_ev;
 
-    /* main thread -> worker */
-    int notify_fd; /* eventfd */
+    /* main thread -> worker: set drain_requested or pending, then write the eventfd */
+    int notify_fd;
+    unsigned drain_requested; /* atomic: 1 drain, 2 drain now */
     struct event notify_ev;
     unsigned draining : 1;
     struct event drain_timer;
@@ -85,6 +98,19 @@ int pc_worker_start(pc_worker_t *w);
 /* Asks the worker to stop accepting, finish in-flight requests and exit
  * (thread-safe; force: close everything now). */
 void pc_worker_drain(pc_worker_t *w, int force);
+
+/* Hands the worker a new configuration (thread-safe; takes a reference):
+ * new requests use it, running ones finish on theirs. */
+void pc_worker_reload(pc_worker_t *w, pc_config_t *cfg);
+
+/* The configuration new requests use. */
+static inline pc_config_t *pc_worker_cfg(const pc_worker_t *w)
+{
+    return w->snap->cfg;
+}
+
+/* A request ends: its snapshot is freed if it was retired and was the last. */
+void pc_worker_snap_release(pc_worker_t *w, pc_snap_t *s);
 
 /* Frees what the worker owns once its thread has been joined. */
 void pc_worker_free(pc_worker_t *w);

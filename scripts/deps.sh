@@ -4,7 +4,7 @@
 # Runs apt-get non-interactively when root; otherwise prints what to install.
 set -eu
 
-build="gcc make pkg-config libevent-dev libssl-dev libyaml-dev libjansson-dev libpcre2-dev libhiredis-dev libjwt-dev"
+build="gcc make pkg-config openssl libevent-dev libssl-dev libyaml-dev libjansson-dev libpcre2-dev libhiredis-dev libjwt-dev"
 test="$build python3 python3-pytest redis-server curl openssl wrk"
 lint="clang-format cppcheck"
 fuzz="$build clang libclang-rt-14-dev"

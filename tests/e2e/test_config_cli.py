@@ -168,3 +168,42 @@ def test_sighup_does_not_kill(gateway, upstream):
     g.send_signal(signal.SIGHUP)
     time.sleep(0.1)
     assert request(g.port, path="/h").status == 200
+
+
+def test_sighup_reloads_routes_and_keeps_old_config_on_errors(gateway, upstream, tmp_path):
+    from upstream import Upstream
+    other = Upstream()
+    try:
+        port = free_port()
+        cfg = base_config(upstream.address, port)
+        g = gateway(config=cfg, port=port)
+        assert request(g.port, path="/r1").status == 200
+        assert len(upstream.requests) == 1
+        # a broken configuration: nothing changes, every error is logged
+        with open(g.conf_path, "w") as f:
+            f.write("listeners: [{address: '127.0.0.1:%d'}]\nupstreams: {}\nroutes: []\nbogus: 1\n" % port)
+        g.send_signal(signal.SIGHUP)
+        time.sleep(0.3)
+        assert request(g.port, path="/r2").status == 200 and len(upstream.requests) == 2
+        err = g.stderr()
+        assert "bogus: unknown key" in err and "upstreams: must not be empty" in err
+        assert "configuration 1 stays in effect" in err
+        # a valid one: new requests go to the new upstream
+        cfg["upstreams"]["app"]["servers"] = [other.address]
+        with open(g.conf_path, "w") as f:
+            json.dump(cfg, f)
+        g.send_signal(signal.SIGHUP)
+        time.sleep(0.3)
+        assert request(g.port, path="/r3").status == 200
+        assert [r.target for r in other.wait_requests(1)] == ["/r3"]
+        assert "configuration 2 in effect" in g.stderr()
+        # moving a listener needs a restart: refused, the old one keeps serving
+        cfg["listeners"][0]["address"] = "127.0.0.1:%d" % free_port()
+        with open(g.conf_path, "w") as f:
+            json.dump(cfg, f)
+        g.send_signal(signal.SIGHUP)
+        time.sleep(0.3)
+        assert request(g.port, path="/r4").status == 200
+        assert "needs a restart" in g.stderr()
+    finally:
+        other.stop()
