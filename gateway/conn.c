@@ -233,6 +233,15 @@ static void start_request(pc_conn_t *c, size_t end)
     pc_req_start(r);
 }
 
+/* Between requests a connection holds neither an input buffer nor, on TLS,
+ * record buffers: idle keep-alive connections are most connections. */
+static void release_idle_buffers(pc_conn_t *c)
+{
+    pc_buf_release(&c->in, &c->w->bufs, 0);
+    if (!c->in.data)
+        pc_sock_idle(&c->sock);
+}
+
 /* Reads and scans a request head. Returns 1 when a request was started,
  * 0 when waiting for bytes, -1 when the connection was closed. */
 static int read_head(pc_conn_t *c)
@@ -280,8 +289,11 @@ static int read_head(pc_conn_t *c)
             }
         }
         ssize_t n = pc_sock_read(&c->sock, c->in.data + c->in.wpos, pc_buf_space(&c->in));
-        if (n == PC_IO_AGAIN)
+        if (n == PC_IO_AGAIN) {
+            if (c->state == PC_CS_IDLE)
+                release_idle_buffers(c); /* a TLS read can find nothing */
             return 0;
+        }
         if (n < 0) {
             pc_conn_close(c);
             return -1;
@@ -311,7 +323,7 @@ static void request_done(pc_conn_t *c)
     }
     c->state = PC_CS_IDLE;
     c->deadline = now_ms(c) + pc_worker_cfg(w)->limits.idle_timeout;
-    pc_buf_release(&c->in, &w->bufs, 0); /* an idle connection holds no buffer */
+    release_idle_buffers(c);
     arm_deadline(c);
 }
 

@@ -144,6 +144,12 @@ static ssize_t tls_writev(pc_sock_t *s, const struct iovec *iov, int cnt)
     return tls_fail(s, r, 0);
 }
 
+void pc_sock_idle(pc_sock_t *s)
+{
+    if (s->ssl && !SSL_has_pending(s->ssl))
+        SSL_free_buffers(s->ssl);
+}
+
 int pc_sock_handshake(pc_sock_t *s)
 {
     int r = SSL_do_handshake(s->ssl);

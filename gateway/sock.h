@@ -66,6 +66,10 @@ ssize_t pc_sock_read(pc_sock_t *s, char *buf, size_t n);
 /* Writes from iov: bytes written (> 0), PC_IO_AGAIN or PC_IO_ERR. */
 ssize_t pc_sock_writev(pc_sock_t *s, const struct iovec *iov, int cnt);
 
+/* Gives OpenSSL's record buffers (up to ~34 KiB) back while a connection
+ * idles (no-op for plain sockets and while data is pending). */
+void pc_sock_idle(pc_sock_t *s);
+
 /* Advances a TLS handshake: 1 when complete, 0 to wait for the event, -1
  * when it failed (wrong protocol, no shared cipher, bad client certificate,
  * plain HTTP sent to a TLS port, ...). */
