@@ -80,12 +80,32 @@ typedef struct pc_listener_conf_s {
     pc_listener_tls_conf_t *tls; /* NULL: plain HTTP */
 } pc_listener_conf_t;
 
-typedef enum { PC_BALANCE_ROUND_ROBIN = 0 } pc_balance_e;
+typedef enum { PC_BALANCE_ROUND_ROBIN = 0, PC_BALANCE_LEAST_CONN } pc_balance_e;
 
 typedef struct pc_server_conf_s {
-    const char *address; /* as written */
-    pc_sockaddr_t addr;  /* resolved when the config was loaded */
+    const char *address;        /* as written */
+    pc_sockaddr_t addr;         /* resolved when the config was loaded */
+    struct pc_health_s *health; /* shared state, bound by the server before use */
 } pc_server_conf_t;
+
+typedef struct pc_health_check_conf_s {
+    const char *path;
+    int64_t interval;
+    int64_t timeout;
+    int64_t healthy_threshold;
+    int64_t unhealthy_threshold;
+} pc_health_check_conf_t;
+
+typedef struct pc_breaker_conf_s {
+    int64_t failures;
+    int64_t cooldown;
+} pc_breaker_conf_t;
+
+typedef struct pc_admin_conf_s {
+    const char *address;
+    pc_sockaddr_t addr;
+    const char *token; /* NULL or empty: the /admin/ endpoints disabled */
+} pc_admin_conf_t;
 
 typedef struct pc_upstream_conf_s {
     const char *name;
@@ -95,7 +115,10 @@ typedef struct pc_upstream_conf_s {
     int64_t keepalive_timeout;
     int64_t connect_timeout;
     int64_t response_timeout;
-    uint32_t index; /* position in pc_config_t.upstreams */
+    pc_health_check_conf_t *health_check; /* NULL: no active checks */
+    pc_breaker_conf_t *circuit_breaker;   /* NULL: no circuit breaker */
+    uint32_t index;                       /* position in pc_config_t.upstreams */
+    uint32_t metric_id;                   /* bound by the server before use */
 } pc_upstream_conf_t;
 
 typedef struct pc_route_match_s {
@@ -114,6 +137,7 @@ typedef struct pc_route_conf_s {
     pc_limits_conf_t limits;      /* the global limits (per-route overrides come later) */
     pc_chain_t chain;             /* request filters, built once per snapshot */
     uint32_t index;
+    uint32_t metric_id; /* bound by the server before use */
 #ifdef PC_TESTING
     int64_t test_suspend; /* ms a test filter suspends the request for; 0: none */
     int64_t test_respond; /* status the test filter answers with after resuming; 0: none */
@@ -152,6 +176,7 @@ typedef struct pc_config_s {
     PC_ARRAY(pc_upstream_conf_t, upstreams);
     PC_ARRAY(pc_route_conf_t, routes);
     pc_logging_conf_t logging;
+    pc_admin_conf_t *admin; /* NULL: no admin listener */
 } pc_config_t;
 
 typedef struct pc_config_opts_s {

@@ -50,6 +50,17 @@ static int custom_listener_address(pc_cctx_t *c, const pc_ynode_t *node, void *d
     return 0;
 }
 
+static int custom_admin_address(pc_cctx_t *c, const pc_ynode_t *node, void *dst)
+{
+    pc_admin_conf_t *a = dst;
+    pc_server_conf_t tmp;
+    if (custom_hostport(c, node, &tmp) != 0)
+        return -1;
+    a->address = tmp.address;
+    a->addr = tmp.addr;
+    return 0;
+}
+
 static int custom_workers(pc_cctx_t *c, const pc_ynode_t *node, void *dst)
 {
     const char *v = pc_cfg_scalar(c, node, "'auto' or a number of threads");
@@ -158,7 +169,25 @@ static const pc_ckey_t listener_keys[] = {
 static const pc_cschema_t listener_schema = {listener_keys, sizeof(pc_listener_conf_t), NULL};
 static const pc_ckey_t listener_elem = ELEM_STRUCT(&listener_schema, "a listener");
 
-static const char *const balance_names[] = {"round_robin", NULL};
+static const char *const balance_names[] = {"round_robin", "least_conn", NULL};
+static const pc_ckey_t health_check_keys[] = {
+    {"path", PC_CT_STR, PC_K_REQUIRED, offsetof(pc_health_check_conf_t, path), NULL, 0, 0, NULL,
+     NULL, 0, "a path starting with /"},
+    NUM("interval", PC_CT_DURATION, pc_health_check_conf_t, interval, "5s", 100, HOUR, "a duration"),
+    NUM("timeout", PC_CT_DURATION, pc_health_check_conf_t, timeout, "2s", 1, HOUR, "a duration"),
+    NUM("healthy_threshold", PC_CT_INT, pc_health_check_conf_t, healthy_threshold, "2", 1, 100,
+        "an integer"),
+    NUM("unhealthy_threshold", PC_CT_INT, pc_health_check_conf_t, unhealthy_threshold, "2", 1, 100,
+        "an integer"),
+    END};
+static void check_health_check(pc_cctx_t *c, const pc_ynode_t *node, void *obj);
+static const pc_cschema_t health_check_schema = {health_check_keys, sizeof(pc_health_check_conf_t),
+                                                 check_health_check};
+static const pc_ckey_t breaker_keys[] = {
+    NUM("failures", PC_CT_INT, pc_breaker_conf_t, failures, "5", 1, 100000, "an integer"),
+    NUM("cooldown", PC_CT_DURATION, pc_breaker_conf_t, cooldown, "30s", 1, HOUR, "a duration"),
+    END};
+static const pc_cschema_t breaker_schema = {breaker_keys, sizeof(pc_breaker_conf_t), NULL};
 static const pc_ckey_t server_elem = ELEM_CUSTOM(custom_hostport, sizeof(pc_server_conf_t),
                                                 "an address (HOST:PORT)");
 static const pc_ckey_t upstream_keys[] = {
@@ -173,6 +202,10 @@ static const pc_ckey_t upstream_keys[] = {
         "a duration"),
     NUM("response_timeout", PC_CT_DURATION, pc_upstream_conf_t, response_timeout, "30s", 1,
         24 * HOUR, "a duration"),
+    {"health_check", PC_CT_OPTIONAL, 0, offsetof(pc_upstream_conf_t, health_check), NULL, 0, 0,
+     &health_check_schema, NULL, 0, "a health-check section"},
+    {"circuit_breaker", PC_CT_OPTIONAL, 0, offsetof(pc_upstream_conf_t, circuit_breaker), NULL, 0,
+     0, &breaker_schema, NULL, 0, "a circuit-breaker section"},
     END};
 static const pc_cschema_t upstream_schema = {upstream_keys, sizeof(pc_upstream_conf_t), NULL};
 
@@ -227,6 +260,13 @@ static const pc_ckey_t logging_keys[] = {
     END};
 static const pc_cschema_t logging_schema = {logging_keys, sizeof(pc_logging_conf_t), NULL};
 
+static const pc_ckey_t admin_keys[] = {
+    {"address", PC_CT_CUSTOM, PC_K_REQUIRED, 0, NULL, 0, 0, NULL, custom_admin_address, 0,
+     "an address (HOST:PORT)"},
+    STR("token", pc_admin_conf_t, token, NULL, "a bearer token"),
+    END};
+static const pc_cschema_t admin_schema = {admin_keys, sizeof(pc_admin_conf_t), NULL};
+
 static const pc_ckey_t cidr_elem = ELEM_CUSTOM(custom_cidr, sizeof(pc_cidr_range_t),
                                               "an IP address or CIDR block");
 
@@ -248,6 +288,8 @@ static const pc_ckey_t root_keys[] = {
      &route_elem, NULL, 0, "a list of routes"},
     {"logging", PC_CT_STRUCT, 0, offsetof(pc_config_t, logging), NULL, 0, 0, &logging_schema, NULL,
      0, "a section"},
+    {"admin", PC_CT_OPTIONAL, 0, offsetof(pc_config_t, admin), NULL, 0, 0, &admin_schema, NULL, 0,
+     "an admin section"},
     /* handled before the walk (config.c apply_stage); listed so it is known */
     {"stages", PC_CT_CUSTOM, 0, 0, NULL, 0, 0, NULL, custom_handled_before, 0, "a map of stages"},
     END};
@@ -257,6 +299,16 @@ const pc_cschema_t pc_root_schema = {root_keys, sizeof(pc_config_t), NULL};
 /* clang-format on */
 
 /* ---- checks ---- */
+
+static void check_health_check(pc_cctx_t *c, const pc_ynode_t *node, void *obj)
+{
+    const pc_health_check_conf_t *h = obj;
+    if (h->path && (h->path[0] != '/' || strpbrk(h->path, " \t\r\n"))) {
+        size_t mark = pc_cfg_push_key(c, "path");
+        pc_cfg_error(c, pc_ymap_get(node, "path"), "expected a path starting with / (no spaces)");
+        pc_cfg_pop(c, mark);
+    }
+}
 
 /* Builds the listener's TLS contexts now, so that -t and a reload see every
  * certificate problem (with the line of its entry). */

@@ -309,7 +309,8 @@ static void request_done(pc_conn_t *c)
     pc_req_t *r = c->req;
     pc_worker_t *w = c->w;
     int unread = r->body_unread;
-    int close_it = r->close_after || !r->http.keep_alive || w->draining || unread;
+    int close_it =
+        r->close_after || !r->http.keep_alive || w->draining || unread || c->listener_gone;
     c->req = NULL;
     pc_req_finish(r);
     pc_buf_unpin(&c->in);

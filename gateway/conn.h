@@ -35,11 +35,12 @@ struct pc_conn_s {
     pc_req_t *req;
     char *client_subject; /* verified client certificate subject (mTLS), or NULL */
     pc_ip_t peer;
-    char peer_str[46];   /* text form of peer, for X-Forwarded-For and logs */
-    uint8_t state;       /* pc_conn_state_e */
-    int64_t deadline;    /* ms (worker clock) for IDLE, HEAD and LINGER */
-    uint32_t drained;    /* bytes read and dropped while lingering */
-    unsigned per_ip : 1; /* counted in the per-address connection limit */
+    char peer_str[46];          /* text form of peer, for X-Forwarded-For and logs */
+    uint8_t state;              /* pc_conn_state_e */
+    int64_t deadline;           /* ms (worker clock) for IDLE, HEAD and LINGER */
+    uint32_t drained;           /* bytes read and dropped while lingering */
+    unsigned per_ip : 1;        /* counted in the per-address connection limit */
+    unsigned listener_gone : 1; /* a reload removed its listener: close after this request */
     pc_conn_t *next, *prev;
 };
 

@@ -252,10 +252,10 @@ static void upload_init(pc_req_t *r)
 }
 
 /* Attaches a connection (fresh: never one from the pool). */
-static int attach(pc_req_t *r, int fresh)
+static int attach(pc_req_t *r, int fresh, pc_acquire_e *why)
 {
     pc_upstream_rt_t *rt = &r->snap->ups[r->route->up->index];
-    pc_upconn_t *u = pc_upconn_acquire(r->w, rt, r, &r->servers_tried, fresh);
+    pc_upconn_t *u = pc_upconn_acquire(r->w, rt, r, &r->servers_tried, fresh, why);
     if (!u)
         return -1;
     r->up = u;
@@ -277,6 +277,8 @@ typedef enum {
 static int upstream_failed(pc_req_t *r, failure_e why, const char *detail)
 {
     const pc_upstream_conf_t *uc = r->route->up;
+    if (r->up)
+        pc_upconn_outcome(r->up, 0);
     pc_proxy_detach(r, 0);
     int no_body = r->http.body == PC_BODY_NONE ||
                   (r->http.body == PC_BODY_LENGTH && r->http.content_length == 0);
@@ -293,15 +295,16 @@ static int upstream_failed(pc_req_t *r, failure_e why, const char *detail)
         r->servers_tried = 0;
     }
     if (again) {
+        pc_acquire_e none;
         upload_init(r);
-        if (attach(r, 1) == 0)
+        if (attach(r, 1, &none) == 0)
             return MOVED;
     }
     r->upstream_us = pc_now_us() - r->up_start_us;
-    pc_req_respond(r,
-                   why == F_CONNECT_TIMEOUT || why == F_TIMEOUT ? PC_REPLY_gateway_timeout
-                                                                : PC_REPLY_bad_gateway,
-                   detail);
+    pc_reply_e reply = why == F_CONNECT_TIMEOUT || why == F_TIMEOUT ? PC_REPLY_gateway_timeout
+                                                                    : PC_REPLY_bad_gateway;
+    pc_metrics_upstream(&r->w->metrics, uc->metric_id, reply == PC_REPLY_bad_gateway ? 502 : 504);
+    pc_req_respond(r, reply, detail);
     return ENDED;
 }
 
@@ -461,6 +464,8 @@ static int start_response(pc_req_t *r, size_t end)
     r->resp_parsed = 1;
     r->upstream_us = pc_now_us() - r->up_start_us;
     r->status = r->resp.status;
+    pc_upconn_outcome(u, r->status < 502 || r->status > 504);
+    pc_metrics_upstream(&r->w->metrics, r->route->up->metric_id, r->status);
     if (run_response_filters(r) != 0)
         return ENDED;
     uint8_t out;
@@ -631,8 +636,14 @@ void pc_proxy_start(pc_req_t *r)
         return;
     }
     upload_init(r);
-    if (attach(r, 0) != 0) {
-        pc_req_respond(r, PC_REPLY_bad_gateway, "no upstream server reachable");
+    pc_acquire_e why;
+    if (attach(r, 0, &why) != 0) {
+        if (why == PC_ACQ_OPEN)
+            pc_req_respond(r, PC_REPLY_service_unavailable, "circuit open");
+        else if (why == PC_ACQ_DOWN)
+            pc_req_respond(r, PC_REPLY_service_unavailable, "no healthy upstream server");
+        else
+            pc_req_respond(r, PC_REPLY_bad_gateway, "no upstream server reachable");
         return;
     }
     pc_conn_arm(r->conn, h->body == PC_BODY_NONE ? r->cfg->limits.idle_timeout

@@ -340,33 +340,66 @@ static void json_ms(pc_wbuf_t *o, const char *key, int64_t us)
 /* The access-log line (docs/operations.md). Every field that comes from the
  * client is escaped and capped, so a line always fits LOG_LINE_MAX. */
 #define LOG_LINE_MAX 8192
-static void access_log(pc_req_t *r)
+
+/* The fields both logs start with: ts, request_id, client_ip, method, path,
+ * status. */
+static void log_common(pc_wbuf_t *o, pc_req_t *r)
 {
-    pc_worker_t *w = r->w;
-    if (w->access.file->fd < 0)
-        return;
-    char *line = pc_worker_log_reserve(w, LOG_LINE_MAX);
-    if (!line)
-        return;
-    pc_wbuf_t o = {line, 0, LOG_LINE_MAX};
     char ts[32], ip[46];
-    pc_wb_cstr(&o, "{\"ts\":\"");
-    pc_wb_put(&o, ts, pc_time_iso(&r->start, ts));
-    pc_wb_put(&o, "\"", 1);
-    json_field(&o, "request_id", r->id, r->id_len, PC_REQUEST_ID_MAX);
+    pc_wb_cstr(o, "{\"ts\":\"");
+    pc_wb_put(o, ts, pc_time_iso(&r->start, ts));
+    pc_wb_put(o, "\"", 1);
+    json_field(o, "request_id", r->id, r->id_len, PC_REQUEST_ID_MAX);
     const char *cip = r->conn->peer_str;
     if (r->client_ip.hi != r->conn->peer.hi || r->client_ip.lo != r->conn->peer.lo) {
         pc_ip_format(r->client_ip, ip);
         cip = ip;
     }
-    json_field(&o, "client_ip", cip, strlen(cip), 46);
-    json_field(&o, "method", r->http.method.p, r->http.method.n, 32);
+    json_field(o, "client_ip", cip, strlen(cip), 46);
+    json_field(o, "method", r->http.method.p, r->http.method.n, 32);
     pc_str_t path = r->path.p ? r->path : r->http.path;
-    json_field(&o, "path", path.p ? path.p : "", path.n, 1024);
-    json_num(&o, "status", (uint64_t)r->status);
+    json_field(o, "path", path.p ? path.p : "", path.n, 1024);
+    json_num(o, "status", (uint64_t)r->status);
+}
+
+/* The security-log line for a blocked request (docs/operations.md). */
+static void security_log(pc_req_t *r)
+{
+    pc_worker_t *w = r->w;
+    if (w->security.file->fd < 0)
+        return;
+    char *line = pc_worker_log_reserve(w, &w->security, LOG_LINE_MAX);
+    if (!line)
+        return;
+    pc_wbuf_t o = {line, 0, LOG_LINE_MAX};
+    log_common(&o, r);
+    const char *rt = r->route ? r->route->name : NULL;
+    json_field(&o, "route", rt, rt ? strlen(rt) : 0, 128);
+    json_field(&o, "reason", r->blocked_by, strlen(r->blocked_by), 32);
+    pc_wb_cstr(&o, ",\"dry_run\":false,\"rules\":[],\"messages\":[");
+    if (r->detail) {
+        pc_wb_put(&o, "\"", 1);
+        pc_wb_json(&o, r->detail, strlen(r->detail), 256);
+        pc_wb_put(&o, "\"", 1);
+    }
+    pc_wb_cstr(&o, "],\"matched\":[],\"excerpt\":null}\n");
+    if (pc_wb_ok(&o))
+        pc_worker_log_commit(w, &w->security, o.n);
+}
+
+static void access_log(pc_req_t *r, int64_t duration_us)
+{
+    pc_worker_t *w = r->w;
+    if (w->access.file->fd < 0)
+        return;
+    char *line = pc_worker_log_reserve(w, &w->access, LOG_LINE_MAX);
+    if (!line)
+        return;
+    pc_wbuf_t o = {line, 0, LOG_LINE_MAX};
+    log_common(&o, r);
     json_num(&o, "bytes_in", r->bytes_in);
     json_num(&o, "bytes_out", r->bytes_out);
-    json_ms(&o, "duration_ms", pc_now_us() - r->start_us);
+    json_ms(&o, "duration_ms", duration_us);
     const char *up = r->upstream_name;
     json_field(&o, "upstream", up, up ? strlen(up) : 0, 128);
     if (up && r->upstream_us >= 0)
@@ -382,7 +415,7 @@ static void access_log(pc_req_t *r)
         json_field(&o, "detail", r->detail, strlen(r->detail), 128);
     pc_wb_cstr(&o, "}\n");
     if (pc_wb_ok(&o)) /* cannot fail with the caps above; a cut line is never written */
-        pc_worker_log_commit(w, o.n);
+        pc_worker_log_commit(w, &w->access, o.n);
 }
 
 void pc_req_finish(pc_req_t *r)
@@ -395,7 +428,12 @@ void pc_req_finish(pc_req_t *r)
         pc_proxy_detach(r, 0);
     if (r->status == 0)
         r->status = 499; /* the client went away before any answer */
-    access_log(r);
+    int64_t duration = pc_now_us() - r->start_us;
+    pc_metrics_request(&r->w->metrics, r->route ? r->route->metric_id : PC_METRIC_NO_ROUTE,
+                       r->status, duration, r->blocked_by);
+    access_log(r, duration);
+    if (r->blocked_by)
+        security_log(r);
     pc_worker_snap_release(r->w, r->snap);
     pc_arena_t a = r->arena; /* r lives inside its own arena */
     pc_arena_free(&a);

@@ -15,6 +15,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "admin.h"
+#include "health.h"
+#include "metrics.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -77,28 +80,128 @@ static void on_reopen(evutil_socket_t sig, short what, void *arg)
     pc_log(PC_LOG_INFO, "log", "log files reopened");
 }
 
-/* What a reload cannot change yet: the sockets already open. */
-static int same_listeners(const pc_config_t *a, const pc_config_t *b)
+static int same_addr(const pc_sockaddr_t *x, const pc_sockaddr_t *y)
 {
-    if (a->n_listeners != b->n_listeners)
-        return 0;
-    for (size_t i = 0; i < a->n_listeners; i++) {
-        const pc_listener_conf_t *x = &a->listeners[i], *y = &b->listeners[i];
-        if (x->addr.len != y->addr.len || memcmp(&x->addr.u, &y->addr.u, x->addr.len) != 0 ||
-            !x->tls != !y->tls)
-            return 0;
+    return x->len == y->len && memcmp(&x->u, &y->u, x->len) == 0;
+}
+
+static uint16_t addr_port(const pc_sockaddr_t *a)
+{
+    return ntohs(a->u.sa.sa_family == AF_INET6 ? a->u.in6.sin6_port : a->u.in4.sin_port);
+}
+
+/* Binds what the runtime shares across snapshots to a configuration before
+ * anyone uses it: metric ids of routes and upstreams, and each server's
+ * health record (kept across reloads, so a reload does not forget that a
+ * server is down). */
+static int bind_runtime(pc_config_t *cfg)
+{
+    for (size_t i = 0; i < cfg->n_routes; i++)
+        cfg->routes[i].metric_id = pc_metrics_name_id(PC_NAMES_ROUTE, cfg->routes[i].name);
+    for (size_t u = 0; u < cfg->n_upstreams; u++) {
+        pc_upstream_conf_t *uc = &cfg->upstreams[u];
+        uc->metric_id = pc_metrics_name_id(PC_NAMES_UPSTREAM, uc->name);
+        for (size_t i = 0; i < uc->n_servers; i++)
+            if (!(uc->servers[i].health = pc_health_get(uc->name, uc->servers[i].address)))
+                return -1;
     }
-    return 1;
+    return 0;
+}
+
+/* Closes the sockets in fds (count of them) that s->fds does not hold:
+ * those a failed reload opened. */
+static void close_new_fds(const pc_server_t *s, int *fds, size_t count)
+{
+    size_t have = s->cfg->n_listeners * s->nworkers;
+    for (size_t i = 0; i < count; i++) {
+        int ours = fds[i] >= 0;
+        for (size_t k = 0; ours && k < have; k++)
+            ours = s->fds[k] != fds[i];
+        if (ours)
+            close(fds[i]);
+    }
+    free(fds);
+}
+
+/* The listening sockets of n, one per worker and listener: those of a
+ * listener already open on the same address are reused (so its queue of
+ * pending connections survives), the others are opened now. NULL (nothing
+ * opened) when one cannot be. */
+static int *reload_listeners(pc_server_t *s, const pc_config_t *n)
+{
+    const pc_config_t *o = s->cfg;
+    size_t nl = n->n_listeners, nw = s->nworkers;
+    int *fds = malloc((nl ? nl : 1) * nw * sizeof(int));
+    if (!fds)
+        return NULL;
+    for (size_t i = 0; i < nl * nw; i++)
+        fds[i] = -1;
+    for (size_t l = 0; l < nl; l++) {
+        const pc_listener_conf_t *lc = &n->listeners[l];
+        size_t old = o->n_listeners;
+        for (size_t k = 0; k < o->n_listeners && old == o->n_listeners; k++)
+            if (same_addr(&o->listeners[k].addr, &lc->addr))
+                old = k;
+        uint16_t port = addr_port(&lc->addr);
+        for (size_t w = 0; w < nw; w++) {
+            int fd = old < o->n_listeners ? s->fds[w * o->n_listeners + old]
+                                          : open_listen(&lc->addr, &port);
+            if (fd < 0) {
+                pc_log(PC_LOG_ERROR, "reload", "listener %s: cannot listen on %s: %s", lc->name,
+                       lc->address, strerror(errno));
+                close_new_fds(s, fds, nl * nw);
+                return NULL;
+            }
+            fds[w * nl + l] = fd;
+        }
+        if (old == o->n_listeners)
+            pc_log(PC_LOG_INFO, "reload", "listener %s opened on %s", lc->name, lc->address);
+    }
+    for (size_t k = 0; k < o->n_listeners; k++) {
+        int kept = 0;
+        for (size_t l = 0; l < nl; l++)
+            kept |= same_addr(&o->listeners[k].addr, &n->listeners[l].addr);
+        if (!kept)
+            pc_log(PC_LOG_INFO, "reload", "listener %s on %s closed", o->listeners[k].name,
+                   o->listeners[k].address);
+    }
+    return fds;
+}
+
+/* The admin socket of n: -2 to keep the current one, -1 for none, else a
+ * new socket; -3 when it cannot be opened. */
+static int reload_admin(const pc_config_t *o, const pc_config_t *n)
+{
+    if (!n->admin)
+        return -1;
+    if (o->admin && same_addr(&o->admin->addr, &n->admin->addr))
+        return -2;
+    int fd = pc_admin_listen(&n->admin->addr);
+    if (fd < 0) {
+        pc_log(PC_LOG_ERROR, "reload", "admin: cannot listen on %s: %s", n->admin->address,
+               strerror(errno));
+        return -3;
+    }
+    return fd;
 }
 
 /* SIGHUP: load and validate a whole new configuration (certificates
- * included) here, off the workers' loops, then hand it to every worker.
- * A configuration that fails changes nothing. */
+ * included) and open what it adds here, off the workers' loops, then hand
+ * it to every worker. A configuration that fails changes nothing. */
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
     pc_server_t *s = arg;
     (void)sig;
     (void)what;
+    if (s->stopping)
+        return;
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        if (pc_worker_reload_pending(&s->workers[i])) {
+            pc_log(PC_LOG_ERROR, "reload",
+                   "the previous reload is still being applied: send SIGHUP again");
+            return;
+        }
+    }
     pc_errlist_t errs = {0};
     pc_config_t *n = pc_config_load(s->cfg->file, &s->opts, &errs);
     pc_errlist_sort(&errs);
@@ -106,23 +209,31 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
         pc_log(errs.is_warning[i] ? PC_LOG_WARN : PC_LOG_ERROR, "reload", "%s", errs.msgs[i]);
     size_t nerr = pc_errlist_errors(&errs);
     pc_errlist_free(&errs);
-    if (!n) {
+    int *fds = NULL;
+    int admin_fd = -3;
+    if (n && bind_runtime(n) == 0 && (fds = reload_listeners(s, n)) != NULL)
+        admin_fd = reload_admin(s->cfg, n);
+    if (admin_fd == -3) {
+        if (fds)
+            close_new_fds(s, fds, n->n_listeners * s->nworkers);
+        if (n)
+            pc_config_unref(n);
+        if (!nerr)
+            nerr = 1; /* reported above */
         pc_log(PC_LOG_ERROR, "reload",
                "failed with %zu error%s: configuration %llu stays in effect", nerr,
                nerr == 1 ? "" : "s", (unsigned long long)s->cfg->generation);
         return;
     }
-    if (!same_listeners(s->cfg, n)) {
-        pc_log(PC_LOG_ERROR, "reload",
-               "listeners were added, removed or moved: that needs a restart; configuration %llu "
-               "stays in effect",
-               (unsigned long long)s->cfg->generation);
-        pc_config_unref(n);
-        return;
-    }
     n->generation = s->cfg->generation + 1;
     for (unsigned i = 0; i < s->nworkers; i++)
-        pc_worker_reload(&s->workers[i], n);
+        if (pc_worker_reload(&s->workers[i], n, fds + (size_t)i * n->n_listeners) != 0)
+            pc_log(PC_LOG_ERROR, "reload", "worker %u: out of memory: it keeps configuration %llu",
+                   i, (unsigned long long)s->cfg->generation);
+    if (s->admin)
+        pc_admin_reload(s->admin, n, admin_fd);
+    free(s->fds);
+    s->fds = fds;
     pc_config_unref(s->cfg);
     s->cfg = n;
     pc_log_set_error(&s->error_log, (pc_log_level_e)n->logging.error.level);
@@ -175,6 +286,7 @@ int pc_server_run(pc_config_t *cfg, const pc_config_opts_t *opts)
     pc_server_t s = {0};
     int rc = 1;
     int *fds = NULL;
+    int admin_fd = -1;
     unsigned nw = (unsigned)cfg->workers;
     size_t nl = cfg->n_listeners;
     struct event *sigs[6] = {0};
@@ -185,7 +297,7 @@ int pc_server_run(pc_config_t *cfg, const pc_config_opts_t *opts)
     s.access_log.fd = s.security_log.fd = s.error_log.fd = -1;
     signal(SIGPIPE, SIG_IGN);
     s.per_ip = pc_connlimit_new();
-    if (s.done_fd < 0 || !s.per_ip || open_logs(&s) != 0)
+    if (s.done_fd < 0 || !s.per_ip || open_logs(&s) != 0 || bind_runtime(cfg) != 0)
         goto out;
     fds = calloc((size_t)nw * nl, sizeof(int));
     s.workers = calloc(nw, sizeof(pc_worker_t));
@@ -208,6 +320,15 @@ int pc_server_run(pc_config_t *cfg, const pc_config_opts_t *opts)
             fds[(size_t)w * nl + l] = fd;
         }
         pc_log(PC_LOG_INFO, "server", "listener %s on %s (port %u)", lc->name, lc->address, port);
+    }
+    if (cfg->admin) {
+        admin_fd = pc_admin_listen(&cfg->admin->addr);
+        if (admin_fd < 0) {
+            pc_log(PC_LOG_ERROR, "server", "admin: cannot listen on %s: %s", cfg->admin->address,
+                   strerror(errno));
+            goto out;
+        }
+        pc_log(PC_LOG_INFO, "server", "admin listener on %s", cfg->admin->address);
     }
     s.base = event_base_new();
     if (!s.base)
@@ -239,16 +360,25 @@ int pc_server_run(pc_config_t *cfg, const pc_config_opts_t *opts)
         }
         s.nworkers = w + 1;
     }
+    s.fds = fds;
     for (unsigned w = 0; w < nw; w++)
         pc_worker_start(&s.workers[w]);
+    s.admin = pc_admin_start(&s, cfg, admin_fd);
+    admin_fd = -1;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!s.admin) {
+        pc_log(PC_LOG_ERROR, "server", "cannot start the control thread");
+        for (unsigned w = 0; w < nw; w++)
+            pc_worker_drain(&s.workers[w], 1);
+    }
     pc_log(PC_LOG_INFO, "server", "portcullis started: %u workers, configuration %s%s%s", nw,
            cfg->file, cfg->stage ? ", stage " : "", cfg->stage ? cfg->stage : "");
 
     event_base_dispatch(s.base);
     for (unsigned w = 0; w < s.nworkers; w++)
         pthread_join(s.workers[w].thread, NULL);
-    rc = 0;
+    rc = s.admin ? 0 : 1;
+    pc_admin_stop(s.admin);
     pc_log(PC_LOG_INFO, "server", "stopped");
 out_workers:
     for (unsigned w = 0; w < s.nworkers; w++)
@@ -258,6 +388,8 @@ out:
     for (size_t i = 0; fds && i < (size_t)nw * nl; i++)
         if (fds[i] >= 0)
             close(fds[i]);
+    if (admin_fd >= 0)
+        close(admin_fd);
 out_logs:
     for (int i = 0; i < 6; i++)
         if (sigs[i])
@@ -270,9 +402,10 @@ out_logs:
     pc_logfile_close(&s.access_log);
     pc_logfile_close(&s.security_log);
     pc_logfile_close(&s.error_log);
-    free(fds);
+    free(s.fds ? s.fds : fds);
     free(s.workers);
     pc_connlimit_free(s.per_ip);
     pc_config_unref(s.cfg); /* the latest, after reloads */
+    pc_health_free_all();
     return rc;
 }

@@ -1,7 +1,8 @@
 /*
  * server.h — the main thread: loads the configuration, opens log files and
- * listening sockets, runs the workers, and turns signals into actions
- * (SIGINT/SIGTERM drain and exit, SIGHUP reloads, SIGUSR1 reopens logs).
+ * listening sockets, runs the workers and the control thread (admin.h), and
+ * turns signals into actions (SIGINT/SIGTERM drain and exit, SIGHUP
+ * reloads, SIGUSR1 reopens logs).
  */
 #ifndef PC_SERVER_H
 #define PC_SERVER_H
@@ -19,6 +20,8 @@ struct pc_server_s {
     struct event_base *base;
     pc_worker_t *workers;
     unsigned nworkers;
+    int *fds; /* listening sockets of cfg: worker w, listener l at [w * n_listeners + l] */
+    struct pc_admin_s *admin;
     pc_logfile_t access_log;
     pc_logfile_t security_log;
     pc_logfile_t error_log;

@@ -10,9 +10,14 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "health.h"
 #include "log.h"
 #include "request.h"
 #include "worker.h"
+
+/* The circuit breaker's settings; failures 0 means none. */
+#define CB_FAILURES(uc) ((uc)->circuit_breaker ? (unsigned)(uc)->circuit_breaker->failures : 0u)
+#define CB_COOLDOWN(uc) ((uc)->circuit_breaker ? (uc)->circuit_breaker->cooldown : 0)
 
 static void pool_remove(pc_uppool_t *p, pc_upconn_t *u)
 {
@@ -69,7 +74,8 @@ pc_upstream_rt_t *pc_upstream_rt_new(pc_worker_t *w, const pc_config_t *cfg)
         /* start workers on different servers so they do not all hit the first */
         ups[i].rr = w->id;
         ups[i].pools = calloc(cfg->upstreams[i].n_servers, sizeof(pc_uppool_t));
-        if (!ups[i].pools) {
+        ups[i].active = calloc(cfg->upstreams[i].n_servers, sizeof(uint32_t));
+        if (!ups[i].pools || !ups[i].active) {
             pc_upstream_rt_free(ups, cfg);
             return NULL;
         }
@@ -87,6 +93,7 @@ void pc_upstream_rt_free(pc_upstream_rt_t *ups, const pc_config_t *cfg)
             while (rt->pools[s].idle)
                 upconn_close(rt->pools[s].idle);
         free(rt->pools);
+        free(rt->active);
     }
     free(ups);
 }
@@ -123,33 +130,105 @@ static pc_upconn_t *upconn_connect(pc_worker_t *w, pc_upstream_rt_t *up, uint32_
     return u;
 }
 
-pc_upconn_t *pc_upconn_acquire(pc_worker_t *w, pc_upstream_rt_t *up, pc_req_t *r, unsigned *tried,
-                               int fresh)
+/* The next candidate not yet tried: round robin from up->rr, or the one
+ * with the fewest attached connections (ties: round-robin order). */
+static int64_t next_server(pc_upstream_rt_t *up, unsigned tried_mask, const uint8_t *skip)
 {
     uint32_t n = (uint32_t)up->conf->n_servers;
+    int64_t best = -1;
     for (uint32_t k = 0; k < n; k++) {
         uint32_t s = (up->rr + k) % n;
-        if (s < 32 && (*tried & (1u << s)))
+        if ((s < 32 && (tried_mask & (1u << s))) || skip[s])
             continue;
+        if (up->conf->balance != PC_BALANCE_LEAST_CONN)
+            return s;
+        if (best < 0 || up->active[s] < up->active[best])
+            best = s;
+    }
+    return best;
+}
+
+pc_upconn_t *pc_upconn_acquire(pc_worker_t *w, pc_upstream_rt_t *up, pc_req_t *r, unsigned *tried,
+                               int fresh, pc_acquire_e *why)
+{
+    const pc_upstream_conf_t *uc = up->conf;
+    uint32_t n = (uint32_t)uc->n_servers;
+    uint8_t skip_small[64];
+    uint8_t *skip = n <= sizeof(skip_small) ? skip_small : calloc(n, 1);
+    int down = 0, open = 0;
+    int64_t now = 0;
+    pc_upconn_t *u = NULL;
+    if (!skip) {
+        *why = PC_ACQ_TRIED;
+        return NULL;
+    }
+    memset(skip, 0, n);
+    for (;;) {
+        int64_t pick = next_server(up, *tried, skip);
+        if (pick < 0)
+            break;
+        uint32_t s = (uint32_t)pick;
+        skip[s] = 1;
+        pc_health_t *h = uc->servers[s].health;
+        int probe = 0;
+        if (h) {
+            if (!now)
+                now = pc_mono_ms();
+            switch (pc_health_pick(h, now, uc->connect_timeout + uc->response_timeout)) {
+            case PC_HEALTH_DOWN:
+                down++;
+                continue;
+            case PC_HEALTH_OPEN:
+                open++;
+                continue;
+            case PC_HEALTH_PROBE:
+                probe = 1;
+                break;
+            case PC_HEALTH_USE:
+                break;
+            }
+        }
         up->rr = s + 1;
         if (s < 32)
             *tried |= 1u << s;
         pc_uppool_t *p = &up->pools[s];
-        pc_upconn_t *u = fresh ? NULL : p->idle;
+        u = fresh ? NULL : p->idle;
         if (u) {
             pool_remove(p, u);
             u->state = PC_UP_ACTIVE;
             u->timed_out = 0;
-            pc_sock_arm(&u->sock, up->conf->response_timeout);
+            pc_sock_arm(&u->sock, uc->response_timeout);
         } else {
             u = upconn_connect(w, up, s);
-            if (!u)
+            if (!u) {
+                if (h)
+                    pc_health_failure(h, now ? now : pc_mono_ms(), CB_FAILURES(uc),
+                                      CB_COOLDOWN(uc));
                 continue; /* refused at once: the next server */
+            }
         }
+        u->probe = (unsigned)probe;
         u->req = r;
-        return u;
+        up->active[s]++;
+        break;
     }
-    return NULL;
+    if (skip != skip_small)
+        free(skip);
+    *why = u ? PC_ACQ_OK : open ? PC_ACQ_OPEN : down ? PC_ACQ_DOWN : PC_ACQ_TRIED;
+    return u;
+}
+
+void pc_upconn_outcome(pc_upconn_t *u, int ok)
+{
+    const pc_upstream_conf_t *uc = u->up->conf;
+    pc_health_t *h = uc->servers[u->server].health;
+    if (!h)
+        return;
+    if (ok)
+        pc_health_success(h);
+    else
+        pc_health_failure(h, pc_mono_ms(), CB_FAILURES(uc), CB_COOLDOWN(uc));
+    u->probe = 0;
 }
 
 int pc_upconn_connected(pc_upconn_t *u)
@@ -167,6 +246,8 @@ void pc_upconn_release(pc_upconn_t *u, int reusable)
 {
     pc_worker_t *w = u->w;
     pc_uppool_t *p = &u->up->pools[u->server];
+    if (u->req && u->up->active[u->server])
+        u->up->active[u->server]--;
     u->req = NULL;
     /* Only a connection with nothing more to say goes back: stray bytes after
      * a response would otherwise reach the next request, another client's. */

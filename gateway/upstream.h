@@ -28,6 +28,7 @@ typedef struct pc_upstream_rt_s {
     const pc_upstream_conf_t *conf;
     uint32_t rr;        /* next server for round robin */
     pc_uppool_t *pools; /* one per server */
+    uint32_t *active;   /* per server: connections attached to requests (least_conn) */
 } pc_upstream_rt_t;
 
 typedef enum { PC_UP_CONNECTING = 1, PC_UP_ACTIVE, PC_UP_IDLE, PC_UP_CLOSED } pc_upstate_e;
@@ -41,6 +42,7 @@ struct pc_upconn_s {
     uint32_t server; /* index in up->conf->servers */
     uint8_t state;   /* pc_upstate_e */
     unsigned timed_out : 1;
+    unsigned probe : 1; /* the circuit breaker's half-open probe */
     pc_upconn_t *next, *prev;
 };
 
@@ -49,14 +51,25 @@ pc_upstream_rt_t *pc_upstream_rt_new(pc_worker_t *w, const pc_config_t *cfg);
 /* Closes the idle connections and frees the state. */
 void pc_upstream_rt_free(pc_upstream_rt_t *ups, const pc_config_t *cfg);
 
+typedef enum {
+    PC_ACQ_OK = 0,
+    PC_ACQ_TRIED, /* every usable server has been tried */
+    PC_ACQ_DOWN,  /* no server passes its health check */
+    PC_ACQ_OPEN   /* the circuit of every remaining server is open */
+} pc_acquire_e;
+
 /*
- * Attaches a connection to r: the next server in round-robin order that is
- * not in *tried (a bitmask, updated), from its idle pool unless fresh is set,
- * or a new connection (state CONNECTING). NULL when every
- * server has been tried or a socket could not be created.
+ * Attaches a connection to r: by the upstream's balance (round robin, or
+ * the fewest requests in flight from this worker), a server that is not in
+ * *tried (a bitmask, updated) and that its health check and circuit breaker
+ * allow; from its idle pool unless fresh is set, or a new connection (state
+ * CONNECTING). NULL with the reason in *why when there is none.
  */
 pc_upconn_t *pc_upconn_acquire(pc_worker_t *w, pc_upstream_rt_t *up, pc_req_t *r, unsigned *tried,
-                               int fresh);
+                               int fresh, pc_acquire_e *why);
+
+/* The outcome of a request on u, for passive health and the circuit breaker. */
+void pc_upconn_outcome(pc_upconn_t *u, int ok);
 
 /* After the connecting socket became writable: 0 when connected (state
  * ACTIVE), else the errno of the failure. */

@@ -62,16 +62,18 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     w->flush_armed = 0;
     pc_logbuf_flush(&w->access);
+    pc_logbuf_flush(&w->security);
 }
 
-char *pc_worker_log_reserve(pc_worker_t *w, size_t n)
+char *pc_worker_log_reserve(pc_worker_t *w, pc_logbuf_t *b, size_t n)
 {
-    return pc_logbuf_reserve(&w->access, n);
+    (void)w;
+    return pc_logbuf_reserve(b, n);
 }
 
-void pc_worker_log_commit(pc_worker_t *w, size_t n)
+void pc_worker_log_commit(pc_worker_t *w, pc_logbuf_t *b, size_t n)
 {
-    pc_logbuf_commit(&w->access, n);
+    pc_logbuf_commit(b, n);
     if (!w->flush_armed) {
         struct timeval tv = {0, LOG_FLUSH_MS * 1000};
         evtimer_add(&w->flush_ev, &tv);
@@ -206,6 +208,14 @@ static void accept_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+static int listens_has(const pc_worker_t *w, int fd)
+{
+    for (size_t i = 0; i < w->nlistens; i++)
+        if (w->listens[i].fd == fd)
+            return 1;
+    return 0;
+}
+
 static void close_listens(pc_worker_t *w)
 {
     for (size_t i = 0; i < w->nlistens; i++) {
@@ -280,19 +290,83 @@ void pc_worker_snap_release(pc_worker_t *w, pc_snap_t *s)
     }
 }
 
+/* Switches to the listening sockets of a new configuration: kept sockets
+ * stay open (their accept queues too, so no connection is refused), removed
+ * ones are closed, and connections are renumbered to their listener's new
+ * position, or told to close when it is gone. */
+static int swap_listens(pc_worker_t *w, const int *fds, size_t n)
+{
+    pc_listen_t *nl = calloc(n ? n : 1, sizeof(*nl));
+    uint16_t *map = calloc(w->nlistens ? w->nlistens : 1, sizeof(*map));
+    if (!nl || !map) {
+        free(nl);
+        free(map);
+        return -1;
+    }
+    for (size_t i = 0; i < w->nlistens; i++) {
+        pc_listen_t *l = &w->listens[i];
+        map[i] = UINT16_MAX;
+        for (size_t j = 0; j < n; j++)
+            if (l->fd >= 0 && fds[j] == l->fd)
+                map[i] = (uint16_t)j;
+        if (l->fd >= 0)
+            event_del(&l->ev);
+        if (l->fd >= 0 && map[i] == UINT16_MAX)
+            close(l->fd);
+    }
+    for (pc_conn_t *c = w->conns, *next; c; c = next) {
+        next = c->next;
+        uint16_t to = c->listener < w->nlistens ? map[c->listener] : UINT16_MAX;
+        if (to != UINT16_MAX) {
+            c->listener = to;
+        } else {
+            c->listener_gone = 1;
+            pc_conn_close_if_idle(c);
+        }
+    }
+    free(map);
+    free(w->listens);
+    w->listens = nl;
+    w->nlistens = n;
+    for (size_t j = 0; j < n; j++) {
+        pc_listen_t *l = &nl[j];
+        l->fd = fds[j];
+        l->idx = (uint16_t)j;
+        l->w = w;
+        event_assign(&l->ev, w->base, l->fd, EV_READ | EV_PERSIST, accept_cb, l);
+        if (!w->accept_paused && !w->draining)
+            event_add(&l->ev, NULL);
+    }
+    return 0;
+}
+
 /* Takes the configuration the main thread handed over, if any. */
 static void take_pending(pc_worker_t *w)
 {
-    pc_config_t *cfg = __atomic_exchange_n(&w->pending, NULL, __ATOMIC_ACQ_REL);
+    pc_config_t *cfg = __atomic_load_n(&w->pending, __ATOMIC_ACQUIRE);
     if (!cfg)
         return;
+    int *fds = w->pending_fds;
+    w->pending_fds = NULL;
+    __atomic_store_n(&w->pending, NULL, __ATOMIC_RELEASE);
     pc_snap_t *s = snap_new(w, cfg);
-    if (!s) {
+    if (!s || swap_listens(w, fds, cfg->n_listeners) != 0) {
+        /* Cannot happen short of memory; the new sockets would leak into a
+         * configuration that does not know them, so the worker stops
+         * accepting on them rather than serving the wrong listeners. */
         pc_log(PC_LOG_ERROR, "worker",
                "worker %u: out of memory: keeping the previous configuration", w->id);
-        pc_config_unref(cfg);
+        for (size_t i = 0; i < cfg->n_listeners; i++)
+            if (!listens_has(w, fds[i]))
+                close(fds[i]);
+        if (s)
+            snap_free(s);
+        else
+            pc_config_unref(cfg);
+        free(fds);
         return;
     }
+    free(fds);
     pc_snap_t *old = w->snap;
     w->snap = s;
     if (old->inflight == 0) {
@@ -329,13 +403,23 @@ void pc_worker_drain(pc_worker_t *w, int force)
     notify(w);
 }
 
-void pc_worker_reload(pc_worker_t *w, pc_config_t *cfg)
+int pc_worker_reload_pending(pc_worker_t *w)
 {
+    return __atomic_load_n(&w->pending, __ATOMIC_ACQUIRE) != NULL;
+}
+
+int pc_worker_reload(pc_worker_t *w, pc_config_t *cfg, const int *fds)
+{
+    size_t n = cfg->n_listeners;
+    int *copy = malloc((n ? n : 1) * sizeof(int));
+    if (!copy)
+        return -1;
+    memcpy(copy, fds, n * sizeof(int));
     pc_config_ref(cfg);
-    pc_config_t *old = __atomic_exchange_n(&w->pending, cfg, __ATOMIC_ACQ_REL);
-    if (old) /* a newer one came before the worker took this one */
-        pc_config_unref(old);
+    w->pending_fds = copy;
+    __atomic_store_n(&w->pending, cfg, __ATOMIC_RELEASE);
     notify(w);
+    return 0;
 }
 
 int pc_worker_init(pc_worker_t *w, pc_server_t *srv, unsigned id, pc_config_t *cfg,
@@ -382,7 +466,8 @@ int pc_worker_init(pc_worker_t *w, pc_server_t *srv, unsigned id, pc_config_t *c
         return -1;
     event_assign(&w->notify_ev, w->base, w->notify_fd, EV_READ | EV_PERSIST, notify_cb, w);
     event_add(&w->notify_ev, NULL);
-    if (pc_logbuf_init(&w->access, &srv->access_log, LOG_BUF) != 0)
+    if (pc_logbuf_init(&w->access, &srv->access_log, LOG_BUF) != 0 ||
+        pc_logbuf_init(&w->security, &srv->security_log, LOG_BUF / 4) != 0)
         return -1;
     w->snap = snap_new(w, cfg);
     if (!w->snap) {
@@ -398,6 +483,7 @@ static void *worker_main(void *arg)
     uint64_t one = 1;
     event_base_dispatch(w->base);
     pc_logbuf_flush(&w->access);
+    pc_logbuf_flush(&w->security);
     if (write(w->srv->done_fd, &one, sizeof(one)) != sizeof(one))
         pc_log(PC_LOG_ERROR, "worker", "cannot notify the main thread");
     return NULL;
@@ -412,6 +498,15 @@ void pc_worker_free(pc_worker_t *w)
 {
     while (w->conns)
         pc_conn_close(w->conns);
+    pc_config_t *p = __atomic_exchange_n(&w->pending, NULL, __ATOMIC_ACQ_REL);
+    if (p) {
+        for (size_t i = 0; i < p->n_listeners; i++) /* sockets the worker never took */
+            if (w->pending_fds[i] >= 0 && !listens_has(w, w->pending_fds[i]))
+                close(w->pending_fds[i]);
+        pc_config_unref(p);
+    }
+    free(w->pending_fds);
+    w->pending_fds = NULL;
     close_listens(w);
     while (w->retired) {
         pc_snap_t *s = w->retired;
@@ -421,12 +516,12 @@ void pc_worker_free(pc_worker_t *w)
     if (w->snap)
         snap_free(w->snap);
     w->snap = NULL;
-    pc_config_t *p = __atomic_exchange_n(&w->pending, NULL, __ATOMIC_ACQ_REL);
-    if (p)
-        pc_config_unref(p);
     reap(w);
     if (w->access.buf)
         pc_logbuf_free(&w->access);
+    if (w->security.buf)
+        pc_logbuf_free(&w->security);
+    pc_metrics_free(&w->metrics);
     if (w->base)
         event_base_free(w->base);
     if (w->notify_fd >= 0)

@@ -19,6 +19,7 @@
 #include "arena.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "pc_types.h"
 #include "upstream.h"
 
@@ -54,6 +55,7 @@ struct pc_worker_s {
     pc_snap_t *snap;      /* for new requests */
     pc_snap_t *retired;   /* replaced, with requests still running on them */
     pc_config_t *pending; /* next configuration, from the main thread (atomic) */
+    int *pending_fds;     /* its listening sockets for this worker (published with pending) */
 
     pc_listen_t *listens;
     size_t nlistens;
@@ -79,8 +81,11 @@ struct pc_worker_s {
     struct event drain_timer;
 
     pc_logbuf_t access;
+    pc_logbuf_t security;
     struct event flush_ev;
     unsigned flush_armed : 1;
+
+    pc_metrics_t metrics; /* this worker's shard, read by the admin thread */
 
     uint64_t rng[2];
     time_t date_sec; /* cached Date header value */
@@ -99,9 +104,16 @@ int pc_worker_start(pc_worker_t *w);
  * (thread-safe; force: close everything now). */
 void pc_worker_drain(pc_worker_t *w, int force);
 
-/* Hands the worker a new configuration (thread-safe; takes a reference):
- * new requests use it, running ones finish on theirs. */
-void pc_worker_reload(pc_worker_t *w, pc_config_t *cfg);
+/* Hands the worker a new configuration (thread-safe; takes a reference)
+ * with one listening socket per listener of cfg (fds, cfg->n_listeners of
+ * them, copied): new requests use it, running ones finish on theirs. Sockets
+ * the worker has that are not in fds are closed, with the connections
+ * accepted on them once their current request ends. The previous handover
+ * must have been taken (pc_worker_reload_pending). Returns 0 or -1. */
+int pc_worker_reload(pc_worker_t *w, pc_config_t *cfg, const int *fds);
+
+/* Has the worker not yet taken the last configuration handed over? */
+int pc_worker_reload_pending(pc_worker_t *w);
 
 /* The configuration new requests use. */
 static inline pc_config_t *pc_worker_cfg(const pc_worker_t *w)
@@ -128,9 +140,10 @@ const char *pc_worker_date(pc_worker_t *w);
 /* 16 random bytes as 32 hex characters (request ids); out needs 32. */
 void pc_worker_random_hex(pc_worker_t *w, char *out);
 
-/* Appends one access-log line (the worker flushes in batches). */
-char *pc_worker_log_reserve(pc_worker_t *w, size_t n);
-void pc_worker_log_commit(pc_worker_t *w, size_t n);
+/* Appends one line to a log buffer of the worker (the worker flushes in
+ * batches, at the latest after a second). */
+char *pc_worker_log_reserve(pc_worker_t *w, pc_logbuf_t *b, size_t n);
+void pc_worker_log_commit(pc_worker_t *w, pc_logbuf_t *b, size_t n);
 
 /* Called when a connection closes: uncounts it and lets a paused listener
  * resume. */

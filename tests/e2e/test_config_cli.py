@@ -3,9 +3,12 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
+
+import pytest
 
 from conftest import BIN, base_config, connect, free_port, parse_response, read_until_close, request
 
@@ -197,13 +200,29 @@ def test_sighup_reloads_routes_and_keeps_old_config_on_errors(gateway, upstream,
         assert request(g.port, path="/r3").status == 200
         assert [r.target for r in other.wait_requests(1)] == ["/r3"]
         assert "configuration 2 in effect" in g.stderr()
-        # moving a listener needs a restart: refused, the old one keeps serving
-        cfg["listeners"][0]["address"] = "127.0.0.1:%d" % free_port()
+        # a listener on an address that is taken: the reload fails, nothing changes
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        cfg["listeners"].append({"name": "taken", "address": "127.0.0.1:%d" % busy.getsockname()[1]})
         with open(g.conf_path, "w") as f:
             json.dump(cfg, f)
         g.send_signal(signal.SIGHUP)
         time.sleep(0.3)
+        busy.close()
+        assert "listener taken: cannot listen" in g.stderr()
+        assert "configuration 2 stays in effect" in g.stderr()
         assert request(g.port, path="/r4").status == 200
-        assert "needs a restart" in g.stderr()
+        # moving the listener: the new address serves, the old one is closed
+        new_port = free_port()
+        cfg["listeners"] = [{"address": "127.0.0.1:%d" % new_port}]
+        with open(g.conf_path, "w") as f:
+            json.dump(cfg, f)
+        g.send_signal(signal.SIGHUP)
+        time.sleep(0.3)
+        assert "configuration 3 in effect" in g.stderr()
+        assert request(new_port, path="/r5").status == 200
+        with pytest.raises(OSError):
+            request(g.port, path="/r6")
     finally:
         other.stop()
