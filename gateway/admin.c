@@ -128,7 +128,8 @@ static void status_counters(struct evbuffer *b, const pc_admin_t *a, pc_names_e 
     const pc_server_t *s = a->srv;
     uint32_t n = pc_metrics_names_count(kind);
     for (uint32_t id = 0; id < n; id++) {
-        for (int st = 0; st < PC_STATUS_SLOTS; st++) {
+        const char *name = pc_metrics_name(kind, id);
+        for (int st = 0; name && st < PC_STATUS_SLOTS; st++) {
             uint64_t v = 0;
             for (unsigned w = 0; w < s->nworkers; w++) {
                 const uint64_t *arr = pc_metrics_status(&s->workers[w].metrics, kind, id);
@@ -138,7 +139,7 @@ static void status_counters(struct evbuffer *b, const pc_admin_t *a, pc_names_e 
             if (!v)
                 continue;
             evbuffer_add_printf(b, "%s{%s=\"", metric, label);
-            add_escaped(b, pc_metrics_name(kind, id));
+            add_escaped(b, name);
             evbuffer_add_printf(b, "\",status=\"%d\"} %llu\n", st + PC_STATUS_MIN,
                                 (unsigned long long)v);
         }

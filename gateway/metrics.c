@@ -26,12 +26,12 @@ uint32_t pc_metrics_name_id(pc_names_e kind, const char *name)
     for (id = 0; id < nnames[kind]; id++)
         if (strcmp(names[kind][id], name) == 0)
             goto out;
-    if (id == PC_METRIC_NAMES - 1 || (names[kind][id] = strdup(name)) == NULL) {
+    if (id >= PC_METRIC_NAMES - 1 || (names[kind][id] = strdup(name)) == NULL) {
+        /* full (or out of memory): the last id, shared, is "other" */
         id = PC_METRIC_NAMES - 1;
         if (!names[kind][id])
             names[kind][id] = (char *)"other";
-        if (nnames[kind] < PC_METRIC_NAMES)
-            __atomic_store_n(&nnames[kind], PC_METRIC_NAMES, __ATOMIC_RELEASE);
+        __atomic_store_n(&nnames[kind], PC_METRIC_NAMES, __ATOMIC_RELEASE);
         goto out;
     }
     __atomic_store_n(&nnames[kind], id + 1, __ATOMIC_RELEASE);
