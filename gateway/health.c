@@ -75,6 +75,8 @@ pc_health_pick_e pc_health_pick(pc_health_t *h, int64_t now_ms, int64_t probe_af
     int64_t open = LOAD(&h->open_until_ms);
     if (open == 0)
         return PC_HEALTH_USE;
+    if (now_ms < 0)
+        now_ms = pc_mono_ms();
     if (now_ms < open)
         return PC_HEALTH_OPEN;
     /* half-open: one probe at a time, a new one if the last went unanswered */

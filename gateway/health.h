@@ -45,10 +45,11 @@ typedef enum {
     PC_HEALTH_OPEN
 } pc_health_pick_e;
 
-/* May a request go to this server now? PROBE: yes, as the half-open probe
- * (report its outcome); DOWN: the active check says no; OPEN: the circuit
- * is open. probe_after: how long a probe may stay unanswered before another
- * one is allowed. */
+/* May a request go to this server now? PROBE: yes, as the half-open probe;
+ * DOWN: the active check says no; OPEN: the circuit is open. probe_after:
+ * how long a probe may stay unanswered before another one is allowed.
+ * now_ms < 0: read the clock only if the circuit is not closed (the common
+ * case costs two loads). */
 pc_health_pick_e pc_health_pick(pc_health_t *h, int64_t now_ms, int64_t probe_after_ms);
 
 /* A request's outcome. failures == 0: no circuit breaker. */

@@ -156,7 +156,6 @@ pc_upconn_t *pc_upconn_acquire(pc_worker_t *w, pc_upstream_rt_t *up, pc_req_t *r
     uint8_t skip_small[64];
     uint8_t *skip = n <= sizeof(skip_small) ? skip_small : calloc(n, 1);
     int down = 0, open = 0;
-    int64_t now = 0;
     pc_upconn_t *u = NULL;
     if (!skip) {
         *why = PC_ACQ_TRIED;
@@ -170,23 +169,12 @@ pc_upconn_t *pc_upconn_acquire(pc_worker_t *w, pc_upstream_rt_t *up, pc_req_t *r
         uint32_t s = (uint32_t)pick;
         skip[s] = 1;
         pc_health_t *h = uc->servers[s].health;
-        int probe = 0;
-        if (h) {
-            if (!now)
-                now = pc_mono_ms();
-            switch (pc_health_pick(h, now, uc->connect_timeout + uc->response_timeout)) {
-            case PC_HEALTH_DOWN:
-                down++;
-                continue;
-            case PC_HEALTH_OPEN:
-                open++;
-                continue;
-            case PC_HEALTH_PROBE:
-                probe = 1;
-                break;
-            case PC_HEALTH_USE:
-                break;
-            }
+        pc_health_pick_e pick_h =
+            h ? pc_health_pick(h, -1, uc->connect_timeout + uc->response_timeout) : PC_HEALTH_USE;
+        if (pick_h == PC_HEALTH_DOWN || pick_h == PC_HEALTH_OPEN) {
+            down += pick_h == PC_HEALTH_DOWN;
+            open += pick_h == PC_HEALTH_OPEN;
+            continue;
         }
         up->rr = s + 1;
         if (s < 32)
@@ -202,12 +190,10 @@ pc_upconn_t *pc_upconn_acquire(pc_worker_t *w, pc_upstream_rt_t *up, pc_req_t *r
             u = upconn_connect(w, up, s);
             if (!u) {
                 if (h)
-                    pc_health_failure(h, now ? now : pc_mono_ms(), CB_FAILURES(uc),
-                                      CB_COOLDOWN(uc));
+                    pc_health_failure(h, pc_mono_ms(), CB_FAILURES(uc), CB_COOLDOWN(uc));
                 continue; /* refused at once: the next server */
             }
         }
-        u->probe = (unsigned)probe;
         u->req = r;
         up->active[s]++;
         break;
@@ -228,7 +214,6 @@ void pc_upconn_outcome(pc_upconn_t *u, int ok)
         pc_health_success(h);
     else
         pc_health_failure(h, pc_mono_ms(), CB_FAILURES(uc), CB_COOLDOWN(uc));
-    u->probe = 0;
 }
 
 int pc_upconn_connected(pc_upconn_t *u)

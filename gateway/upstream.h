@@ -42,7 +42,6 @@ struct pc_upconn_s {
     uint32_t server; /* index in up->conf->servers */
     uint8_t state;   /* pc_upstate_e */
     unsigned timed_out : 1;
-    unsigned probe : 1; /* the circuit breaker's half-open probe */
     pc_upconn_t *next, *prev;
 };
 
