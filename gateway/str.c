@@ -113,11 +113,31 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
+/* Printable ASCII that JSON strings carry as is: most of what is logged. */
+static const unsigned char json_plain[256] = {
+    ['\x20' ... '\x21'] = 1, /* not '"' (0x22) */
+    ['\x23' ... '\x5b'] = 1, /* not '\\' (0x5c) */
+    ['\x5d' ... '\x7e'] = 1,
+};
+
 size_t pc_json_escape(const char *s, size_t n, char *out, size_t cap)
 {
     static const char hex[] = "0123456789abcdef";
     size_t o = 0;
     for (size_t i = 0; i < n;) {
+        /* a run of plain bytes is copied in one go */
+        size_t j = i;
+        while (j < n && json_plain[(unsigned char)s[j]])
+            j++;
+        if (j > i) {
+            size_t run = j - i <= cap - o ? j - i : cap - o;
+            memcpy(out + o, s + i, run);
+            o += run;
+            i += run;
+            if (i < j)
+                break; /* out of room */
+            continue;
+        }
         unsigned char c = (unsigned char)s[i];
         char esc[6];
         size_t el = 0, adv = 1;

@@ -113,10 +113,11 @@ TEST(yaml_tree)
     CHECK(load(&pool, &e, "x: *nope\n") == NULL);
     pc_errlist_free(&e);
     /* an alias bomb is refused by its expanded size, not expanded in memory */
-    const char *bomb = "a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
-                       "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
-                       "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]\n"
-                       "g: [*f,*f,*f,*f,*f,*f,*f,*f,*f,*f]\n";
+    const char *bomb =
+        "a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+        "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
+        "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]\n"
+        "g: [*f,*f,*f,*f,*f,*f,*f,*f,*f,*f]\n";
     CHECK(load(&pool, &e, bomb) == NULL);
     CHECK(e.n == 1 && strstr(e.msgs[0], "too large"));
     pc_errlist_free(&e);

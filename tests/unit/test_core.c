@@ -13,6 +13,7 @@
 #include "config.h"
 #include "connlimit.h"
 #include "http1.h"
+#include "log.h"
 #include "relay.h"
 #include "request.h"
 #include "router.h"
@@ -99,6 +100,16 @@ TEST(strings)
     CHECK_SLICE(out, n, "abcd"); /* truncated at the cap */
     n = pc_json_escape("ab\n", 3, out, 3);
     CHECK_SLICE(out, n, "ab"); /* never half an escape */
+    n = pc_json_escape(" ~\x7f!#[]", 7, out, sizeof(out));
+    CHECK_SLICE(out, n, " ~\\u007f!#[]"); /* the edges of the plain range */
+    /* ISO timestamps, with the per-second cache */
+    char ts[32];
+    struct timeval tv = {1795388645, 123456}; /* 2026-11-22T23:04:05 */
+    CHECK_SLICE(ts, pc_time_iso(&tv, ts), "2026-11-22T23:04:05.123Z");
+    tv.tv_usec = 7000;
+    CHECK_SLICE(ts, pc_time_iso(&tv, ts), "2026-11-22T23:04:05.007Z");
+    tv.tv_sec = 946684799, tv.tv_usec = 999999;
+    CHECK_SLICE(ts, pc_time_iso(&tv, ts), "1999-12-31T23:59:59.999Z");
 }
 
 static pc_config_t *config_from(const char *yaml)

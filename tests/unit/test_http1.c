@@ -1534,8 +1534,8 @@ static const resp_t responses[] = {
     RESP_BAD("te-http10", "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", PC_M_GET,
              TE_HTTP10),
     /* the SP before an empty reason is often missing; still unambiguous */
-    RESP_OK("no-space-after-status", "HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n", PC_M_GET, 200,
-            "", 1, PC_BODY_LENGTH, 0, 1, 1),
+    RESP_OK("no-space-after-status", "HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n", PC_M_GET, 200, "",
+            1, PC_BODY_LENGTH, 0, 1, 1),
     RESP_BAD("tab-after-status", "HTTP/1.1 200\tOK\r\nContent-Length: 0\r\n\r\n", PC_M_GET,
              STATUS_LINE),
     RESP_BAD("status-then-letter", "HTTP/1.1 200OK\r\nContent-Length: 0\r\n\r\n", PC_M_GET,
