@@ -166,6 +166,16 @@ static void metrics(pc_admin_t *a, struct evhttp_request *req)
                             (unsigned long long)v);
     }
 
+    help(b, "portcullis_dry_run_total", "counter",
+         "Requests a control of a dry-run route would have refused, by reason.");
+    for (int r = 0; r < PC_BLOCK_COUNT; r++) {
+        uint64_t v = 0;
+        for (unsigned w = 0; w < s->nworkers; w++)
+            v += pc_ctr_get(&s->workers[w].metrics.dry_run[r]);
+        evbuffer_add_printf(b, "portcullis_dry_run_total{reason=\"%s\"} %llu\n", pc_block_names[r],
+                            (unsigned long long)v);
+    }
+
     help(b, "portcullis_waf_rule_hits_total", "counter", "WAF rule matches, by rule id.");
 
     help(b, "portcullis_request_duration_seconds", "histogram",

@@ -121,6 +121,47 @@ typedef struct pc_upstream_conf_s {
     uint32_t metric_id;                   /* bound by the server before use */
 } pc_upstream_conf_t;
 
+/* ip_rules (top level and per route). */
+typedef struct pc_ip_rules_conf_s {
+    PC_ARRAY(pc_cidr_range_t, allow);
+    PC_ARRAY(pc_cidr_range_t, deny);
+    pc_cidr_set_t allow_set; /* built from the lists */
+    pc_cidr_set_t deny_set;
+} pc_ip_rules_conf_t;
+
+/* A named CORS policy. */
+typedef struct pc_cors_conf_s {
+    const char *name;
+    PC_ARRAY(const char *, origins);
+    PC_ARRAY(const char *, methods);
+    PC_ARRAY(const char *, headers);
+    PC_ARRAY(const char *, expose);
+    int64_t credentials;
+    int64_t max_age; /* ms; 0: no Access-Control-Max-Age */
+    /* derived when loaded */
+    int any_origin;             /* "*" is listed */
+    const char *allow_methods;  /* "GET, POST" */
+    const char *allow_headers;  /* "authorization, content-type" (lower case), or NULL */
+    const char *expose_headers; /* or NULL */
+} pc_cors_conf_t;
+
+/* security_headers: each value is sent as is; NULL (written "off") sends
+ * nothing. */
+typedef struct pc_sechdr_conf_s {
+    const char *hsts;
+    const char *content_type_options;
+    const char *frame_options;
+    const char *referrer_policy;
+    const char *content_security_policy;
+    PC_ARRAY(const char *, remove);
+    /* derived: the header lines to add, without and with HSTS, and the
+     * upstream response fields dropped (remove, and those the gateway sets) */
+    pc_str_t block;
+    pc_str_t block_tls;
+    pc_str_t *drop;
+    size_t ndrop;
+} pc_sechdr_conf_t;
+
 typedef struct pc_route_match_s {
     const char *host; /* exact, or "*.example.com"; NULL: any */
     const char *path_prefix;
@@ -134,8 +175,15 @@ typedef struct pc_route_conf_s {
     pc_route_match_t match;
     const char *upstream;
     const pc_upstream_conf_t *up; /* resolved */
-    pc_limits_conf_t limits;      /* the global limits (per-route overrides come later) */
-    pc_chain_t chain;             /* request filters, built once per snapshot */
+    pc_limits_conf_t limits;      /* the global limits with this route's overrides */
+    pc_limits_conf_t *limits_set; /* as written under the route (NULL: none) */
+    pc_ip_rules_conf_t *ip_rules; /* the route's own, checked after the global ones */
+    const char *cors;             /* policy name */
+    const pc_cors_conf_t *cors_policy;
+    pc_sechdr_conf_t *security_headers_set;   /* as written under the route */
+    const pc_sechdr_conf_t *security_headers; /* in effect: the global ones or the route's merge */
+    int64_t dry_run;
+    pc_chain_t chain; /* request filters, built once per snapshot */
     uint32_t index;
     uint32_t metric_id; /* bound by the server before use */
 #ifdef PC_TESTING
@@ -177,6 +225,10 @@ typedef struct pc_config_s {
     PC_ARRAY(pc_route_conf_t, routes);
     pc_logging_conf_t logging;
     pc_admin_conf_t *admin; /* NULL: no admin listener */
+    pc_ip_rules_conf_t *ip_rules;
+    PC_ARRAY(pc_cors_conf_t, cors);
+    pc_sechdr_conf_t security_headers;
+    pc_limits_conf_t scan_limits; /* head limits the parser applies: the largest of any route */
 } pc_config_t;
 
 typedef struct pc_config_opts_s {

@@ -220,12 +220,68 @@ static const pc_ckey_t match_keys[] = {
     END};
 static const pc_cschema_t match_schema = {match_keys, sizeof(pc_route_match_t), check_match};
 
+static const pc_ckey_t cidr_elem = ELEM_CUSTOM(custom_cidr, sizeof(pc_cidr_range_t),
+                                              "an IP address or CIDR block");
+static const pc_ckey_t ip_rules_keys[] = {
+    {"allow", PC_CT_LIST, 0, offsetof(pc_ip_rules_conf_t, allow), NULL, 0, 0, &cidr_elem, NULL, 0,
+     "a list of CIDR blocks"},
+    {"deny", PC_CT_LIST, 0, offsetof(pc_ip_rules_conf_t, deny), NULL, 0, 0, &cidr_elem, NULL, 0,
+     "a list of CIDR blocks"},
+    END};
+static const pc_cschema_t ip_rules_schema = {ip_rules_keys, sizeof(pc_ip_rules_conf_t), NULL};
+
+/* Global security headers have defaults; a route's have none (absent keys
+ * inherit). The same fields either way. */
+#define SECHDR_KEYS(d_hsts, d_cto, d_fo, d_rp, d_csp)                                                        \
+    STR("hsts", pc_sechdr_conf_t, hsts, d_hsts, "a header value or off"),                            \
+    STR("content_type_options", pc_sechdr_conf_t, content_type_options, d_cto,                       \
+        "a header value or off"),                                                                  \
+    STR("frame_options", pc_sechdr_conf_t, frame_options, d_fo, "a header value or off"),            \
+    STR("referrer_policy", pc_sechdr_conf_t, referrer_policy, d_rp, "a header value or off"),        \
+    STR("content_security_policy", pc_sechdr_conf_t, content_security_policy, d_csp,                 \
+        "a header value or off"),                                                                  \
+    {"remove", PC_CT_LIST, 0, offsetof(pc_sechdr_conf_t, remove), NULL, 0, 0, &str_elem, NULL, 0,  \
+     "a list of header names"}
+static const pc_ckey_t sechdr_keys[] = {
+    SECHDR_KEYS("max-age=31536000; includeSubDomains", "nosniff", "DENY", "no-referrer",
+                "default-src 'none'; frame-ancestors 'none'"),
+    END};
+static const pc_cschema_t sechdr_schema = {sechdr_keys, sizeof(pc_sechdr_conf_t), NULL};
+static const pc_ckey_t route_sechdr_keys[] = {SECHDR_KEYS(NULL, NULL, NULL, NULL, NULL), END};
+static const pc_cschema_t route_sechdr_schema = {route_sechdr_keys, sizeof(pc_sechdr_conf_t),
+                                                 NULL};
+
+static const pc_ckey_t cors_keys[] = {
+    {"origins", PC_CT_LIST, PC_K_REQUIRED | PC_K_NONEMPTY, offsetof(pc_cors_conf_t, origins), NULL,
+     0, 0, &str_elem, NULL, 0, "a list of origins"},
+    {"methods", PC_CT_LIST, PC_K_NONEMPTY, offsetof(pc_cors_conf_t, methods), NULL, 0, 0,
+     &str_elem, NULL, 0, "a list of methods"},
+    {"headers", PC_CT_LIST, 0, offsetof(pc_cors_conf_t, headers), NULL, 0, 0, &str_elem, NULL, 0,
+     "a list of header names"},
+    {"expose", PC_CT_LIST, 0, offsetof(pc_cors_conf_t, expose), NULL, 0, 0, &str_elem, NULL, 0,
+     "a list of header names"},
+    {"credentials", PC_CT_BOOL, 0, offsetof(pc_cors_conf_t, credentials), "false", 0, 0, NULL,
+     NULL, 0, "a boolean"},
+    NUM("max_age", PC_CT_DURATION, pc_cors_conf_t, max_age, NULL, 0, 24 * HOUR, "a duration"),
+    END};
+static void check_cors(pc_cctx_t *c, const pc_ynode_t *node, void *obj);
+static const pc_cschema_t cors_schema = {cors_keys, sizeof(pc_cors_conf_t), check_cors};
+
 static const pc_ckey_t route_keys[] = {
     STR("name", pc_route_conf_t, name, NULL, "a name"),
     {"match", PC_CT_STRUCT, PC_K_REQUIRED, offsetof(pc_route_conf_t, match), NULL, 0, 0,
      &match_schema, NULL, 0, "a match section"},
     {"upstream", PC_CT_STR, PC_K_REQUIRED, offsetof(pc_route_conf_t, upstream), NULL, 0, 0, NULL,
      NULL, 0, "an upstream name"},
+    {"limits", PC_CT_OPTIONAL, 0, offsetof(pc_route_conf_t, limits_set), NULL, 0, 0,
+     &limits_schema, NULL, 0, "a limits section"},
+    {"ip_rules", PC_CT_OPTIONAL, 0, offsetof(pc_route_conf_t, ip_rules), NULL, 0, 0,
+     &ip_rules_schema, NULL, 0, "an ip_rules section"},
+    STR("cors", pc_route_conf_t, cors, NULL, "a CORS policy name"),
+    {"security_headers", PC_CT_OPTIONAL, 0, offsetof(pc_route_conf_t, security_headers_set), NULL,
+     0, 0, &route_sechdr_schema, NULL, 0, "a security_headers section"},
+    {"dry_run", PC_CT_BOOL, 0, offsetof(pc_route_conf_t, dry_run), "false", 0, 0, NULL, NULL, 0,
+     "a boolean"},
 #ifdef PC_TESTING
     NUM("test_suspend", PC_CT_DURATION, pc_route_conf_t, test_suspend, NULL, 0, HOUR, "a duration"),
     NUM("test_respond", PC_CT_INT, pc_route_conf_t, test_respond, NULL, 0, 599, "a status"),
@@ -267,9 +323,6 @@ static const pc_ckey_t admin_keys[] = {
     END};
 static const pc_cschema_t admin_schema = {admin_keys, sizeof(pc_admin_conf_t), NULL};
 
-static const pc_ckey_t cidr_elem = ELEM_CUSTOM(custom_cidr, sizeof(pc_cidr_range_t),
-                                              "an IP address or CIDR block");
-
 static const pc_ckey_t root_keys[] = {
     STR("stage", pc_config_t, stage, NULL, "a stage name"),
     {"workers", PC_CT_CUSTOM, 0, offsetof(pc_config_t, workers), NULL, 0, 0, NULL, custom_workers,
@@ -290,6 +343,12 @@ static const pc_ckey_t root_keys[] = {
      0, "a section"},
     {"admin", PC_CT_OPTIONAL, 0, offsetof(pc_config_t, admin), NULL, 0, 0, &admin_schema, NULL, 0,
      "an admin section"},
+    {"ip_rules", PC_CT_OPTIONAL, 0, offsetof(pc_config_t, ip_rules), NULL, 0, 0, &ip_rules_schema,
+     NULL, 0, "an ip_rules section"},
+    {"cors", PC_CT_NAMED, 0, offsetof(pc_config_t, cors), NULL, 0, 0, &cors_schema, NULL, 0,
+     "a map of CORS policies"},
+    {"security_headers", PC_CT_STRUCT, 0, offsetof(pc_config_t, security_headers), NULL, 0, 0,
+     &sechdr_schema, NULL, 0, "a section"},
     /* handled before the walk (config.c apply_stage); listed so it is known */
     {"stages", PC_CT_CUSTOM, 0, 0, NULL, 0, 0, NULL, custom_handled_before, 0, "a map of stages"},
     END};
@@ -430,6 +489,225 @@ static void check_match(pc_cctx_t *c, const pc_ynode_t *node, void *obj)
     }
 }
 
+/* An origin as a browser sends it: scheme://host[:port], scheme and host in
+ * lower case, no path; or the same with a "*." label right after the scheme
+ * (every subdomain); or a lone "*". */
+static int valid_origin(const char *o)
+{
+    if (strcmp(o, "*") == 0)
+        return 1;
+    const char *host = strstr(o, "://");
+    if (!host || host == o)
+        return 0;
+    for (const char *p = o; p < host; p++)
+        if (!((*p >= 'a' && *p <= 'z') ||
+              (p > o && ((*p >= '0' && *p <= '9') || *p == '+' || *p == '-' || *p == '.'))))
+            return 0;
+    host += 3;
+    if (strncmp(host, "*.", 2) == 0)
+        host += 2;
+    if (!*host || *host == '.' || *host == ':')
+        return 0;
+    for (const char *p = host; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' ||
+              *p == ':' || *p == '[' || *p == ']'))
+            return 0;
+    return 1;
+}
+
+/* Joins list with ", " into pool memory, lower-cased when lower is set. */
+static const char *join_list(pc_cctx_t *c, const char *const *list, size_t n, int lower)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += (list[i] ? strlen(list[i]) : 0) + 2;
+    char *s = pc_arena_alloc(c->pool, len + 1), *p = s;
+    if (!s)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!list[i])
+            continue;
+        if (p != s)
+            *p++ = ',', *p++ = ' ';
+        for (const char *q = list[i]; *q; q++)
+            *p++ = lower && *q >= 'A' && *q <= 'Z' ? (char)(*q + 32) : *q;
+    }
+    *p = 0;
+    return s;
+}
+
+static void check_cors(pc_cctx_t *c, const pc_ynode_t *node, void *obj)
+{
+    pc_cors_conf_t *p = obj;
+    const pc_ynode_t *on = pc_ymap_get(node, "origins");
+    for (size_t i = 0; i < p->n_origins; i++) {
+        const char *o = p->origins[i];
+        if (!o)
+            continue;
+        size_t mark = pc_cfg_push_key(c, "origins");
+        size_t m2 = pc_cfg_push_index(c, i);
+        const pc_ynode_t *at = on && on->type == PC_Y_SEQ && i < on->n ? on->u.items[i] : node;
+        if (strcmp(o, "*") == 0) {
+            p->any_origin = 1;
+            if (p->credentials)
+                pc_cfg_error(c, at,
+                             "'*' cannot be used with credentials: true (browsers refuse it; "
+                             "list the origins)");
+        } else if (!valid_origin(o)) {
+            pc_cfg_error(c, at,
+                         "'%s' is not an origin (scheme://host[:port] in lower case, "
+                         "optionally scheme://*.domain, or '*')",
+                         o);
+        }
+        pc_cfg_pop(c, m2);
+        pc_cfg_pop(c, mark);
+    }
+    static const char *const safelisted[] = {"GET", "HEAD", "POST"};
+    const char *const *methods = p->n_methods ? p->methods : safelisted;
+    if (!p->n_methods) {
+        p->methods = (const char **)safelisted;
+        p->n_methods = 3;
+    }
+    size_t nm = p->n_methods ? p->n_methods : 3;
+    for (size_t i = 0; i < nm; i++) {
+        if (methods[i] && !pc_http_valid_method(pc_str_cstr(methods[i]))) {
+            size_t mark = pc_cfg_push_key(c, "methods");
+            pc_cfg_error(c, pc_ymap_get(node, "methods"), "'%s' is not a method name", methods[i]);
+            pc_cfg_pop(c, mark);
+        }
+    }
+    p->allow_methods = join_list(c, methods, nm, 0);
+    p->allow_headers = p->n_headers ? join_list(c, p->headers, p->n_headers, 1) : NULL;
+    p->expose_headers = p->n_expose ? join_list(c, p->expose, p->n_expose, 0) : NULL;
+}
+
+/* Resolves "off" and builds the header lines a response gets. */
+static void finish_sechdr(pc_cctx_t *c, pc_sechdr_conf_t *s)
+{
+    const char **vals[] = {&s->content_type_options, &s->frame_options, &s->referrer_policy,
+                           &s->content_security_policy, &s->hsts};
+    static const char *const names[] = {"X-Content-Type-Options", "X-Frame-Options",
+                                        "Referrer-Policy", "Content-Security-Policy",
+                                        "Strict-Transport-Security"};
+    size_t len = 0;
+    for (size_t i = 0; i < 5; i++) {
+        if (*vals[i] && (strcmp(*vals[i], "off") == 0 || !**vals[i]))
+            *vals[i] = NULL;
+        if (*vals[i])
+            len += strlen(names[i]) + strlen(*vals[i]) + 4;
+    }
+    char *b = pc_arena_alloc(c->pool, len + 1);
+    if (!b)
+        return;
+    pc_wbuf_t o = {b, 0, len + 1};
+    for (size_t i = 0; i < 5; i++) {
+        if (i == 4)
+            s->block = pc_str_make(b, o.n); /* HSTS last: only TLS listeners get it */
+        if (!*vals[i])
+            continue;
+        pc_wb_cstr(&o, names[i]);
+        pc_wb_put(&o, ": ", 2);
+        pc_wb_cstr(&o, *vals[i]);
+        pc_wb_put(&o, "\r\n", 2);
+    }
+    s->block_tls = pc_str_make(b, o.n);
+    s->drop = pc_arena_alloc(c->pool, (s->n_remove + 5) * sizeof(pc_str_t));
+    s->ndrop = 0;
+    for (size_t i = 0; s->drop && i < s->n_remove; i++)
+        if (s->remove[i])
+            s->drop[s->ndrop++] = pc_str_cstr(s->remove[i]);
+    for (size_t i = 0; s->drop && i < 5; i++)
+        if (*vals[i])
+            s->drop[s->ndrop++] = pc_str_cstr(names[i]);
+}
+
+/* A route's limits: what it writes, else the global value. Limits that
+ * apply before a request is routed cannot be set per route. */
+static void finish_route_limits(pc_cctx_t *c, pc_route_conf_t *r, const pc_ynode_t *rn)
+{
+    const pc_ynode_t *ln = pc_ymap_get(rn, "limits");
+    const pc_limits_conf_t *g = &c->cfg->limits, *w = r->limits_set;
+    r->limits = *g;
+    if (!w || !ln)
+        return;
+    static const char *const not_per_route[] = {"header_timeout", "idle_timeout", "max_connections",
+                                                "max_connections_per_ip"};
+    size_t mark = pc_cfg_push_key(c, "limits");
+    for (size_t i = 0; i < sizeof(not_per_route) / sizeof(not_per_route[0]); i++) {
+        if (pc_ymap_get(ln, not_per_route[i])) {
+            size_t m2 = pc_cfg_push_key(c, not_per_route[i]);
+            pc_cfg_error(c, pc_ymap_get(ln, not_per_route[i]),
+                         "applies before a request is routed: set it in the top-level limits");
+            pc_cfg_pop(c, m2);
+        }
+    }
+    pc_cfg_pop(c, mark);
+#define TAKE(f)              \
+    if (pc_ymap_get(ln, #f)) \
+    r->limits.f = w->f
+    TAKE(max_uri);
+    TAKE(max_header_bytes);
+    TAKE(max_headers);
+    TAKE(max_body);
+    TAKE(body_timeout);
+    TAKE(min_body_rate);
+#undef TAKE
+    pc_limits_conf_t *s = &c->cfg->scan_limits;
+    if (r->limits.max_uri > s->max_uri)
+        s->max_uri = r->limits.max_uri;
+    if (r->limits.max_header_bytes > s->max_header_bytes)
+        s->max_header_bytes = r->limits.max_header_bytes;
+    if (r->limits.max_headers > s->max_headers)
+        s->max_headers = r->limits.max_headers;
+    if (r->limits.max_body > s->max_body)
+        s->max_body = r->limits.max_body;
+}
+
+static int build_ip_rules(pc_cctx_t *c, pc_ip_rules_conf_t *ip)
+{
+    return ip && (pc_cidr_set_build(&ip->allow_set, c->pool, ip->allow, ip->n_allow) != 0 ||
+                  pc_cidr_set_build(&ip->deny_set, c->pool, ip->deny, ip->n_deny) != 0)
+               ? -1
+               : 0;
+}
+
+/* A route's security headers: the global ones, with what the route writes
+ * replacing them key by key. */
+static void finish_route_sechdr(pc_cctx_t *c, pc_route_conf_t *r, const pc_ynode_t *rn)
+{
+    const pc_sechdr_conf_t *g = &c->cfg->security_headers;
+    pc_sechdr_conf_t *w = r->security_headers_set;
+    r->security_headers = g;
+    if (!w)
+        return;
+    const pc_ynode_t *sn = pc_ymap_get(rn, "security_headers");
+    pc_sechdr_conf_t *m = pc_arena_calloc(c->pool, sizeof(*m));
+    if (!m)
+        return;
+    *m = *g;
+    const char *const *from[] = {&w->hsts, &w->content_type_options, &w->frame_options,
+                                 &w->referrer_policy, &w->content_security_policy};
+    const char **to[] = {&m->hsts, &m->content_type_options, &m->frame_options, &m->referrer_policy,
+                         &m->content_security_policy};
+    for (size_t i = 0; i < 5; i++)
+        if (*from[i])
+            *to[i] = *from[i];
+    if (pc_ymap_get(sn, "remove")) {
+        m->remove = w->remove;
+        m->n_remove = w->n_remove;
+    }
+    finish_sechdr(c, m);
+    r->security_headers = m;
+}
+
+static const pc_cors_conf_t *find_cors(const pc_config_t *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_cors; i++)
+        if (strcmp(cfg->cors[i].name, name) == 0)
+            return &cfg->cors[i];
+    return NULL;
+}
+
 static const pc_upstream_conf_t *find_upstream(const pc_config_t *cfg, const char *name)
 {
     for (size_t i = 0; i < cfg->n_upstreams; i++)
@@ -508,7 +786,16 @@ static void finish_routes(pc_cctx_t *c, const pc_ynode_t *root)
         } else if (used && r->up) {
             used[r->up->index] = 1;
         }
-        r->limits = cfg->limits;
+        finish_route_limits(c, r, rn);
+        finish_route_sechdr(c, r, rn);
+        if (build_ip_rules(c, r->ip_rules) != 0)
+            pc_cfg_error(c, rn, "out of memory");
+        if (r->cors && !(r->cors_policy = find_cors(cfg, r->cors))) {
+            size_t m3 = pc_cfg_push_key(c, "cors");
+            pc_cfg_error(c, pc_ymap_get(rn, "cors"), "unknown CORS policy '%s'%s", r->cors,
+                         cfg->n_cors ? "" : " (there is no top-level cors section)");
+            pc_cfg_pop(c, m3);
+        }
         if (pc_builtin_chain(c, r) != 0)
             pc_cfg_error(c, rn, "out of memory");
         pc_cfg_pop(c, m2);
@@ -537,6 +824,10 @@ void pc_cfg_finish(pc_cctx_t *c, const pc_ynode_t *root)
     for (size_t u = 0; u < cfg->n_upstreams; u++)
         cfg->upstreams[u].index = (uint32_t)u;
     finish_listeners(c, root);
+    cfg->scan_limits = cfg->limits;
+    finish_sechdr(c, &cfg->security_headers);
+    if (build_ip_rules(c, cfg->ip_rules) != 0)
+        pc_cfg_error(c, root, "out of memory");
     finish_routes(c, root);
     if (pc_cidr_set_build(&cfg->trusted, c->pool, cfg->trusted_proxies, cfg->n_trusted_proxies) !=
         0)

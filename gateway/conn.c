@@ -206,7 +206,7 @@ static void start_request(pc_conn_t *c, size_t end)
     pc_req_t *r = new_request(c);
     if (!r)
         return;
-    const pc_limits_conf_t *lim = &pc_worker_cfg(w)->limits;
+    const pc_limits_conf_t *lim = &pc_worker_cfg(w)->scan_limits;
     if (c->in.cap - end < MIN_BODY_WINDOW &&
         pc_buf_grow(&c->in, (uint32_t)end + PC_BUF_SIZE, &w->bufs) != 0) {
         pc_req_respond(r, PC_REPLY_internal_error, "out of memory");
@@ -247,7 +247,9 @@ static void release_idle_buffers(pc_conn_t *c)
 static int read_head(pc_conn_t *c)
 {
     pc_worker_t *w = c->w;
-    const pc_limits_conf_t *lim = &pc_worker_cfg(w)->limits;
+    /* Head limits: the largest any route allows (each route checks its own
+     * once the request is routed). */
+    const pc_limits_conf_t *lim = &pc_worker_cfg(w)->scan_limits;
     pc_http_limits_t hl = {(size_t)lim->max_uri, (size_t)lim->max_header_bytes,
                            (uint32_t)lim->max_headers};
     /* The largest head the limits allow, plus slack for leading CRLFs. */
@@ -257,7 +259,7 @@ static int read_head(pc_conn_t *c)
             if (c->state == PC_CS_IDLE) {
                 c->state = PC_CS_HEAD;
                 /* header_timeout runs from the first byte, not per byte */
-                c->deadline = now_ms(c) + lim->header_timeout;
+                c->deadline = now_ms(c) + pc_worker_cfg(w)->limits.header_timeout;
             }
             size_t end;
             int rc = pc_http_scan(&c->scan, c->in.data, c->in.wpos, &hl, &end);

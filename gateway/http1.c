@@ -521,6 +521,7 @@ int pc_http_parse_request(const char *head, size_t len, const pc_http_limits_t *
         return rc;
 
     const char *fields = eol + 2;
+    r->header_bytes = (uint32_t)(end - 2 - fields);
     if (lim && (size_t)(end - 2 - fields) > lim->max_header_bytes)
         return PC_HTTP_ERR(PC_HTTP_E_HEADERS_TOO_LARGE);
     rc = parse_fields(fields, end - 2, hdrs, cap, &r->nheaders);

@@ -169,10 +169,11 @@ typedef struct pc_http_request_s {
     pc_str_t host;      /* the Host field value */
     pc_http_header_t *headers;
     uint32_t nheaders;
-    uint8_t method_id;   /* pc_method_e */
-    uint8_t minor;       /* HTTP/1.<minor>: 0 or 1 */
-    uint8_t target_form; /* pc_target_form_e */
-    uint8_t body;        /* pc_body_kind_e: NONE, LENGTH or CHUNKED */
+    uint32_t header_bytes; /* the header section's size, as max_header_bytes counts it */
+    uint8_t method_id;     /* pc_method_e */
+    uint8_t minor;         /* HTTP/1.<minor>: 0 or 1 */
+    uint8_t target_form;   /* pc_target_form_e */
+    uint8_t body;          /* pc_body_kind_e: NONE, LENGTH or CHUNKED */
     int64_t content_length;
     unsigned keep_alive : 1;      /* the client allows the connection to persist */
     unsigned expect_continue : 1; /* Expect: 100-continue */

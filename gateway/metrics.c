@@ -100,6 +100,13 @@ void pc_metrics_request(pc_metrics_t *m, uint32_t route_id, int status, int64_t 
     inc(&m->latency_count, 1);
 }
 
+void pc_metrics_dry_run(pc_metrics_t *m, const char *reason)
+{
+    int b = pc_block_index(reason);
+    if (b >= 0)
+        inc(&m->dry_run[b], 1);
+}
+
 void pc_metrics_upstream(pc_metrics_t *m, uint32_t upstream_id, int status)
 {
     count_status(&m->upstream_status[upstream_id % PC_METRIC_NAMES], status);

@@ -39,6 +39,7 @@ typedef struct pc_metrics_s {
     uint64_t *route_status[PC_METRIC_NAMES];
     uint64_t *upstream_status[PC_METRIC_NAMES];
     uint64_t blocked[PC_BLOCK_COUNT];
+    uint64_t dry_run[PC_BLOCK_COUNT];      /* what dry-run routes would have blocked */
     uint64_t latency[PC_HIST_BUCKETS + 1]; /* per bucket (not cumulative); last: +Inf */
     uint64_t latency_sum_us;
     uint64_t latency_count;
@@ -62,6 +63,7 @@ extern const char *const pc_block_names[PC_BLOCK_COUNT];
 void pc_metrics_request(pc_metrics_t *m, uint32_t route_id, int status, int64_t duration_us,
                         const char *blocked_by);
 void pc_metrics_upstream(pc_metrics_t *m, uint32_t upstream_id, int status);
+void pc_metrics_dry_run(pc_metrics_t *m, const char *reason);
 void pc_metrics_free(pc_metrics_t *m);
 
 /* Reader side: a counter as the owning worker last stored it. */

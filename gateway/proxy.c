@@ -133,6 +133,17 @@ static int build_request_head(pc_req_t *r)
     return 0;
 }
 
+/* Upstream response fields the client never sees: those security_headers
+ * removes or sets itself, and CORS fields on a route whose policy the
+ * gateway enforces. */
+static int dropped(pc_str_t name, const pc_sechdr_conf_t *sec, int cors)
+{
+    for (size_t i = 0; i < sec->ndrop; i++)
+        if (name.n == sec->drop[i].n && pc_str_ieq(name, sec->drop[i]))
+            return 1;
+    return cors && name.n > 15 && pc_str_ieq_c(pc_str_make(name.p, 15), "access-control-");
+}
+
 /* The response head sent to the client; sets r->download's framing. */
 static int build_response_head(pc_req_t *r, uint8_t *out_kind)
 {
@@ -154,8 +165,11 @@ static int build_response_head(pc_req_t *r, uint8_t *out_kind)
     }
     if (out == PC_BODY_CLOSE || !r->http.keep_alive || r->w->draining)
         r->close_after = 1;
-    size_t cap = s->reason.n + fields_size(h, s->nheaders) + ADDED_FIELDS;
+    size_t cap =
+        s->reason.n + fields_size(h, s->nheaders) + ADDED_FIELDS + pc_req_added_headers_size(r);
     pc_wbuf_t o = {pc_arena_alloc(&r->arena, cap), 0, cap};
+    const pc_sechdr_conf_t *sec = r->route->security_headers;
+    int cors = r->route->cors_policy != NULL;
     if (!o.p)
         return -1;
     pc_wb_cstr(&o, "HTTP/1.1 ");
@@ -168,7 +182,7 @@ static int build_response_head(pc_req_t *r, uint8_t *out_kind)
     for (uint32_t i = 0; i < s->nheaders; i++) {
         if (h[i].id == PC_HDR_CONTENT_LENGTH)
             cl = &h[i];
-        if (h[i].flags & (PC_HDR_F_HOP | PC_HDR_F_DROP))
+        if ((h[i].flags & (PC_HDR_F_HOP | PC_HDR_F_DROP)) || dropped(h[i].name, sec, cors))
             continue;
         has_date |= h[i].id == PC_HDR_DATE;
         has_rid |= h[i].id == PC_HDR_X_REQUEST_ID;
@@ -181,6 +195,7 @@ static int build_response_head(pc_req_t *r, uint8_t *out_kind)
         put_field(&o, "Date", pc_str_cstr(pc_worker_date(r->w)));
     if (!has_rid)
         put_field(&o, "X-Request-Id", pc_str_make(r->id, r->id_len));
+    pc_req_put_added_headers(r, &o);
     if (out == PC_BODY_LENGTH) {
         pc_wb_cstr(&o, "Content-Length: ");
         pc_wb_u64(&o, (uint64_t)s->content_length);
@@ -240,7 +255,8 @@ static void upload_init(pc_req_t *r)
     pc_relay_init(&r->upload, &r->conn->sock, &r->conn->in, NULL, h->body, h->content_length,
                   h->body, r->up_head, r->up_head_len);
     if (h->body == PC_BODY_CHUNKED) {
-        r->upload.limit = r->route->limits.max_body;
+        /* a dry-run route lets the body through and flags it at the end */
+        r->upload.limit = r->route->dry_run ? -1 : r->route->limits.max_body;
         pc_chunked_init(&r->upload.chunked, (uint32_t)r->route->limits.max_header_bytes);
     }
     for (size_t i = 0; i < r->route->chain.n; i++) {
@@ -391,6 +407,8 @@ static int step_upload(pc_req_t *r)
     int rc = pc_relay_step(up);
     if (rc == PC_RELAY_DONE) {
         r->body_unread = 0;
+        if (r->route->dry_run && up->total > (uint64_t)r->route->limits.max_body)
+            pc_req_block(r, PC_REPLY_content_too_large, "size", "body over max_body");
         pc_conn_arm(r->conn, r->cfg->limits.idle_timeout);
         /* response_timeout counts from the end of the request */
         if (!r->resp_parsed)

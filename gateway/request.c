@@ -116,6 +116,43 @@ static void run_filters(pc_req_t *r)
     pc_proxy_start(r);
 }
 
+static int ip_denied(const pc_ip_rules_conf_t *ip, pc_ip_t a)
+{
+    return ip && ((ip->deny_set.n && pc_cidr_set_contains(&ip->deny_set, a)) ||
+                  (ip->n_allow && !pc_cidr_set_contains(&ip->allow_set, a)));
+}
+
+/* ip_rules, global then the route's, on the client address (after trusted
+ * proxies): before anything else looks at the request. 0, or -1 after
+ * answering 403. */
+static int check_ip(pc_req_t *r)
+{
+    if (!ip_denied(r->cfg->ip_rules, r->client_ip) &&
+        !(r->route && ip_denied(r->route->ip_rules, r->client_ip)))
+        return 0;
+    return pc_req_block(r, PC_REPLY_forbidden, "ip", "client address denied by ip_rules");
+}
+
+/* The limits of the route (or the global ones when no route matched): the
+ * parser applied the largest any route allows. 0, or -1 after answering
+ * (or flagging, on a dry-run route). */
+static int check_limits(pc_req_t *r, const pc_limits_conf_t *l)
+{
+    const pc_http_request_t *h = &r->http;
+    if (h->target.n > (size_t)l->max_uri)
+        return pc_req_block(r, PC_REPLY_uri_too_long, "size",
+                            "request-target over the route's max_uri");
+    if (h->header_bytes > l->max_header_bytes)
+        return pc_req_block(r, PC_REPLY_header_fields_too_large, "size",
+                            "header section over the route's max_header_bytes");
+    if (h->nheaders > l->max_headers)
+        return pc_req_block(r, PC_REPLY_header_fields_too_large, "size",
+                            "more header fields than the route's max_headers");
+    if (h->body == PC_BODY_LENGTH && h->content_length > l->max_body)
+        return pc_req_block(r, PC_REPLY_content_too_large, "size", "Content-Length over max_body");
+    return 0;
+}
+
 void pc_req_start(pc_req_t *r)
 {
     pc_http_request_t *h = &r->http;
@@ -151,11 +188,13 @@ void pc_req_start(pc_req_t *r)
         }
         r->route_path = pc_str_make(sp, pc_http_strip_params(r->path, sp));
     }
-    if (h->body == PC_BODY_LENGTH && h->content_length > r->cfg->limits.max_body) {
+    if (h->body == PC_BODY_LENGTH && h->content_length > r->cfg->scan_limits.max_body) {
         pc_req_respond(r, PC_REPLY_content_too_large, "Content-Length over max_body");
         return;
     }
     r->route = pc_route_match(r->cfg, r);
+    if (check_ip(r) != 0 || check_limits(r, r->route ? &r->route->limits : &r->cfg->limits) != 0)
+        return;
     if (!r->route) {
         pc_req_respond(r, PC_REPLY_not_found, "no route");
         return;
@@ -233,10 +272,65 @@ void pc_req_respond_http_error(pc_req_t *r, int rc)
     pc_req_respond(r, reason, pc_http_err_detail(rc));
 }
 
-void pc_req_respond(pc_req_t *r, pc_reply_e reason, const char *detail)
+int pc_req_block(pc_req_t *r, pc_reply_e reply, const char *blocked_by, const char *detail)
 {
-    r->detail = detail;
-    r->blocked_by = reasons[reason].blocked_by;
+    if (r->route && r->route->dry_run) {
+        if (r->nflags < PC_REQ_FLAGS_MAX) {
+            r->flags[r->nflags].reason = blocked_by;
+            r->flags[r->nflags].detail = detail;
+            r->flags[r->nflags].status = reasons[reply].status;
+            r->nflags++;
+        }
+        return 0;
+    }
+    pc_req_respond(r, reply, detail);
+    r->blocked_by = blocked_by;
+    return -1;
+}
+
+int pc_req_add_response_header(pc_req_t *r, const char *name, pc_str_t value)
+{
+    size_t nl = strlen(name), need = r->resp_extra_len + nl + value.n + 4;
+    if (need > r->resp_extra_cap) {
+        size_t cap = need < 256 ? 256 : need * 2;
+        char *p = pc_arena_alloc(&r->arena, cap);
+        if (!p)
+            return -1;
+        if (r->resp_extra_len)
+            memcpy(p, r->resp_extra, r->resp_extra_len);
+        r->resp_extra = p;
+        r->resp_extra_cap = (uint32_t)cap;
+    }
+    pc_wbuf_t o = {r->resp_extra, r->resp_extra_len, r->resp_extra_cap};
+    pc_wb_put(&o, name, nl);
+    pc_wb_put(&o, ": ", 2);
+    pc_wb_str(&o, value);
+    pc_wb_put(&o, "\r\n", 2);
+    r->resp_extra_len = (uint32_t)o.n;
+    return 0;
+}
+
+static const pc_sechdr_conf_t *sechdr(const pc_req_t *r)
+{
+    return r->route ? r->route->security_headers : &r->cfg->security_headers;
+}
+
+size_t pc_req_added_headers_size(const pc_req_t *r)
+{
+    return r->resp_extra_len + sechdr(r)->block_tls.n;
+}
+
+void pc_req_put_added_headers(pc_req_t *r, pc_wbuf_t *o)
+{
+    const pc_sechdr_conf_t *s = sechdr(r);
+    pc_wb_put(o, r->resp_extra, r->resp_extra_len);
+    pc_wb_str(o, r->listener->tls ? s->block_tls : s->block);
+}
+
+/* Sends a reply the gateway makes itself: status, the JSON body (NULL: no
+ * body), and every added header. */
+static void local_reply(pc_req_t *r, int status, const char *body, size_t body_len)
+{
     if (r->up)
         pc_proxy_detach(r, 0);
     if (r->response_started) {
@@ -245,7 +339,6 @@ void pc_req_respond(pc_req_t *r, pc_reply_e reason, const char *detail)
         r->state = PC_RS_DONE;
         return;
     }
-    int status = reasons[reason].status;
     r->status = status;
     pc_buf_t *in = &r->conn->in;
     if (r->body_unread && !r->upload.src && r->http.body == PC_BODY_LENGTH &&
@@ -260,19 +353,9 @@ void pc_req_respond(pc_req_t *r, pc_reply_e reason, const char *detail)
         r->close_after = 1;
     if (!r->http.keep_alive || r->w->draining)
         r->close_after = 1;
-    /* {"error":"<name>","status":NNN,"request_id":"<id>"} */
-    char body[64 + PC_REQUEST_ID_MAX];
-    pc_wbuf_t b = {body, 0, sizeof(body)};
-    pc_wb_cstr(&b, "{\"error\":\"");
-    pc_wb_cstr(&b, reasons[reason].name);
-    pc_wb_cstr(&b, "\",\"status\":");
-    pc_wb_u64(&b, (uint64_t)status);
-    pc_wb_cstr(&b, ",\"request_id\":\"");
-    pc_wb_put(&b, r->id, r->id_len); /* ids are [A-Za-z0-9._:-]: nothing to escape */
-    pc_wb_cstr(&b, "\"}");
-    size_t cap = 320 + sizeof(body);
+    size_t cap = 320 + body_len + pc_req_added_headers_size(r);
     pc_wbuf_t o = {pc_arena_alloc(&r->arena, cap), 0, cap};
-    if (!o.p || !pc_wb_ok(&b)) {
+    if (!o.p) {
         r->close_after = 1;
         r->state = PC_RS_DONE;
         return;
@@ -283,22 +366,56 @@ void pc_req_respond(pc_req_t *r, pc_reply_e reason, const char *detail)
     pc_wb_cstr(&o, pc_http_reason(status));
     pc_wb_cstr(&o, "\r\nDate: ");
     pc_wb_cstr(&o, pc_worker_date(r->w));
-    pc_wb_cstr(&o, "\r\nContent-Type: application/json\r\nContent-Length: ");
-    pc_wb_u64(&o, b.n);
+    if (body)
+        pc_wb_cstr(&o, "\r\nContent-Type: application/json");
+    if (status != 204 && status != 304) {
+        pc_wb_cstr(&o, "\r\nContent-Length: ");
+        pc_wb_u64(&o, body_len);
+    }
     pc_wb_cstr(&o, "\r\nCache-Control: no-store\r\nX-Request-Id: ");
     pc_wb_put(&o, r->id, r->id_len);
     pc_wb_cstr(&o, "\r\n");
+    pc_req_put_added_headers(r, &o);
     if (r->close_after)
         pc_wb_cstr(&o, "Connection: close\r\n");
     else if (r->http.minor == 0)
         pc_wb_cstr(&o, "Connection: keep-alive\r\n");
     pc_wb_cstr(&o, "\r\n");
-    if (r->http.method_id != PC_M_HEAD)
-        pc_wb_put(&o, body, b.n);
+    if (body && r->http.method_id != PC_M_HEAD)
+        pc_wb_put(&o, body, body_len);
+    if (!pc_wb_ok(&o)) {
+        r->close_after = 1;
+        r->state = PC_RS_DONE;
+        return;
+    }
     pc_relay_init(&r->download, NULL, NULL, &r->conn->sock, PC_BODY_NONE, 0, PC_BODY_NONE, o.p,
                   o.n);
     r->response_started = 1;
     r->state = PC_RS_REPLY;
+}
+
+void pc_req_respond(pc_req_t *r, pc_reply_e reason, const char *detail)
+{
+    r->detail = detail;
+    r->blocked_by = reasons[reason].blocked_by;
+    int status = reasons[reason].status;
+    /* {"error":"<name>","status":NNN,"request_id":"<id>"} */
+    char body[64 + PC_REQUEST_ID_MAX];
+    pc_wbuf_t b = {body, 0, sizeof(body)};
+    pc_wb_cstr(&b, "{\"error\":\"");
+    pc_wb_cstr(&b, reasons[reason].name);
+    pc_wb_cstr(&b, "\",\"status\":");
+    pc_wb_u64(&b, (uint64_t)status);
+    pc_wb_cstr(&b, ",\"request_id\":\"");
+    pc_wb_put(&b, r->id, r->id_len); /* ids are [A-Za-z0-9._:-]: nothing to escape */
+    pc_wb_cstr(&b, "\"}");
+    local_reply(r, status, body, b.n);
+}
+
+void pc_req_respond_empty(pc_req_t *r, int status, const char *detail)
+{
+    r->detail = detail;
+    local_reply(r, status, NULL, 0);
 }
 
 /* Appends ,"key":"escaped" — or ,"key":null when s is NULL. */
@@ -375,12 +492,22 @@ static void security_log(pc_req_t *r)
     log_common(&o, r);
     const char *rt = r->route ? r->route->name : NULL;
     json_field(&o, "route", rt, rt ? strlen(rt) : 0, 128);
-    json_field(&o, "reason", r->blocked_by, strlen(r->blocked_by), 32);
-    pc_wb_cstr(&o, ",\"dry_run\":false,\"rules\":[],\"messages\":[");
-    if (r->detail) {
+    /* blocked, or only flagged by controls of a dry-run route */
+    const char *reason = r->blocked_by ? r->blocked_by : r->flags[0].reason;
+    json_field(&o, "reason", reason, strlen(reason), 32);
+    pc_wb_cstr(&o, r->blocked_by ? ",\"dry_run\":false" : ",\"dry_run\":true");
+    if (!r->blocked_by)
+        json_num(&o, "would_status", (uint64_t)r->flags[0].status);
+    pc_wb_cstr(&o, ",\"rules\":[],\"messages\":[");
+    int first = 1;
+    for (size_t i = 0; i <= r->nflags; i++) {
+        const char *m = i < r->nflags ? r->flags[i].detail : r->blocked_by ? r->detail : NULL;
+        if (!m)
+            continue;
+        pc_wb_cstr(&o, first ? "\"" : ",\"");
+        pc_wb_json(&o, m, strlen(m), 256);
         pc_wb_put(&o, "\"", 1);
-        pc_wb_json(&o, r->detail, strlen(r->detail), 256);
-        pc_wb_put(&o, "\"", 1);
+        first = 0;
     }
     pc_wb_cstr(&o, "],\"matched\":[],\"excerpt\":null}\n");
     if (pc_wb_ok(&o))
@@ -431,8 +558,10 @@ void pc_req_finish(pc_req_t *r)
     int64_t duration = pc_now_us() - r->start_us;
     pc_metrics_request(&r->w->metrics, r->route ? r->route->metric_id : PC_METRIC_NO_ROUTE,
                        r->status, duration, r->blocked_by);
+    for (size_t i = 0; i < r->nflags; i++)
+        pc_metrics_dry_run(&r->w->metrics, r->flags[i].reason);
     access_log(r, duration);
-    if (r->blocked_by)
+    if (r->blocked_by || r->nflags)
         security_log(r);
     pc_worker_snap_release(r->w, r->snap);
     pc_arena_t a = r->arena; /* r lives inside its own arena */

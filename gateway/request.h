@@ -43,6 +43,8 @@
     X(gateway_timeout, 504, NULL)           \
     X(http_version_not_supported, 505, "malformed")
 
+#define PC_REQ_FLAGS_MAX 4
+
 typedef enum {
 #define X(name, status, blocked) PC_REPLY_##name,
     PC_REPLY_REASONS(X)
@@ -89,6 +91,18 @@ struct pc_req_s {
     unsigned continue_sent : 1;    /* "100 Continue" written */
     unsigned client_timed_out : 1; /* the client socket's timeout fired */
 
+    /* what controls on a dry-run route would have done (pc_req_block) */
+    struct {
+        const char *reason; /* blocked_by value */
+        const char *detail;
+        int status;
+    } flags[PC_REQ_FLAGS_MAX];
+    uint8_t nflags;
+
+    /* header lines the gateway adds to the response ("Name: value\r\n"...) */
+    char *resp_extra;
+    uint32_t resp_extra_len, resp_extra_cap;
+
     /* outcome */
     int status;         /* status sent (or to be sent) to the client */
     const char *detail; /* why (for the access log), static string */
@@ -132,6 +146,26 @@ void pc_req_run(pc_req_t *r);
  * (then return PC_FILTER_RESPOND) or from the proxy. If a response has
  * already started, the client connection is closed instead. */
 void pc_req_respond(pc_req_t *r, pc_reply_e reason, const char *detail);
+
+/* A control refuses the request for blocked_by (a reason of
+ * portcullis_blocked_total): it is answered with reply (returns -1; a filter
+ * then returns PC_FILTER_RESPOND), unless its route is in dry-run mode: then
+ * what would have happened is recorded for the security log and metrics and
+ * the request goes on (returns 0). */
+int pc_req_block(pc_req_t *r, pc_reply_e reply, const char *blocked_by, const char *detail);
+
+/* Adds a header line to the response, proxied or local (Name: value).
+ * 0, or -1 when out of memory. */
+int pc_req_add_response_header(pc_req_t *r, const char *name, pc_str_t value);
+
+/* Answers locally with an empty body and the added headers (e.g. 204 to a
+ * CORS preflight). */
+void pc_req_respond_empty(pc_req_t *r, int status, const char *detail);
+
+/* Appends what every response of r gets: the added header lines and the
+ * security headers of its route (HSTS on TLS listeners only). */
+void pc_req_put_added_headers(pc_req_t *r, pc_wbuf_t *o);
+size_t pc_req_added_headers_size(const pc_req_t *r);
 
 /* Answers a parse failure (negative pc_http_* code) locally. */
 void pc_req_respond_http_error(pc_req_t *r, int rc);
