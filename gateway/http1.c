@@ -6,6 +6,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <stdlib.h>
 
 /* Longest method accepted; longer is 400. Also bounds the first line while it
  * is still incomplete (see pc_http_scan). */
@@ -178,26 +179,32 @@ static const pc_str_t hdr_names[PC_HDR_COUNT] = {[PC_HDR_OTHER] = {"", 0},
 #undef X
 };
 
+/* Known names by (length, first letter): the only candidates for a field,
+ * so most fields are dismissed by one or two table reads. Filled once, before
+ * main, from hdr_names. */
+#define HDR_MAXLEN 32
+static uint8_t hdr_by_shape[HDR_MAXLEN][26][2];
+
+__attribute__((constructor)) static void hdr_table_init(void)
+{
+    for (int i = 1; i < PC_HDR_COUNT; i++) {
+        unsigned first = (unsigned)(hdr_names[i].p[0] - 'a');
+        if (hdr_names[i].n >= HDR_MAXLEN || first >= 26 || hdr_by_shape[hdr_names[i].n][first][1])
+            abort(); /* PC_HDR_IDS outgrew the table: a build-time mistake */
+        uint8_t *slot = hdr_by_shape[hdr_names[i].n][first];
+        slot[slot[0] ? 1 : 0] = (uint8_t)i;
+    }
+}
+
 static uint16_t header_id(pc_str_t name)
 {
-    /* Cheap pre-filter: every known name starts with one of these letters. */
-    switch (pc_lower((unsigned char)name.p[0])) {
-    case 'h':
-    case 'c':
-    case 't':
-    case 'k':
-    case 'p':
-    case 'u':
-    case 'e':
-    case 'x':
-    case 'd':
-        break;
-    default:
+    unsigned first = (unsigned)pc_lower((unsigned char)name.p[0]) - 'a';
+    if (name.n >= HDR_MAXLEN || first >= 26)
         return PC_HDR_OTHER;
-    }
-    for (int i = 1; i < PC_HDR_COUNT; i++)
-        if (hdr_names[i].n == name.n && pc_str_ieq(hdr_names[i], name))
-            return (uint16_t)i;
+    const uint8_t *slot = hdr_by_shape[name.n][first];
+    for (int k = 0; k < 2 && slot[k]; k++)
+        if (pc_str_ieq(hdr_names[slot[k]], name))
+            return slot[k];
     return PC_HDR_OTHER;
 }
 

@@ -8,7 +8,7 @@ int pc_str_ieq(pc_str_t a, pc_str_t b)
     if (a.n != b.n)
         return 0;
     for (size_t i = 0; i < a.n; i++)
-        if (pc_lower((unsigned char)a.p[i]) != pc_lower((unsigned char)b.p[i]))
+        if (a.p[i] != b.p[i] && pc_lower((unsigned char)a.p[i]) != pc_lower((unsigned char)b.p[i]))
             return 0;
     return 1;
 }

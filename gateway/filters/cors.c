@@ -9,25 +9,20 @@
 #include "../http1.h"
 #include "../request.h"
 
-/* Origins compare without regard to case (browsers send them lower case). */
-static int ieq(pc_str_t a, const char *b)
-{
-    return a.n == strlen(b) && pc_str_ieq_c(a, b);
-}
-
-/* Is o matched by pattern p: exactly ("https://app.example.com"), or, for a
+/* Is o matched by pattern p (without regard to case: browsers send origins
+ * in lower case, configurations may not be): exactly ("https://app.example.com"), or, for a
  * pattern with a "*." label after the scheme, one or more labels in front
  * of the rest ("example.com"), same scheme, no port unless the pattern has
  * it? */
-static int origin_matches(pc_str_t o, const char *p)
+int pc_cors_origin_matches(pc_str_t o, const char *p)
 {
     const char *star = strstr(p, "://*.");
     if (!star)
-        return ieq(o, p);
+        return pc_str_ieq_c(o, p);
     size_t scheme = (size_t)(star - p) + 3; /* "https://" */
     size_t suffix = strlen(star + 4);       /* ".example.com" */
-    if (o.n <= scheme + suffix || !pc_str_ieq_c(pc_str_make(o.p, scheme), p) ||
-        !ieq(pc_str_make(o.p + o.n - suffix, suffix), star + 4))
+    if (o.n <= scheme + suffix || !pc_str_ieq(pc_str_make(o.p, scheme), pc_str_make(p, scheme)) ||
+        !pc_str_ieq_c(pc_str_make(o.p + o.n - suffix, suffix), star + 4))
         return 0;
     /* what the wildcard covers: host labels only */
     for (size_t i = scheme; i < o.n - suffix; i++) {
@@ -44,7 +39,7 @@ static int origin_allowed(const pc_cors_conf_t *p, pc_str_t o)
     if (p->any_origin)
         return 1;
     for (size_t i = 0; i < p->n_origins; i++)
-        if (p->origins[i] && origin_matches(o, p->origins[i]))
+        if (p->origins[i] && pc_cors_origin_matches(o, p->origins[i]))
             return 1;
     return 0;
 }
@@ -60,7 +55,7 @@ static int method_allowed(const pc_cors_conf_t *p, pc_str_t m)
 static int header_allowed(const pc_cors_conf_t *p, pc_str_t h)
 {
     for (size_t i = 0; i < p->n_headers; i++)
-        if (p->headers[i] && ieq(h, p->headers[i]))
+        if (p->headers[i] && pc_str_ieq_c(h, p->headers[i]))
             return 1;
     return 0;
 }
@@ -81,10 +76,9 @@ static int headers_allowed(const pc_cors_conf_t *p, pc_str_t list)
     return 1;
 }
 
-static pc_str_t find(const pc_req_t *r, const char *name)
+static pc_str_t find(const pc_req_t *r, pc_hdr_id_e id)
 {
-    const pc_http_header_t *h =
-        pc_http_find_name(r->http.headers, r->http.nheaders, pc_str_cstr(name));
+    const pc_http_header_t *h = pc_http_find(r->http.headers, r->http.nheaders, id);
     return h ? h->value : (pc_str_t){NULL, 0};
 }
 
@@ -106,13 +100,13 @@ static pc_filter_rc_e cors_request(pc_req_t *r, const void *conf, void *state)
 {
     const pc_cors_conf_t *p = conf;
     (void)state;
-    pc_str_t origin = find(r, "Origin");
+    pc_str_t origin = find(r, PC_HDR_ORIGIN);
     if (!origin.p)
         return PC_FILTER_CONTINUE; /* not a cross-origin request */
     int depends = !p->any_origin || p->credentials;
     if (depends && pc_req_add_response_header(r, "Vary", pc_str_cstr("Origin")) != 0)
         return PC_FILTER_ERROR;
-    pc_str_t want = find(r, "Access-Control-Request-Method");
+    pc_str_t want = find(r, PC_HDR_AC_REQUEST_METHOD);
     int allowed = origin_allowed(p, origin);
     if (r->http.method_id != PC_M_OPTIONS || !want.p) {
         /* an actual request: headers only when the origin is allowed (the
@@ -126,7 +120,7 @@ static pc_filter_rc_e cors_request(pc_req_t *r, const void *conf, void *state)
         return PC_FILTER_CONTINUE;
     }
     /* a preflight: answered here, never forwarded */
-    pc_str_t want_headers = find(r, "Access-Control-Request-Headers");
+    pc_str_t want_headers = find(r, PC_HDR_AC_REQUEST_HEADERS);
     const char *why = !allowed                                              ? "origin not allowed"
                       : !method_allowed(p, want)                            ? "method not allowed"
                       : want_headers.p && !headers_allowed(p, want_headers) ? "header not allowed"

@@ -8,7 +8,12 @@
 #define PC_FILTERS_CORS_H
 
 #include "../filter.h"
+#include "../str.h"
 
 extern const pc_filter_ops_t pc_cors_filter_ops;
+
+/* Does the Origin value o match a configured origin pattern (exact, or with
+ * a "*." subdomain wildcard after the scheme)? */
+int pc_cors_origin_matches(pc_str_t o, const char *pattern);
 
 #endif
