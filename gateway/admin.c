@@ -179,7 +179,7 @@ static void metrics(pc_admin_t *a, struct evhttp_request *req)
     help(b, "portcullis_waf_rule_hits_total", "counter", "WAF rule matches, by rule id.");
 
     help(b, "portcullis_request_duration_seconds", "histogram",
-         "Time from the first byte of a request to the end of its response.");
+         "Time from a request's complete head to the end of its response.");
     uint64_t cum = 0, sum_us = 0, count = 0;
     for (int i = 0; i <= PC_HIST_BUCKETS; i++) {
         for (unsigned w = 0; w < s->nworkers; w++)
@@ -257,6 +257,12 @@ static void readyz(pc_admin_t *a, struct evhttp_request *req)
     }
     int64_t now = pc_mono_ms();
     int down = 0;
+    if (__atomic_load_n(&a->srv->stopping, __ATOMIC_RELAXED)) {
+        reply_json(req, 503, "Service Unavailable",
+                   "{\"status\":\"not_ready\",\"reasons\":[\"shutting down\"]}");
+        evbuffer_free(b);
+        return;
+    }
     for (size_t u = 0; u < a->cfg->n_upstreams; u++) {
         const pc_upstream_conf_t *uc = &a->cfg->upstreams[u];
         int routed = 0;
@@ -394,7 +400,8 @@ typedef struct probe_s {
 
 static void probe_done(probe_t *p, int ok, const char *why)
 {
-    if (pc_health_check_result(p->h, ok, p->healthy_after, p->unhealthy_after))
+    /* a probe of a check a reload removed decides nothing */
+    if (p->h->checked && pc_health_check_result(p->h, ok, p->healthy_after, p->unhealthy_after))
         pc_log(ok ? PC_LOG_INFO : PC_LOG_WARN, "health", "upstream %s server %s is %s%s%s",
                p->h->upstream, p->h->server, ok ? "healthy again" : "unhealthy", ok ? "" : ": ",
                ok ? "" : why);
@@ -531,6 +538,7 @@ static void take_pending(pc_admin_t *a)
         return;
     pc_config_unref(a->cfg);
     a->cfg = cfg;
+    pc_health_apply(cfg);
     if (fd == -2)
         return;
     if (a->bound)
@@ -605,6 +613,7 @@ pc_admin_t *pc_admin_start(pc_server_t *srv, pc_config_t *cfg, int admin_fd)
     a->started = time(NULL);
     pc_config_ref(cfg);
     a->cfg = cfg;
+    pc_health_apply(cfg);
     a->base = event_base_new();
     a->http = a->base ? evhttp_new(a->base) : NULL;
     a->tick = a->base ? event_new(a->base, -1, EV_PERSIST, on_tick, a) : NULL;

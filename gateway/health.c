@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "config.h"
 #include "log.h"
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -67,6 +68,32 @@ void pc_health_free_all(void)
 
 #define LOAD(p)     __atomic_load_n(p, __ATOMIC_ACQUIRE)
 #define STORE(p, v) __atomic_store_n(p, v, __ATOMIC_RELEASE)
+
+void pc_health_apply(const pc_config_t *cfg)
+{
+    for (pc_health_t *h = pc_health_all(); h; h = h->next)
+        h->checked = 0;
+    for (size_t u = 0; u < cfg->n_upstreams; u++) {
+        const pc_upstream_conf_t *uc = &cfg->upstreams[u];
+        for (size_t i = 0; i < uc->n_servers; i++) {
+            pc_health_t *h = uc->servers[i].health;
+            if (!h)
+                continue;
+            h->checked = uc->health_check != NULL;
+            if (!uc->circuit_breaker && LOAD(&h->open_until_ms)) {
+                STORE(&h->open_until_ms, (int64_t)0);
+                STORE(&h->probe_ms, (int64_t)0);
+                STORE(&h->fails, 0u);
+            }
+        }
+    }
+    for (pc_health_t *h = pc_health_all(); h; h = h->next) {
+        if (!h->checked && !LOAD(&h->healthy)) {
+            h->streak_ok = h->streak_bad = 0;
+            STORE(&h->healthy, 1);
+        }
+    }
+}
 
 pc_health_pick_e pc_health_pick(pc_health_t *h, int64_t now_ms, int64_t probe_after_ms)
 {

@@ -17,6 +17,8 @@
 
 #include <stdint.h>
 
+struct pc_config_s;
+
 typedef struct pc_health_s {
     char *upstream;
     char *server;
@@ -28,6 +30,7 @@ typedef struct pc_health_s {
     unsigned streak_ok, streak_bad;
     int64_t next_check_ms;
     int checking;
+    int checked; /* the current configuration health-checks it */
     struct pc_health_s *next;
 } pc_health_t;
 
@@ -62,6 +65,11 @@ int pc_health_up(const pc_health_t *h, int64_t now_ms);
 /* The active checker reports one probe; returns 1 when the verdict changed. */
 int pc_health_check_result(pc_health_t *h, int ok, unsigned healthy_after,
                            unsigned unhealthy_after);
+
+/* A configuration takes effect (control thread): servers it does not
+ * health-check are healthy, and servers without a circuit breaker have
+ * their circuit closed, whatever an earlier configuration decided. */
+void pc_health_apply(const struct pc_config_s *cfg);
 
 /* Monotonic milliseconds (any thread). */
 int64_t pc_mono_ms(void);

@@ -61,11 +61,11 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
 {
     pc_server_t *s = arg;
     (void)what;
-    s->stopping++;
+    unsigned n = __atomic_add_fetch(&s->stopping, 1, __ATOMIC_RELAXED); /* /readyz reads it */
     pc_log(PC_LOG_INFO, "server", "%s: %s", sig == SIGINT ? "SIGINT" : "SIGTERM",
-           s->stopping == 1 ? "draining in-flight requests" : "closing every connection now");
+           n == 1 ? "draining in-flight requests" : "closing every connection now");
     for (unsigned i = 0; i < s->nworkers; i++)
-        pc_worker_drain(&s->workers[i], s->stopping > 1);
+        pc_worker_drain(&s->workers[i], n > 1);
 }
 
 static void on_reopen(evutil_socket_t sig, short what, void *arg)
@@ -185,6 +185,24 @@ static int reload_admin(const pc_config_t *o, const pc_config_t *n)
     return fd;
 }
 
+static int same_str(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* What a reload takes but cannot apply to a running process. */
+static void warn_restart_only(const pc_config_t *o, const pc_config_t *n)
+{
+    if (o->workers != n->workers)
+        pc_log(PC_LOG_WARN, "reload", "workers: a change needs a restart (%lld keep running)",
+               (long long)o->workers);
+    if (!same_str(o->logging.access.path, n->logging.access.path) ||
+        !same_str(o->logging.security.path, n->logging.security.path) ||
+        !same_str(o->logging.error.path, n->logging.error.path))
+        pc_log(PC_LOG_WARN, "reload",
+               "logging paths: a change needs a restart (the open files stay in use)");
+}
+
 /* SIGHUP: load and validate a whole new configuration (certificates
  * included) and open what it adds here, off the workers' loops, then hand
  * it to every worker. A configuration that fails changes nothing. */
@@ -226,6 +244,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
         return;
     }
     n->generation = s->cfg->generation + 1;
+    warn_restart_only(s->cfg, n);
     for (unsigned i = 0; i < s->nworkers; i++)
         if (pc_worker_reload(&s->workers[i], n, fds + (size_t)i * n->n_listeners) != 0)
             pc_log(PC_LOG_ERROR, "reload", "worker %u: out of memory: it keeps configuration %llu",

@@ -453,3 +453,43 @@ def test_suspended_request_survives_sigterm(gateway, upstream):
     t.join(10)
     assert result["r"].status == 200
     assert g.proc.wait(10) == 0
+
+
+def test_reload_that_removes_a_check_puts_the_server_back(gateway, upstream):
+    """A server marked down by a check a reload removes is used again."""
+    b = Demo()
+    aport = free_port()
+    cfg = two_servers_config(upstream, b, free_port(),
+                             health_check={"path": "/health", "interval": "100ms",
+                                           "unhealthy_threshold": 1})
+    cfg["admin"] = {"address": "127.0.0.1:%d" % aport}
+    try:
+        g = start(gateway, cfg)
+        g.wait_listening(aport)
+        bport = b.port
+        b.kill()
+        healthy = lambda v: metric(metrics(aport), "portcullis_upstream_healthy", upstream="app",
+                                   server="127.0.0.1:%d" % bport) == v
+        assert wait_until(lambda: healthy(0))
+        b = Demo(bport)  # back, but nobody checks it any more once the check is gone
+        del cfg["upstreams"]["app"]["health_check"]
+        with open(g.conf_path, "w") as f:
+            json.dump(cfg, f)
+        g.send_signal(signal.SIGHUP)
+        assert wait_until(lambda: healthy(1))
+    finally:
+        b.kill()
+
+
+def test_readyz_says_not_ready_while_draining(gateway, upstream):
+    aport = free_port()
+    g = start(gateway, ops_config(upstream.address, free_port(), aport))
+    g.wait_listening(aport)
+    t = threading.Thread(target=lambda: request(g.port, path="/sleep/1500"))
+    t.start()
+    assert upstream.wait_requests(1)
+    g.send_signal(signal.SIGTERM)
+    r = wait_until(lambda: (lambda x: x if x.status == 503 else None)(admin(aport, "/readyz")))
+    assert r and r.json()["reasons"] == ["shutting down"]
+    t.join(10)
+    assert g.proc.wait(10) == 0
