@@ -323,8 +323,11 @@ size_t pc_req_added_headers_size(const pc_req_t *r)
 void pc_req_put_added_headers(pc_req_t *r, pc_wbuf_t *o)
 {
     const pc_sechdr_conf_t *s = sechdr(r);
-    pc_wb_put(o, r->resp_extra, r->resp_extra_len);
-    pc_wb_str(o, r->listener->tls ? s->block_tls : s->block);
+    if (r->resp_extra_len)
+        pc_wb_put(o, r->resp_extra, r->resp_extra_len);
+    pc_str_t block = r->listener->tls ? s->block_tls : s->block;
+    if (block.n)
+        pc_wb_str(o, block);
 }
 
 /* Sends a reply the gateway makes itself: status, the JSON body (NULL: no

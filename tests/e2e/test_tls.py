@@ -90,7 +90,13 @@ def https_request(port, path="/", sni="a.test", cert=None, headers=(), ctx=None,
     hdrs = b"".join(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in headers)
     if body:
         hdrs += b"Content-Length: %d\r\n" % len(body)
-    s.sendall(b"GET %s HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n%s\r\n" % (path.encode(), hdrs) + body)
+    try:
+        s.sendall(b"GET %s HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n%s\r\n" % (path.encode(), hdrs) + body)
+    except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+        # TLS 1.3: the client's handshake ends before the server has checked
+        # its certificate, so a refusal can arrive while the request is sent
+        s.close()
+        return "", b""
     data = b""
     while True:
         try:
