@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,6 +147,19 @@ static void status_counters(struct evbuffer *b, const pc_admin_t *a, pc_names_e 
     }
 }
 
+/* A per-reason counter array of the shards (at offset in pc_metrics_t),
+ * every reason written, zeros too. */
+static void by_reason(struct evbuffer *b, const pc_server_t *s, const char *metric, size_t offset)
+{
+    for (int r = 0; r < PC_BLOCK_COUNT; r++) {
+        uint64_t v = 0;
+        for (unsigned w = 0; w < s->nworkers; w++)
+            v += pc_ctr_get((const uint64_t *)((const char *)&s->workers[w].metrics + offset) + r);
+        evbuffer_add_printf(b, "%s{reason=\"%s\"} %llu\n", metric, pc_block_names[r],
+                            (unsigned long long)v);
+    }
+}
+
 static void metrics(pc_admin_t *a, struct evhttp_request *req)
 {
     const pc_server_t *s = a->srv;
@@ -158,23 +172,10 @@ static void metrics(pc_admin_t *a, struct evhttp_request *req)
     status_counters(b, a, PC_NAMES_ROUTE, "portcullis_requests_total", "route");
 
     help(b, "portcullis_blocked_total", "counter", "Requests refused by a control, by reason.");
-    for (int r = 0; r < PC_BLOCK_COUNT; r++) {
-        uint64_t v = 0;
-        for (unsigned w = 0; w < s->nworkers; w++)
-            v += pc_ctr_get(&s->workers[w].metrics.blocked[r]);
-        evbuffer_add_printf(b, "portcullis_blocked_total{reason=\"%s\"} %llu\n", pc_block_names[r],
-                            (unsigned long long)v);
-    }
-
+    by_reason(b, s, "portcullis_blocked_total", offsetof(pc_metrics_t, blocked));
     help(b, "portcullis_dry_run_total", "counter",
          "Requests a control of a dry-run route would have refused, by reason.");
-    for (int r = 0; r < PC_BLOCK_COUNT; r++) {
-        uint64_t v = 0;
-        for (unsigned w = 0; w < s->nworkers; w++)
-            v += pc_ctr_get(&s->workers[w].metrics.dry_run[r]);
-        evbuffer_add_printf(b, "portcullis_dry_run_total{reason=\"%s\"} %llu\n", pc_block_names[r],
-                            (unsigned long long)v);
-    }
+    by_reason(b, s, "portcullis_dry_run_total", offsetof(pc_metrics_t, dry_run));
 
     help(b, "portcullis_waf_rule_hits_total", "counter", "WAF rule matches, by rule id.");
 

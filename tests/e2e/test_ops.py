@@ -20,7 +20,7 @@ TOKEN = "s3cret-token"
 METRICS = ["portcullis_requests_total", "portcullis_blocked_total", "portcullis_waf_rule_hits_total",
            "portcullis_request_duration_seconds", "portcullis_upstream_requests_total",
            "portcullis_upstream_healthy", "portcullis_redis_errors_total",
-           "portcullis_connections_active", "portcullis_config_generation"]
+           "portcullis_connections_active", "portcullis_config_generation", "portcullis_dry_run_total"]
 
 
 def ops_config(upstream_addr, port, admin_port, token=TOKEN, **extra):
