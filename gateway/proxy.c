@@ -67,17 +67,13 @@ static int build_request_head(pc_req_t *r)
     }
     pc_wb_cstr(&o, " HTTP/1.1\r\n");
     const pc_http_header_t *xfp = NULL, *xfh = NULL;
-    int first_xff = 1, has_host = 0;
+    int has_host = 0;
     for (uint32_t i = 0; i < h->nheaders; i++) {
         const pc_http_header_t *f = &h->headers[i];
         if (f->flags & (PC_HDR_F_HOP | PC_HDR_F_DROP))
             continue;
         switch (f->id) {
-        case PC_HDR_X_FORWARDED_FOR:
-            /* all X-Forwarded-For fields become one, with the peer appended */
-            pc_wb_cstr(&o, first_xff ? "X-Forwarded-For: " : ", ");
-            pc_wb_str(&o, f->value);
-            first_xff = 0;
+        case PC_HDR_X_FORWARDED_FOR: /* written below, as one field */
             continue;
         case PC_HDR_X_FORWARDED_PROTO:
             xfp = xfp ? xfp : f;
@@ -99,7 +95,15 @@ static int build_request_head(pc_req_t *r)
         pc_wb_str(&o, f->value);
         pc_wb_put(&o, "\r\n", 2);
     }
-    pc_wb_cstr(&o, first_xff ? "X-Forwarded-For: " : ", ");
+    /* every X-Forwarded-For field becomes one, with the peer appended */
+    pc_wb_cstr(&o, "X-Forwarded-For: ");
+    for (uint32_t i = 0; i < h->nheaders; i++) {
+        const pc_http_header_t *f = &h->headers[i];
+        if (f->id == PC_HDR_X_FORWARDED_FOR && !(f->flags & (PC_HDR_F_HOP | PC_HDR_F_DROP))) {
+            pc_wb_str(&o, f->value);
+            pc_wb_put(&o, ", ", 2);
+        }
+    }
     pc_wb_cstr(&o, r->conn->peer_str);
     pc_wb_put(&o, "\r\n", 2);
     /* HTTP/1.0 without a Host field: the absolute-form authority, or, like
