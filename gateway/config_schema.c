@@ -791,9 +791,20 @@ static void finish_routes(pc_cctx_t *c, const pc_ynode_t *root)
         if (build_ip_rules(c, r->ip_rules) != 0)
             pc_cfg_error(c, rn, "out of memory");
         if (r->cors && !(r->cors_policy = find_cors(cfg, r->cors))) {
+            const char *best = NULL;
+            unsigned bd = 255;
+            for (size_t k = 0; k < cfg->n_cors; k++) {
+                unsigned d = pc_edit_distance(r->cors, cfg->cors[k].name);
+                if (d < bd)
+                    bd = d, best = cfg->cors[k].name;
+            }
             size_t m3 = pc_cfg_push_key(c, "cors");
-            pc_cfg_error(c, pc_ymap_get(rn, "cors"), "unknown CORS policy '%s'%s", r->cors,
-                         cfg->n_cors ? "" : " (there is no top-level cors section)");
+            if (best && bd <= 2)
+                pc_cfg_error(c, pc_ymap_get(rn, "cors"),
+                             "unknown CORS policy '%s' (did you mean '%s'?)", r->cors, best);
+            else
+                pc_cfg_error(c, pc_ymap_get(rn, "cors"), "unknown CORS policy '%s'%s", r->cors,
+                             cfg->n_cors ? "" : " (there is no top-level cors section)");
             pc_cfg_pop(c, m3);
         }
         if (pc_builtin_chain(c, r) != 0)
@@ -825,6 +836,11 @@ void pc_cfg_finish(pc_cctx_t *c, const pc_ynode_t *root)
         cfg->upstreams[u].index = (uint32_t)u;
     finish_listeners(c, root);
     cfg->scan_limits = cfg->limits;
+    if (!pc_ymap_get(pc_ymap_get(root, "security_headers"), "remove")) {
+        static const char *const dflt[] = {"Server", "X-Powered-By"};
+        cfg->security_headers.remove = (const char **)dflt;
+        cfg->security_headers.n_remove = 2;
+    }
     finish_sechdr(c, &cfg->security_headers);
     if (build_ip_rules(c, cfg->ip_rules) != 0)
         pc_cfg_error(c, root, "out of memory");

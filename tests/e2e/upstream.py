@@ -38,6 +38,8 @@ RAW = {
     "hop": b"HTTP/1.1 200 OK\r\nConnection: close, X-Secret\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\nX-Kept: yes\r\nContent-Length: 2\r\n\r\nok",
     "close-delimited": b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil-close",
     "nul": b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 0\r\n\r\n",
+    "sec": b"HTTP/1.1 200 OK\r\nServer: legacy/1.0\r\nX-Powered-By: PHP/5\r\nX-Frame-Options: ALLOWALL\r\n"
+           b"X-Kept: yes\r\nContent-Length: 2\r\n\r\nok",
 }
 
 
