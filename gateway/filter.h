@@ -48,6 +48,10 @@ typedef struct pc_filter_ops_s {
     pc_filter_rc_e (*response_headers)(pc_req_t *r, const void *conf, void *state);
     /* The request is over (answered, failed or abandoned). */
     void (*log)(pc_req_t *r, const void *conf, void *state);
+    /* Required of a filter that may SUSPEND: the request is torn down while
+     * this filter holds it (the worker stops after shutdown_timeout). Stop
+     * what was started, synchronously; pc_req_resume must not be called. */
+    void (*cancel)(pc_req_t *r, const void *conf, void *state);
 } pc_filter_ops_t;
 
 typedef struct pc_filter_s {

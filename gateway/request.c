@@ -215,6 +215,17 @@ void pc_req_start(pc_req_t *r)
     run_filters(r);
 }
 
+void pc_req_cancel(pc_req_t *r, const char *detail)
+{
+    uint32_t i = r->filter_next - 1; /* the filter that suspended it */
+    const pc_filter_t *f = &r->route->chain.filters[i];
+    if (f->ops->cancel)
+        f->ops->cancel(r, f->conf, r->filter_state[i]);
+    r->suspended = 0;
+    r->detail = detail;
+    r->state = PC_RS_DONE;
+}
+
 void pc_req_resume(pc_req_t *r, pc_filter_rc_e rc)
 {
     r->suspended = 0;
@@ -557,7 +568,8 @@ void pc_req_finish(pc_req_t *r)
     if (r->up)
         pc_proxy_detach(r, 0);
     if (r->status == 0)
-        r->status = 499; /* the client went away before any answer */
+        r->status = 499;            /* the client went away, or was cut, before any answer */
+    r->bytes_in += r->upload.total; /* body payload read (a skipped body is counted already) */
     int64_t duration = pc_now_us() - r->start_us;
     pc_metrics_request(&r->w->metrics, r->route ? r->route->metric_id : PC_METRIC_NO_ROUTE,
                        r->status, duration, r->blocked_by);

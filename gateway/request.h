@@ -170,6 +170,10 @@ size_t pc_req_added_headers_size(const pc_req_t *r);
 /* Answers a parse failure (negative pc_http_* code) locally. */
 void pc_req_respond_http_error(pc_req_t *r, int rc);
 
+/* Tears down a suspended request now (the filter holding it is told to
+ * cancel); it is then finished like any other (logged with detail). */
+void pc_req_cancel(pc_req_t *r, const char *detail);
+
 /* Ends a suspension (see filter.h). */
 void pc_req_resume(pc_req_t *r, pc_filter_rc_e rc);
 

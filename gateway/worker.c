@@ -2,6 +2,7 @@
  * worker.c — see worker.h.
  */
 #include "worker.h"
+#include "request.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -227,13 +228,27 @@ static void close_listens(pc_worker_t *w)
     }
 }
 
+/* Closes every connection now; requests still running are logged as cut
+ * (those a filter holds are cancelled first, so they are freed and logged
+ * too). */
+static void cut_all(pc_worker_t *w)
+{
+    while (w->conns) {
+        pc_conn_t *c = w->conns;
+        if (c->req && c->req->suspended)
+            pc_req_cancel(c->req, "cut at shutdown_timeout");
+        else if (c->req && !c->req->detail)
+            c->req->detail = "cut at shutdown_timeout";
+        pc_conn_close(c);
+    }
+}
+
 static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     pc_worker_t *w = arg;
     (void)fd;
     (void)what;
-    while (w->conns)
-        pc_conn_close(w->conns);
+    cut_all(w);
     event_base_loopbreak(w->base);
 }
 
@@ -496,8 +511,7 @@ int pc_worker_start(pc_worker_t *w)
 
 void pc_worker_free(pc_worker_t *w)
 {
-    while (w->conns)
-        pc_conn_close(w->conns);
+    cut_all(w);
     pc_config_t *p = __atomic_exchange_n(&w->pending, NULL, __ATOMIC_ACQ_REL);
     if (p) {
         for (size_t i = 0; i < p->n_listeners; i++) /* sockets the worker never took */

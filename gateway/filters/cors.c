@@ -146,4 +146,4 @@ static pc_filter_rc_e cors_request(pc_req_t *r, const void *conf, void *state)
     return PC_FILTER_RESPOND;
 }
 
-const pc_filter_ops_t pc_cors_filter_ops = {"cors", 0, cors_request, NULL, NULL, NULL};
+const pc_filter_ops_t pc_cors_filter_ops = {.name = "cors", .request_headers = cors_request};

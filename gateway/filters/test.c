@@ -46,10 +46,21 @@ static pc_filter_rc_e on_headers(pc_req_t *r, const void *conf, void *state)
     return PC_FILTER_SUSPEND;
 }
 
+static void on_cancel(pc_req_t *r, const void *conf, void *state)
+{
+    test_state_t *st = state;
+    (void)r;
+    (void)conf;
+    if (st->armed)
+        evtimer_del(&st->timer);
+    st->armed = 0;
+}
+
 const pc_filter_ops_t pc_test_filter_ops = {
     .name = "test",
     .state_size = sizeof(test_state_t),
     .request_headers = on_headers,
+    .cancel = on_cancel,
 };
 #else
 typedef int pc_test_filter_unused_t; /* ISO C wants a declaration in every file */
