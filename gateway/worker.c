@@ -236,9 +236,9 @@ static void cut_all(pc_worker_t *w)
     while (w->conns) {
         pc_conn_t *c = w->conns;
         if (c->req && c->req->suspended)
-            pc_req_cancel(c->req, "cut at shutdown_timeout");
+            pc_req_cancel(c->req, "cut at shutdown");
         else if (c->req && !c->req->detail)
-            c->req->detail = "cut at shutdown_timeout";
+            c->req->detail = "cut at shutdown";
         pc_conn_close(c);
     }
 }
