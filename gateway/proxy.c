@@ -54,7 +54,7 @@ static int build_request_head(pc_req_t *r)
         r->listener->tls && r->listener->tls->forward_client_cert ? r->conn->client_subject : NULL;
     size_t cap = h->method.n + r->path.n + h->query.n + fields_size(h->headers, h->nheaders) +
                  h->host.n + strlen(r->route->up->name) + (subject ? strlen(subject) : 0) +
-                 ADDED_FIELDS;
+                 r->req_extra_len + ADDED_FIELDS;
     pc_wbuf_t o = {pc_arena_alloc(&r->arena, cap), 0, cap};
     if (!o.p)
         return -1;
@@ -95,6 +95,8 @@ static int build_request_head(pc_req_t *r)
         pc_wb_str(&o, f->value);
         pc_wb_put(&o, "\r\n", 2);
     }
+    if (r->req_extra_len) /* fields filters added */
+        pc_wb_put(&o, r->req_extra, r->req_extra_len);
     /* every X-Forwarded-For field becomes one, with the peer appended */
     pc_wb_cstr(&o, "X-Forwarded-For: ");
     for (uint32_t i = 0; i < h->nheaders; i++) {

@@ -299,26 +299,38 @@ int pc_req_block(pc_req_t *r, pc_reply_e reply, const char *blocked_by, const ch
     return -1;
 }
 
-int pc_req_add_response_header(pc_req_t *r, const char *name, pc_str_t value)
+/* Appends "name: value\r\n" to a header-line buffer in the arena. */
+static int add_line(pc_req_t *r, char **buf, uint32_t *len, uint32_t *cap, const char *name,
+                    pc_str_t value)
 {
-    size_t nl = strlen(name), need = r->resp_extra_len + nl + value.n + 4;
-    if (need > r->resp_extra_cap) {
-        size_t cap = need < 256 ? 256 : need * 2;
-        char *p = pc_arena_alloc(&r->arena, cap);
+    size_t nl = strlen(name), need = *len + nl + value.n + 4;
+    if (need > *cap) {
+        size_t ncap = need < 256 ? 256 : need * 2;
+        char *p = pc_arena_alloc(&r->arena, ncap);
         if (!p)
             return -1;
-        if (r->resp_extra_len)
-            memcpy(p, r->resp_extra, r->resp_extra_len);
-        r->resp_extra = p;
-        r->resp_extra_cap = (uint32_t)cap;
+        if (*len)
+            memcpy(p, *buf, *len);
+        *buf = p;
+        *cap = (uint32_t)ncap;
     }
-    pc_wbuf_t o = {r->resp_extra, r->resp_extra_len, r->resp_extra_cap};
+    pc_wbuf_t o = {*buf, *len, *cap};
     pc_wb_put(&o, name, nl);
     pc_wb_put(&o, ": ", 2);
     pc_wb_str(&o, value);
     pc_wb_put(&o, "\r\n", 2);
-    r->resp_extra_len = (uint32_t)o.n;
+    *len = (uint32_t)o.n;
     return 0;
+}
+
+int pc_req_add_response_header(pc_req_t *r, const char *name, pc_str_t value)
+{
+    return add_line(r, &r->resp_extra, &r->resp_extra_len, &r->resp_extra_cap, name, value);
+}
+
+int pc_req_add_request_header(pc_req_t *r, const char *name, pc_str_t value)
+{
+    return add_line(r, &r->req_extra, &r->req_extra_len, &r->req_extra_cap, name, value);
 }
 
 static const pc_sechdr_conf_t *sechdr(const pc_req_t *r)
@@ -410,14 +422,19 @@ static void local_reply(pc_req_t *r, int status, const char *body, size_t body_l
 
 void pc_req_respond(pc_req_t *r, pc_reply_e reason, const char *detail)
 {
+    pc_req_respond_as(r, reason, NULL, detail);
+}
+
+void pc_req_respond_as(pc_req_t *r, pc_reply_e reason, const char *error, const char *detail)
+{
     r->detail = detail;
     r->blocked_by = reasons[reason].blocked_by;
     int status = reasons[reason].status;
     /* {"error":"<name>","status":NNN,"request_id":"<id>"} */
-    char body[64 + PC_REQUEST_ID_MAX];
+    char body[96 + PC_REQUEST_ID_MAX]; /* an error of up to 48 bytes fits */
     pc_wbuf_t b = {body, 0, sizeof(body)};
     pc_wb_cstr(&b, "{\"error\":\"");
-    pc_wb_cstr(&b, reasons[reason].name);
+    pc_wb_cstr(&b, error ? error : reasons[reason].name);
     pc_wb_cstr(&b, "\",\"status\":");
     pc_wb_u64(&b, (uint64_t)status);
     pc_wb_cstr(&b, ",\"request_id\":\"");
@@ -549,7 +566,7 @@ static void access_log(pc_req_t *r, int64_t duration_us)
         pc_wb_cstr(&o, ",\"upstream_ms\":null");
     const char *rt = r->route ? r->route->name : NULL;
     json_field(&o, "route", rt, rt ? strlen(rt) : 0, 128);
-    pc_wb_cstr(&o, ",\"user\":null");
+    json_field(&o, "user", r->user, r->user ? strlen(r->user) : 0, 256);
     json_field(&o, "blocked_by", r->blocked_by, r->blocked_by ? strlen(r->blocked_by) : 0, 32);
     pc_wb_cstr(&o, ",\"rules\":[]");
     if (r->detail)

@@ -29,6 +29,7 @@
  * and access-log reason (NULL: not a block, e.g. an upstream failure). */
 #define PC_REPLY_REASONS(X)                 \
     X(bad_request, 400, "malformed")        \
+    X(unauthorized, 401, NULL)              \
     X(forbidden, 403, NULL)                 \
     X(not_found, 404, NULL)                 \
     X(method_not_allowed, 405, "malformed") \
@@ -36,6 +37,7 @@
     X(content_too_large, 413, "size")       \
     X(uri_too_long, 414, "size")            \
     X(expectation_failed, 417, "malformed") \
+    X(too_many_requests, 429, NULL)         \
     X(header_fields_too_large, 431, "size") \
     X(internal_error, 500, NULL)            \
     X(bad_gateway, 502, NULL)               \
@@ -102,6 +104,10 @@ struct pc_req_s {
     /* header lines the gateway adds to the response ("Name: value\r\n"...) */
     char *resp_extra;
     uint32_t resp_extra_len, resp_extra_cap;
+    /* ... and to the request sent upstream */
+    char *req_extra;
+    uint32_t req_extra_len, req_extra_cap;
+    const char *user; /* who the client is (the access log's user), or NULL */
 
     /* outcome */
     int status;         /* status sent (or to be sent) to the client */
@@ -147,6 +153,10 @@ void pc_req_run(pc_req_t *r);
  * already started, the client connection is closed instead. */
 void pc_req_respond(pc_req_t *r, pc_reply_e reason, const char *detail);
 
+/* The same, with error (JSON-safe, e.g. [a-z0-9_]) as the body's "error"
+ * field instead of the reason's name (NULL: the name). */
+void pc_req_respond_as(pc_req_t *r, pc_reply_e reason, const char *error, const char *detail);
+
 /* A control refuses the request for blocked_by (a reason of
  * portcullis_blocked_total): it is answered with reply (returns -1; a filter
  * then returns PC_FILTER_RESPOND), unless its route is in dry-run mode: then
@@ -157,6 +167,10 @@ int pc_req_block(pc_req_t *r, pc_reply_e reply, const char *blocked_by, const ch
 /* Adds a header line to the response, proxied or local (Name: value).
  * 0, or -1 when out of memory. */
 int pc_req_add_response_header(pc_req_t *r, const char *name, pc_str_t value);
+
+/* Adds a header line to the request sent upstream (before the proxy builds
+ * its head). 0, or -1 when out of memory. */
+int pc_req_add_request_header(pc_req_t *r, const char *name, pc_str_t value);
 
 /* Answers locally with an empty body and the added headers (e.g. 204 to a
  * CORS preflight). */
