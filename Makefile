@@ -41,10 +41,19 @@ FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_NAMES := $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=%)
 REPLAY_BINS := $(FUZZ_NAMES:%=$(BUILD)/replay/%)
 
+# Plugins: plugins/NAME.c -> $(BUILD)/plugins/NAME.so; test plugins
+# tests/plugins/NAME.c -> $(BUILD)/plugins/test_NAME.so (for the tests only).
+PLUGIN_SOS := $(patsubst plugins/%.c,$(BUILD)/plugins/%.so,$(wildcard plugins/*.c))
+TEST_PLUGIN_SOS := $(patsubst tests/plugins/%.c,$(BUILD)/plugins/test_%.so,$(wildcard tests/plugins/*.c))
+PLUGIN_CFLAGS = -std=gnu11 -D_GNU_SOURCE -fPIC -shared $(WARN) $(CFLAGS) $(SANFLAGS) -Igateway/include
+# -z defs: a library the plugin forgot to link fails the build, not dlopen
+# (not with the sanitizers, whose runtime only the executable carries)
+PLUGIN_LDFLAGS = $(if $(SANFLAGS),,-Wl,-z,defs) $(shell pkg-config --libs libcrypto 2>/dev/null)
+
 PYTEST := /usr/bin/python3 -m pytest
 
 .PHONY: all deps test unit replay conftest e2e fuzz run bench lint clean
-all: deps $(BUILD)/portcullis $(BUILD)/portcullis-test $(BUILD)/demo-upstream
+all: deps $(BUILD)/portcullis $(BUILD)/portcullis-test $(BUILD)/demo-upstream $(PLUGIN_SOS)
 
 deps:
 	@scripts/deps.sh build
@@ -67,6 +76,14 @@ $(BUILD)/demo-upstream: bench/upstream.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -o $@ $< -pthread $(SANFLAGS)
 
+$(BUILD)/plugins/%.so: plugins/%.c gateway/include/portcullis/plugin.h
+	@mkdir -p $(dir $@)
+	$(CC) $(PLUGIN_CFLAGS) -o $@ $< $(PLUGIN_LDFLAGS)
+
+$(BUILD)/plugins/test_%.so: tests/plugins/%.c gateway/include/portcullis/plugin.h
+	@mkdir -p $(dir $@)
+	$(CC) $(PLUGIN_CFLAGS) -o $@ $< $(PLUGIN_LDFLAGS)
+
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(GW_LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -iquote gateway -iquote tests/unit -o $@ $^ $(LDLIBS_ALL)
@@ -86,10 +103,10 @@ unit: $(UNIT_BINS)
 replay: $(REPLAY_BINS)
 	@set -e; for n in $(FUZZ_NAMES); do $(BUILD)/replay/$$n tests/fuzz/corpus/$$n; done
 
-conftest: $(BUILD)/portcullis
+conftest: $(BUILD)/portcullis $(PLUGIN_SOS) $(TEST_PLUGIN_SOS)
 	@tests/conf/run $(BUILD)/portcullis
 
-e2e: $(BUILD)/portcullis $(BUILD)/portcullis-test $(BUILD)/demo-upstream
+e2e: $(BUILD)/portcullis $(BUILD)/portcullis-test $(BUILD)/demo-upstream $(PLUGIN_SOS) $(TEST_PLUGIN_SOS)
 	PORTCULLIS_BUILD=$(BUILD) $(PYTEST) -q tests/e2e
 
 FUZZ_CFLAGS = -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) -iquote gateway
@@ -117,9 +134,11 @@ bench: all
 
 lint:
 	@scripts/deps.sh lint
-	clang-format --dry-run -Werror $(GW_SRCS) $(wildcard gateway/*.h gateway/filters/*.h bench/*.c)
+	clang-format --dry-run -Werror $(GW_SRCS) $(wildcard gateway/*.h gateway/filters/*.h bench/*.c) \
+	  $(wildcard gateway/include/portcullis/*.h plugins/*.c tests/plugins/*.c)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
-	  --suppress=missingIncludeSystem --inline-suppr -D__GNUC__ -Igateway gateway
+	  --suppress=missingIncludeSystem --inline-suppr -D__GNUC__ -Igateway -Igateway/include \
+	  gateway plugins tests/plugins
 
 clean:
 	rm -rf build

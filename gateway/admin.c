@@ -23,6 +23,7 @@
 #include "health.h"
 #include "log.h"
 #include "metrics.h"
+#include "plugin.h"
 #include "server.h"
 #include "version.h"
 #include "worker.h"
@@ -229,6 +230,8 @@ static void metrics(pc_admin_t *a, struct evhttp_request *req)
     help(b, "portcullis_connections_active", "gauge", "Open client connections.");
     evbuffer_add_printf(b, "portcullis_connections_active %ld\n",
                         __atomic_load_n(&s->connections, __ATOMIC_RELAXED));
+
+    pc_plugin_metrics(b);
 
     help(b, "portcullis_config_generation", "gauge",
          "Generation of the configuration in effect (1 at start, +1 per successful reload).");

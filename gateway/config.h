@@ -162,6 +162,13 @@ typedef struct pc_sechdr_conf_s {
     size_t ndrop;
 } pc_sechdr_conf_t;
 
+/* plugins[]: a plugin to load (plugin.c). */
+typedef struct pc_plugin_conf_s {
+    const char *path;
+    const struct pc_ynode_s *config; /* the `config:` mapping as written, or NULL */
+    struct pc_plugin_s *loaded;      /* loaded and initialised, or NULL */
+} pc_plugin_conf_t;
+
 typedef struct pc_route_match_s {
     const char *host; /* exact, or "*.example.com"; NULL: any */
     const char *path_prefix;
@@ -183,7 +190,9 @@ typedef struct pc_route_conf_s {
     pc_sechdr_conf_t *security_headers_set;   /* as written under the route */
     const pc_sechdr_conf_t *security_headers; /* in effect: the global ones or the route's merge */
     int64_t dry_run;
-    pc_chain_t chain; /* request filters, built once per snapshot */
+    PC_ARRAY(const char *, plugins);  /* plugin names, run after the built-in controls */
+    struct pc_plugin_s **plugin_refs; /* resolved, n_plugins of them */
+    pc_chain_t chain;                 /* request filters, built once per snapshot */
     uint32_t index;
     uint32_t metric_id; /* bound by the server before use */
 #ifdef PC_TESTING
@@ -229,6 +238,7 @@ typedef struct pc_config_s {
     PC_ARRAY(pc_cors_conf_t, cors);
     pc_sechdr_conf_t security_headers;
     pc_limits_conf_t scan_limits; /* head limits the parser applies: the largest of any route */
+    PC_ARRAY(pc_plugin_conf_t, plugins); /* released (fini, dlclose) with the snapshot */
 } pc_config_t;
 
 typedef struct pc_config_opts_s {

@@ -13,6 +13,7 @@
 
 #include "filters/builtin.h"
 #include "http1.h"
+#include "plugin.h"
 #include "tls.h"
 
 #define KIB  ((int64_t)1 << 10)
@@ -89,6 +90,17 @@ static int custom_cidr(pc_cctx_t *c, const pc_ynode_t *node, void *dst)
         pc_cfg_error(c, node, "%s", err);
         return -1;
     }
+    return 0;
+}
+
+/* plugins[].config: kept as written; plugin.c expands and hands it over. */
+static int custom_plugin_config(pc_cctx_t *c, const pc_ynode_t *node, void *dst)
+{
+    if (node->type != PC_Y_MAP) {
+        pc_cfg_error(c, node, "expected a mapping of the plugin's settings");
+        return -1;
+    }
+    *(const pc_ynode_t **)dst = node;
     return 0;
 }
 
@@ -282,6 +294,8 @@ static const pc_ckey_t route_keys[] = {
      0, 0, &route_sechdr_schema, NULL, 0, "a security_headers section"},
     {"dry_run", PC_CT_BOOL, 0, offsetof(pc_route_conf_t, dry_run), "false", 0, 0, NULL, NULL, 0,
      "a boolean"},
+    {"plugins", PC_CT_LIST, 0, offsetof(pc_route_conf_t, plugins), NULL, 0, 0, &str_elem, NULL, 0,
+     "a list of plugin names"},
 #ifdef PC_TESTING
     NUM("test_suspend", PC_CT_DURATION, pc_route_conf_t, test_suspend, NULL, 0, HOUR, "a duration"),
     NUM("test_respond", PC_CT_INT, pc_route_conf_t, test_respond, NULL, 0, 599, "a status"),
@@ -323,6 +337,15 @@ static const pc_ckey_t admin_keys[] = {
     END};
 static const pc_cschema_t admin_schema = {admin_keys, sizeof(pc_admin_conf_t), NULL};
 
+static const pc_ckey_t plugin_keys[] = {
+    {"path", PC_CT_STR, PC_K_REQUIRED, offsetof(pc_plugin_conf_t, path), NULL, 0, 0, NULL, NULL, 0,
+     "a plugin file (.so)"},
+    {"config", PC_CT_CUSTOM, 0, offsetof(pc_plugin_conf_t, config), NULL, 0, 0, NULL,
+     custom_plugin_config, 0, "a mapping of the plugin's settings"},
+    END};
+static const pc_cschema_t plugin_schema = {plugin_keys, sizeof(pc_plugin_conf_t), NULL};
+static const pc_ckey_t plugin_elem = ELEM_STRUCT(&plugin_schema, "a plugin");
+
 static const pc_ckey_t root_keys[] = {
     STR("stage", pc_config_t, stage, NULL, "a stage name"),
     {"workers", PC_CT_CUSTOM, 0, offsetof(pc_config_t, workers), NULL, 0, 0, NULL, custom_workers,
@@ -349,6 +372,8 @@ static const pc_ckey_t root_keys[] = {
      "a map of CORS policies"},
     {"security_headers", PC_CT_STRUCT, 0, offsetof(pc_config_t, security_headers), NULL, 0, 0,
      &sechdr_schema, NULL, 0, "a section"},
+    {"plugins", PC_CT_LIST, 0, offsetof(pc_config_t, plugins), NULL, 0, 0, &plugin_elem, NULL, 0,
+     "a list of plugins"},
     /* handled before the walk (config.c apply_stage); listed so it is known */
     {"stages", PC_CT_CUSTOM, 0, 0, NULL, 0, 0, NULL, custom_handled_before, 0, "a map of stages"},
     END};
@@ -807,6 +832,7 @@ static void finish_routes(pc_cctx_t *c, const pc_ynode_t *root)
                              cfg->n_cors ? "" : " (there is no top-level cors section)");
             pc_cfg_pop(c, m3);
         }
+        pc_plugins_resolve(c, r, rn);
         if (pc_builtin_chain(c, r) != 0)
             pc_cfg_error(c, rn, "out of memory");
         pc_cfg_pop(c, m2);
@@ -844,6 +870,7 @@ void pc_cfg_finish(pc_cctx_t *c, const pc_ynode_t *root)
     finish_sechdr(c, &cfg->security_headers);
     if (build_ip_rules(c, cfg->ip_rules) != 0)
         pc_cfg_error(c, root, "out of memory");
+    pc_plugins_load(c, root); /* before the routes that name them */
     finish_routes(c, root);
     if (pc_cidr_set_build(&cfg->trusted, c->pool, cfg->trusted_proxies, cfg->n_trusted_proxies) !=
         0)

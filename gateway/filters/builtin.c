@@ -3,12 +3,13 @@
  */
 #include "builtin.h"
 
+#include "../plugin.h"
 #include "cors.h"
 #include "test.h"
 
 int pc_builtin_chain(pc_cctx_t *c, pc_route_conf_t *r)
 {
-    pc_filter_t *f = pc_arena_calloc(c->pool, 4 * sizeof(*f));
+    pc_filter_t *f = pc_arena_calloc(c->pool, (4 + r->n_plugins) * sizeof(*f));
     size_t n = 0;
     if (!f)
         return -1;
@@ -18,6 +19,10 @@ int pc_builtin_chain(pc_cctx_t *c, pc_route_conf_t *r)
     if (r->test_suspend || r->test_respond)
         f[n++] = (pc_filter_t){&pc_test_filter_ops, r};
 #endif
+    /* plugins after the built-in controls, in the order the route lists them */
+    for (size_t i = 0; r->plugin_refs && i < r->n_plugins; i++)
+        if (r->plugin_refs[i])
+            f[n++] = (pc_filter_t){&r->plugin_refs[i]->ops, r->plugin_refs[i]};
     r->chain.filters = f;
     r->chain.n = n;
     return 0;
