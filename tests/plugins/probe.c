@@ -175,7 +175,7 @@ static portcullis_rc_t on_response(portcullis_req_t *r, const void *conf, void *
     const char *srv = h->response_header(r, "server", 0, &n);
     snprintf(buf, sizeof(buf), "%.*s", srv ? (int)n : 4, srv ? srv : "none");
     h->response_header_add(r, "X-Probe-Upstream-Server", buf);
-    h->response_header_remove(r, "X-Powered-By");
+    h->response_header_remove(r, "content-type");
     if (h->response_header_add(r, "Content-Length", "1") != -1 ||
         h->response_header_remove(r, "Content-Length") != -1)
         return PORTCULLIS_ERROR;
