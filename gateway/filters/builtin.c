@@ -7,9 +7,13 @@
 #include "cors.h"
 #include "test.h"
 
+/* Room for every built-in filter a route can have (cors, the test filter)
+ * and one per plugin: raise it with each new built-in. */
+#define BUILTIN_MAX 8
+
 int pc_builtin_chain(pc_cctx_t *c, pc_route_conf_t *r)
 {
-    pc_filter_t *f = pc_arena_calloc(c->pool, (4 + r->n_plugins) * sizeof(*f));
+    pc_filter_t *f = pc_arena_calloc(c->pool, (BUILTIN_MAX + r->n_plugins) * sizeof(*f));
     size_t n = 0;
     if (!f)
         return -1;
