@@ -91,13 +91,20 @@ static void reply(struct evhttp_request *req, int code, const char *reason, cons
     evhttp_send_reply(req, code, reason, body);
 }
 
-static void reply_json(struct evhttp_request *req, int code, const char *reason, const char *json)
+/* A body buffer, or NULL after answering 500 (out of memory). */
+static struct evbuffer *new_body(struct evhttp_request *req)
 {
     struct evbuffer *b = evbuffer_new();
-    if (!b) {
+    if (!b)
         evhttp_send_error(req, 500, NULL);
+    return b;
+}
+
+static void reply_json(struct evhttp_request *req, int code, const char *reason, const char *json)
+{
+    struct evbuffer *b = new_body(req);
+    if (!b)
         return;
-    }
     evbuffer_add_printf(b, "%s\n", json);
     reply(req, code, reason, "application/json", b);
     evbuffer_free(b);
@@ -164,11 +171,9 @@ static void by_reason(struct evbuffer *b, const pc_server_t *s, const char *metr
 static void metrics(pc_admin_t *a, struct evhttp_request *req)
 {
     const pc_server_t *s = a->srv;
-    struct evbuffer *b = evbuffer_new();
-    if (!b) {
-        evhttp_send_error(req, 500, NULL);
+    struct evbuffer *b = new_body(req);
+    if (!b)
         return;
-    }
     help(b, "portcullis_requests_total", "counter", "Requests answered, by route and status.");
     status_counters(b, a, PC_NAMES_ROUTE, "portcullis_requests_total", "route");
 
@@ -254,11 +259,9 @@ static int upstream_up(const pc_upstream_conf_t *uc, int64_t now)
 
 static void readyz(pc_admin_t *a, struct evhttp_request *req)
 {
-    struct evbuffer *b = evbuffer_new();
-    if (!b) {
-        evhttp_send_error(req, 500, NULL);
+    struct evbuffer *b = new_body(req);
+    if (!b)
         return;
-    }
     int64_t now = pc_mono_ms();
     int down = 0;
     if (__atomic_load_n(&a->srv->stopping, __ATOMIC_RELAXED)) {
@@ -293,11 +296,9 @@ static void readyz(pc_admin_t *a, struct evhttp_request *req)
 static void status(pc_admin_t *a, struct evhttp_request *req)
 {
     const pc_server_t *s = a->srv;
-    struct evbuffer *b = evbuffer_new();
-    if (!b) {
-        evhttp_send_error(req, 500, NULL);
+    struct evbuffer *b = new_body(req);
+    if (!b)
         return;
-    }
     int64_t now = pc_mono_ms();
     evbuffer_add_printf(b,
                         "{\"version\":\"%s\",\"uptime_seconds\":%lld,\"config_generation\":%llu,"

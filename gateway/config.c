@@ -345,16 +345,11 @@ static const pc_ckey_t *find_key(const pc_cschema_t *s, const char *name)
 
 static const char *suggest(const pc_cschema_t *s, const char *name)
 {
-    const char *best = NULL;
-    unsigned bestd = 255;
-    for (const pc_ckey_t *k = s->keys; k->name; k++) {
-        unsigned d = pc_edit_distance(name, k->name);
-        if (d < bestd)
-            bestd = d, best = k->name;
-    }
+    pc_suggest_t sg = PC_SUGGEST_INIT;
+    for (const pc_ckey_t *k = s->keys; k->name; k++)
+        pc_suggest_offer(&sg, name, k->name);
     size_t len = strlen(name);
-    unsigned limit = len <= 4 ? 1 : len <= 8 ? 2 : 3;
-    return bestd <= limit ? best : NULL;
+    return pc_suggest_best(&sg, len <= 4 ? 1 : len <= 8 ? 2 : 3);
 }
 
 static void set_value(pc_cctx_t *c, const pc_ckey_t *k, const pc_ynode_t *node, void *dst);

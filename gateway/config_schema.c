@@ -794,15 +794,12 @@ static void finish_routes(pc_cctx_t *c, const pc_ynode_t *root)
         r->up = r->upstream ? find_upstream(cfg, r->upstream) : NULL;
         /* with no upstreams at all, that error is already reported */
         if (!r->up && r->upstream && cfg->n_upstreams) {
-            const char *best = NULL;
-            unsigned bd = 255;
-            for (size_t u = 0; u < cfg->n_upstreams; u++) {
-                unsigned d = pc_edit_distance(r->upstream, cfg->upstreams[u].name);
-                if (d < bd)
-                    bd = d, best = cfg->upstreams[u].name;
-            }
+            pc_suggest_t sg = PC_SUGGEST_INIT;
+            for (size_t u = 0; u < cfg->n_upstreams; u++)
+                pc_suggest_offer(&sg, r->upstream, cfg->upstreams[u].name);
+            const char *best = pc_suggest_best(&sg, 2);
             size_t m3 = pc_cfg_push_key(c, "upstream");
-            if (best && bd <= 2)
+            if (best)
                 pc_cfg_error(c, pc_ymap_get(rn, "upstream"),
                              "unknown upstream '%s' (did you mean '%s'?)", r->upstream, best);
             else
@@ -816,15 +813,12 @@ static void finish_routes(pc_cctx_t *c, const pc_ynode_t *root)
         if (build_ip_rules(c, r->ip_rules) != 0)
             pc_cfg_error(c, rn, "out of memory");
         if (r->cors && !(r->cors_policy = find_cors(cfg, r->cors))) {
-            const char *best = NULL;
-            unsigned bd = 255;
-            for (size_t k = 0; k < cfg->n_cors; k++) {
-                unsigned d = pc_edit_distance(r->cors, cfg->cors[k].name);
-                if (d < bd)
-                    bd = d, best = cfg->cors[k].name;
-            }
+            pc_suggest_t sg = PC_SUGGEST_INIT;
+            for (size_t k = 0; k < cfg->n_cors; k++)
+                pc_suggest_offer(&sg, r->cors, cfg->cors[k].name);
+            const char *best = pc_suggest_best(&sg, 2);
             size_t m3 = pc_cfg_push_key(c, "cors");
-            if (best && bd <= 2)
+            if (best)
                 pc_cfg_error(c, pc_ymap_get(rn, "cors"),
                              "unknown CORS policy '%s' (did you mean '%s'?)", r->cors, best);
             else

@@ -328,14 +328,11 @@ void pc_plugins_resolve(pc_cctx_t *c, pc_route_conf_t *r, const pc_ynode_t *rn)
         } else if (!cfg->n_plugins) {
             pc_cfg_error(c, at, "unknown plugin '%s' (there is no top-level plugins list)", name);
         } else if (!some_failed) {
-            const char *best = NULL;
-            unsigned bd = 255;
-            for (size_t k = 0; k < cfg->n_plugins; k++) {
-                unsigned dist = pc_edit_distance(name, cfg->plugins[k].loaded->ops.name);
-                if (dist < bd)
-                    bd = dist, best = cfg->plugins[k].loaded->ops.name;
-            }
-            if (best && bd <= 2)
+            pc_suggest_t sg = PC_SUGGEST_INIT;
+            for (size_t k = 0; k < cfg->n_plugins; k++)
+                pc_suggest_offer(&sg, name, cfg->plugins[k].loaded->ops.name);
+            const char *best = pc_suggest_best(&sg, 2);
+            if (best)
                 pc_cfg_error(c, at, "unknown plugin '%s' (did you mean '%s'?)", name, best);
             else
                 pc_cfg_error(c, at, "unknown plugin '%s'", name);

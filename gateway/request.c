@@ -346,11 +346,8 @@ size_t pc_req_added_headers_size(const pc_req_t *r)
 void pc_req_put_added_headers(pc_req_t *r, pc_wbuf_t *o)
 {
     const pc_sechdr_conf_t *s = sechdr(r);
-    if (r->resp_extra_len)
-        pc_wb_put(o, r->resp_extra, r->resp_extra_len);
-    pc_str_t block = r->listener->tls ? s->block_tls : s->block;
-    if (block.n)
-        pc_wb_str(o, block);
+    pc_wb_put(o, r->resp_extra, r->resp_extra_len);
+    pc_wb_str(o, r->listener->tls ? s->block_tls : s->block);
 }
 
 /* Sends a reply the gateway makes itself: status, the JSON body (NULL: no
@@ -510,17 +507,27 @@ static void log_common(pc_wbuf_t *o, pc_req_t *r)
     json_num(o, "status", (uint64_t)r->status);
 }
 
+/* Starts a line of log b with the common fields; -1 when the log is off or
+ * its buffer cannot take a line. */
+static int log_begin(pc_req_t *r, pc_logbuf_t *b, pc_wbuf_t *o)
+{
+    if (b->file->fd < 0)
+        return -1;
+    char *line = pc_logbuf_reserve(b, LOG_LINE_MAX);
+    if (!line)
+        return -1;
+    *o = (pc_wbuf_t){line, 0, LOG_LINE_MAX};
+    log_common(o, r);
+    return 0;
+}
+
 /* The security-log line for a blocked request (docs/operations.md). */
 static void security_log(pc_req_t *r)
 {
     pc_worker_t *w = r->w;
-    if (w->security.file->fd < 0)
+    pc_wbuf_t o;
+    if (log_begin(r, &w->security, &o) != 0)
         return;
-    char *line = pc_worker_log_reserve(w, &w->security, LOG_LINE_MAX);
-    if (!line)
-        return;
-    pc_wbuf_t o = {line, 0, LOG_LINE_MAX};
-    log_common(&o, r);
     const char *rt = r->route ? r->route->name : NULL;
     json_field(&o, "route", rt, rt ? strlen(rt) : 0, 128);
     /* blocked, or only flagged by controls of a dry-run route */
@@ -548,13 +555,9 @@ static void security_log(pc_req_t *r)
 static void access_log(pc_req_t *r, int64_t duration_us)
 {
     pc_worker_t *w = r->w;
-    if (w->access.file->fd < 0)
+    pc_wbuf_t o;
+    if (log_begin(r, &w->access, &o) != 0)
         return;
-    char *line = pc_worker_log_reserve(w, &w->access, LOG_LINE_MAX);
-    if (!line)
-        return;
-    pc_wbuf_t o = {line, 0, LOG_LINE_MAX};
-    log_common(&o, r);
     json_num(&o, "bytes_in", r->bytes_in);
     json_num(&o, "bytes_out", r->bytes_out);
     json_ms(&o, "duration_ms", duration_us);

@@ -35,6 +35,20 @@ int pc_str_to_u64(pc_str_t s, uint64_t max, uint64_t *out)
     return 0;
 }
 
+void pc_suggest_offer(pc_suggest_t *s, const char *want, const char *candidate)
+{
+    unsigned d = pc_edit_distance(want, candidate);
+    if (d < s->dist) {
+        s->dist = d;
+        s->best = candidate;
+    }
+}
+
+const char *pc_suggest_best(const pc_suggest_t *s, unsigned max_dist)
+{
+    return s->dist <= max_dist ? s->best : NULL;
+}
+
 unsigned pc_edit_distance(const char *a, const char *b)
 {
     unsigned char row[65];

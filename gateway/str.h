@@ -60,6 +60,19 @@ int pc_str_to_u64(pc_str_t s, uint64_t max, uint64_t *out);
  * 255; used for "did you mean" hints. */
 unsigned pc_edit_distance(const char *a, const char *b);
 
+/* "Did you mean": offer the candidates one by one, then take the closest if
+ * it is within max_dist edits (NULL otherwise). Start from {NULL, 255}. */
+typedef struct pc_suggest_s {
+    const char *best;
+    unsigned dist;
+} pc_suggest_t;
+#define PC_SUGGEST_INIT \
+    {                   \
+        NULL, 255       \
+    }
+void pc_suggest_offer(pc_suggest_t *s, const char *want, const char *candidate);
+const char *pc_suggest_best(const pc_suggest_t *s, unsigned max_dist);
+
 /* Writes v in decimal into out (at least 20 bytes, no NUL); returns the
  * length. The request path's replacement for snprintf("%llu"). */
 size_t pc_u64_dec(uint64_t v, char *out);
@@ -87,7 +100,7 @@ typedef struct pc_wbuf_s {
 
 static inline void pc_wb_put(pc_wbuf_t *w, const void *s, size_t n)
 {
-    if (n <= w->cap && w->n <= w->cap - n)
+    if (n && n <= w->cap && w->n <= w->cap - n) /* n == 0: s may be NULL */
         memcpy(w->p + w->n, s, n);
     w->n += n;
 }

@@ -66,12 +66,6 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
     pc_logbuf_flush(&w->security);
 }
 
-char *pc_worker_log_reserve(pc_worker_t *w, pc_logbuf_t *b, size_t n)
-{
-    (void)w;
-    return pc_logbuf_reserve(b, n);
-}
-
 void pc_worker_log_commit(pc_worker_t *w, pc_logbuf_t *b, size_t n)
 {
     pc_logbuf_commit(b, n);

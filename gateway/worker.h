@@ -140,9 +140,9 @@ const char *pc_worker_date(pc_worker_t *w);
 /* 16 random bytes as 32 hex characters (request ids); out needs 32. */
 void pc_worker_random_hex(pc_worker_t *w, char *out);
 
-/* Appends one line to a log buffer of the worker (the worker flushes in
- * batches, at the latest after a second). */
-char *pc_worker_log_reserve(pc_worker_t *w, pc_logbuf_t *b, size_t n);
+/* Commits a line reserved with pc_logbuf_reserve in one of the worker's log
+ * buffers and makes sure the worker flushes it soon (batches, at least
+ * every LOG_FLUSH_MS). */
 void pc_worker_log_commit(pc_worker_t *w, pc_logbuf_t *b, size_t n);
 
 /* Called when a connection closes: uncounts it and lets a paused listener

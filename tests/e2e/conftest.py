@@ -159,6 +159,22 @@ def connect(port, timeout=5.0):
     return s
 
 
+def read_one_response(s):
+    """One Content-Length-framed response from a keep-alive socket (plain or
+    TLS): (head bytes, body bytes)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        d = s.recv(65536)
+        if not d:
+            raise ValueError("connection closed before a response head: %r" % data[:200])
+        data += d
+    head, _, body = data.partition(b"\r\n\r\n")
+    n = int([l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0].split(b":")[1])
+    while len(body) < n:
+        body += s.recv(65536)
+    return head, body
+
+
 def read_until_close(s, limit=1 << 26):
     data = b""
     while len(data) < limit:

@@ -4,7 +4,7 @@ import hashlib
 import socket
 import time
 
-from conftest import connect, parse_response, parse_responses, read_until_close, request, send_raw
+from conftest import connect, parse_response, parse_responses, read_one_response, read_until_close, request, send_raw
 
 
 def test_get_is_forwarded_with_gateway_headers(gateway, upstream):
@@ -65,13 +65,7 @@ def test_keepalive_reuses_both_sides(gateway, upstream):
     s = connect(g.port)
     for i in range(5):
         s.sendall(b"GET /k%d HTTP/1.1\r\nHost: a\r\n\r\n" % i)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            data += s.recv(65536)
-        head, _, body = data.partition(b"\r\n\r\n")
-        n = int([l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0].split(b":")[1])
-        while len(body) < n:
-            body += s.recv(65536)
+        head, body = read_one_response(s)
         assert head.startswith(b"HTTP/1.1 200")
     s.close()
     reqs = upstream.wait_requests(5)

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import BIN, Gateway, base_config, free_port
+from conftest import BIN, Gateway, base_config, free_port, read_one_response
 
 
 def sh(*args, **kw):
@@ -188,13 +188,7 @@ def test_forwarded_proto_and_keepalive_over_tls(gateway, upstream, pki):
     s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10), server_hostname="a.test")
     for i in range(3):
         s.sendall(b"GET /k%d HTTP/1.1\r\nHost: a.test\r\nX-Forwarded-Proto: http\r\n\r\n" % i)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            data += s.recv(65536)
-        head, _, body = data.partition(b"\r\n\r\n")
-        n = int([l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0].split(b":")[1])
-        while len(body) < n:
-            body += s.recv(65536)
+        head, body = read_one_response(s)
         hdrs = {k.lower(): v for k, v in json.loads(body)["headers"]}
         assert hdrs["x-forwarded-proto"] == "https"
     s.close()
