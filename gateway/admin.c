@@ -21,6 +21,9 @@
 #include <unistd.h>
 
 #include "health.h"
+#include "jose.h"
+#include "jwks.h"
+#include "jwt.h"
 #include "log.h"
 #include "metrics.h"
 #include "plugin.h"
@@ -42,6 +45,7 @@ struct pc_admin_s {
     pc_config_t *cfg; /* the control thread's current configuration */
     time_t started;
     struct probe_s *probes; /* health probes in flight */
+    unsigned ticks;
 
     pthread_mutex_t lock; /* guards the three below */
     pc_config_t *pending;
@@ -332,9 +336,40 @@ static void status(pc_admin_t *a, struct evhttp_request *req)
         }
         evbuffer_add(b, "]}", 2);
     }
-    evbuffer_add_printf(b, "},\"redis\":{\"state\":\"not_configured\"}}\n");
+    evbuffer_add(b, "},\"jwks\":", 9);
+    pc_jwks_status(b, a->cfg);
+    evbuffer_add_printf(b, ",\"revoked_tokens\":%zu,\"redis\":{\"state\":\"not_configured\"}}\n",
+                        pc_revoke_count());
     reply(req, 200, "OK", "application/json", b);
     evbuffer_free(b);
+}
+
+/* POST /admin/revoke {"jti":"...","exp":UNIX}: the token is refused until
+ * exp (and a little after, for the providers' leeway). */
+static void admin_revoke(struct evhttp_request *req)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    json_t *j = len && len <= 4096 ? pc_json_strict((const char *)evbuffer_pullup(in, -1), len)
+                                   : NULL;
+    const char *jti = json_string_value(json_object_get(j, "jti"));
+    json_t *exp = json_object_get(j, "exp");
+    size_t n = jti ? strlen(jti) : 0;
+    if (!n || n > PC_JTI_MAX || !json_is_integer(exp) || json_object_size(j) != 2) {
+        reply_json(req, 400, "Bad Request",
+                   "{\"error\":\"bad_request\",\"status\":400,\"detail\":"
+                   "\"expected {\\\"jti\\\":\\\"ID\\\",\\\"exp\\\":UNIX_SECONDS}\"}");
+    } else if (json_integer_value(exp) <= (json_int_t)time(NULL)) {
+        reply_json(req, 200, "OK", "{\"status\":\"ignored\",\"detail\":\"already expired\"}");
+    } else if (pc_revoke_add(jti, n, (int64_t)json_integer_value(exp)) != 0) {
+        reply_json(req, 503, "Service Unavailable",
+                   "{\"error\":\"revocation_list_full\",\"status\":503}");
+    } else {
+        pc_log(PC_LOG_INFO, "admin", "token %.64s revoked until %lld", jti,
+               (long long)json_integer_value(exp));
+        reply_json(req, 200, "OK", "{\"status\":\"revoked\"}");
+    }
+    json_decref(j);
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -368,6 +403,16 @@ static void on_request(struct evhttp_request *req, void *arg)
             reply_json(req, 401, "Unauthorized", "{\"error\":\"unauthorized\",\"status\":401}");
             return;
         }
+    }
+    if (strcmp(path, "/admin/revoke") == 0) {
+        if (m == EVHTTP_REQ_POST) {
+            admin_revoke(req);
+            return;
+        }
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
+        reply_json(req, 405, "Method Not Allowed",
+                   "{\"error\":\"method_not_allowed\",\"status\":405}");
+        return;
     }
     if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
@@ -569,6 +614,9 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     }
     take_pending(a);
     run_checks(a);
+    pc_jwks_tick(a->base, a->cfg);
+    if (++a->ticks % 100 == 0) /* every ~10 s; leeway is at most 10 min */
+        pc_revoke_expire((int64_t)time(NULL) - 600);
 }
 
 static void *admin_main(void *arg)
@@ -580,6 +628,7 @@ static void *admin_main(void *arg)
 
 static void admin_free(pc_admin_t *a)
 {
+    pc_jwks_stop();
     while (a->probes) {
         probe_t *p = a->probes;
         a->probes = p->next;

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "jwt.h"
 #include "plugin.h"
 #include "tls.h"
 
@@ -626,6 +627,7 @@ static pc_config_t *config_new(void)
 static void config_free(pc_config_t *cfg)
 {
     pc_plugins_release(cfg); /* their conf may point into the pool */
+    pc_jwt_release(cfg);
     for (size_t i = 0; i < cfg->n_listeners; i++)
         if (cfg->listeners[i].tls)
             pc_tls_free(cfg->listeners[i].tls->tls);

@@ -162,6 +162,51 @@ typedef struct pc_sechdr_conf_s {
     size_t ndrop;
 } pc_sechdr_conf_t;
 
+/* jwt.providers.<name>.forward_claims: one claim -> upstream header. */
+typedef struct pc_claim_header_s {
+    const char *claim;
+    const char *header;
+} pc_claim_header_t;
+
+/* A JWT provider (jwt.c). Keys come from jwks_file or secret (parsed with
+ * the configuration) or from jwks_url (fetched by the control thread). */
+typedef struct pc_jwt_provider_conf_s {
+    const char *name;
+    const char *issuer; /* NULL: iss not checked */
+    PC_ARRAY(const char *, audiences);
+    PC_ARRAY(int64_t, algorithms); /* pc_jws_alg_e */
+    const char *jwks_file;
+    const char *jwks_url;
+    const char *jwks_ca; /* CA bundle for an https jwks_url (NULL: the system's) */
+    const char *secret;  /* HS* shared secret */
+    int64_t jwks_refresh;
+    int64_t leeway;
+    int64_t cache_ttl;
+    PC_ARRAY(pc_claim_header_t, forward_claims);
+    int64_t revocation;
+    int64_t strip_token;
+    /* derived */
+    uint32_t alg_mask;           /* PC_JWS_BIT()s of algorithms */
+    struct pc_keyset_s *keys;    /* from jwks_file / secret (a reference), or NULL */
+    struct pc_jwks_src_s *src;   /* key source, bound by the server before use */
+} pc_jwt_provider_conf_t;
+
+/* A route's auth: { jwt: NAME, require: {...} } (NULL in the route: none). */
+typedef struct pc_claim_value_s {
+    const char *claim;
+    const char *value;
+} pc_claim_value_t;
+
+typedef struct pc_route_auth_s {
+    const char *jwt;
+    const pc_jwt_provider_conf_t *provider; /* resolved */
+    struct {
+        PC_ARRAY(const char *, scope);  /* every one required */
+        PC_ARRAY(const char *, groups); /* any one required */
+        PC_ARRAY(pc_claim_value_t, claims);
+    } require;
+} pc_route_auth_t;
+
 /* plugins[]: a plugin to load (plugin.c). */
 typedef struct pc_plugin_conf_s {
     const char *path;
@@ -190,6 +235,7 @@ typedef struct pc_route_conf_s {
     pc_sechdr_conf_t *security_headers_set;   /* as written under the route */
     const pc_sechdr_conf_t *security_headers; /* in effect: the global ones or the route's merge */
     int64_t dry_run;
+    pc_route_auth_t *auth;            /* NULL: no authentication (auth: none or absent) */
     PC_ARRAY(const char *, plugins);  /* plugin names, run after the built-in controls */
     struct pc_plugin_s **plugin_refs; /* resolved, n_plugins of them */
     pc_chain_t chain;                 /* request filters, built once per snapshot */
@@ -239,6 +285,9 @@ typedef struct pc_config_s {
     pc_sechdr_conf_t security_headers;
     pc_limits_conf_t scan_limits; /* head limits the parser applies: the largest of any route */
     PC_ARRAY(pc_plugin_conf_t, plugins); /* released (fini, dlclose) with the snapshot */
+    PC_ARRAY(pc_jwt_provider_conf_t, jwt_providers);
+    pc_str_t *claim_headers; /* every forward_claims header: client copies are dropped */
+    size_t n_claim_headers;
 } pc_config_t;
 
 typedef struct pc_config_opts_s {

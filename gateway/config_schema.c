@@ -13,6 +13,8 @@
 
 #include "filters/builtin.h"
 #include "http1.h"
+#include "jose.h"
+#include "jwt.h"
 #include "plugin.h"
 #include "tls.h"
 
@@ -101,6 +103,92 @@ static int custom_plugin_config(pc_cctx_t *c, const pc_ynode_t *node, void *dst)
         return -1;
     }
     *(const pc_ynode_t **)dst = node;
+    return 0;
+}
+
+/* A map of scalars into an array of (key, value) string pairs
+ * (pc_claim_header_t and pc_claim_value_t share that layout). */
+static int custom_pairs(pc_cctx_t *c, const pc_ynode_t *node, void *dst)
+{
+    if (node->type != PC_Y_MAP) {
+        pc_cfg_error(c, node, "expected a mapping of claim names to strings");
+        return -1;
+    }
+    pc_claim_value_t *a = pc_arena_calloc(c->pool, (node->n + 1) * sizeof(*a));
+    if (!a) {
+        pc_cfg_error(c, node, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < node->n; i++) {
+        size_t mark = pc_cfg_push_key(c, node->u.pairs[i].key);
+        a[i].claim = node->u.pairs[i].key;
+        a[i].value = pc_cfg_scalar(c, node->u.pairs[i].value, "a string");
+        pc_cfg_pop(c, mark);
+        if (!a[i].value)
+            return -1;
+    }
+    *(pc_claim_value_t **)dst = a;
+    *(size_t *)((char *)dst + sizeof(void *)) = node->n;
+    return 0;
+}
+
+/* A space-separated string or a list of strings, into a list of words. */
+static int custom_words(pc_cctx_t *c, const pc_ynode_t *node, void *dst)
+{
+    size_t nitems = node->type == PC_Y_SEQ ? node->n : 1, n = 0, cap = 0;
+    const char **items = pc_arena_calloc(c->pool, (nitems + 1) * sizeof(*items));
+    for (size_t i = 0; items && i < nitems; i++) {
+        size_t mark = pc_cfg_push_index(c, i);
+        items[i] = pc_cfg_scalar(c, node->type == PC_Y_SEQ ? node->u.items[i] : node, "a string");
+        pc_cfg_pop(c, mark);
+        if (!items[i])
+            return -1;
+        for (const char *p = items[i]; *p; p++)
+            cap += *p != ' ' && (p == items[i] || p[-1] == ' ');
+    }
+    const char **words = items ? pc_arena_calloc(c->pool, (cap + 1) * sizeof(*words)) : NULL;
+    if (!words) {
+        pc_cfg_error(c, node, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < nitems; i++) {
+        for (const char *p = items[i]; *p;) {
+            while (*p == ' ')
+                p++;
+            const char *s = p;
+            while (*p && *p != ' ')
+                p++;
+            if (p > s)
+                words[n++] = pc_arena_strndup(c->pool, s, (size_t)(p - s));
+        }
+    }
+    if (!n) {
+        pc_cfg_error(c, node, "expected at least one word");
+        return -1;
+    }
+    *(const char ***)dst = words;
+    *(size_t *)((char *)dst + sizeof(void *)) = n;
+    return 0;
+}
+
+static const pc_cschema_t auth_schema;
+
+/* A route's auth: "none", or a section naming a provider. */
+static int custom_auth(pc_cctx_t *c, const pc_ynode_t *node, void *dst)
+{
+    if (node->type == PC_Y_SCALAR) {
+        const char *v = pc_cfg_scalar(c, node, "none or an auth section");
+        if (v && strcmp(v, "none") != 0)
+            pc_cfg_error(c, node, "expected none or { jwt: PROVIDER, require: {...} }");
+        return v ? 0 : -1;
+    }
+    pc_route_auth_t *a = pc_arena_calloc(c->pool, sizeof(*a));
+    if (!a) {
+        pc_cfg_error(c, node, "out of memory");
+        return -1;
+    }
+    pc_cfg_walk(c, &auth_schema, node, a);
+    *(pc_route_auth_t **)dst = a;
     return 0;
 }
 
@@ -279,6 +367,62 @@ static const pc_ckey_t cors_keys[] = {
 static void check_cors(pc_cctx_t *c, const pc_ynode_t *node, void *obj);
 static const pc_cschema_t cors_schema = {cors_keys, sizeof(pc_cors_conf_t), check_cors};
 
+static const char *const jws_alg_names[] = {
+#define X(id, name) name,
+    PC_JWS_ALGS(X)
+#undef X
+    NULL};
+static const pc_ckey_t jws_alg_elem = {"", PC_CT_ENUM, 0, 0, NULL, 0, 0, jws_alg_names, NULL, 0,
+                                       "an algorithm"};
+static const pc_ckey_t provider_keys[] = {
+    STR("issuer", pc_jwt_provider_conf_t, issuer, NULL, "the issuer (iss) tokens must carry"),
+    {"audiences", PC_CT_LIST, PC_K_NONEMPTY, offsetof(pc_jwt_provider_conf_t, audiences), NULL, 0,
+     0, &str_elem, NULL, 0, "a list of audiences"},
+    {"algorithms", PC_CT_LIST, PC_K_NONEMPTY, offsetof(pc_jwt_provider_conf_t, algorithms), NULL,
+     0, 0, &jws_alg_elem, NULL, 0, "a list of algorithms"},
+    STR("jwks_file", pc_jwt_provider_conf_t, jwks_file, NULL, "a JWKS file"),
+    STR("jwks_url", pc_jwt_provider_conf_t, jwks_url, NULL, "an http:// or https:// URL"),
+    STR("jwks_ca", pc_jwt_provider_conf_t, jwks_ca, NULL, "a CA bundle file (PEM)"),
+    STR("secret", pc_jwt_provider_conf_t, secret, NULL, "a shared secret (HS256/384/512)"),
+    NUM("jwks_refresh", PC_CT_DURATION, pc_jwt_provider_conf_t, jwks_refresh, "10m", 10 * SEC,
+        24 * HOUR, "a duration"),
+    NUM("leeway", PC_CT_DURATION, pc_jwt_provider_conf_t, leeway, "30s", 0, 600 * SEC,
+        "a duration"),
+    NUM("cache_ttl", PC_CT_DURATION, pc_jwt_provider_conf_t, cache_ttl, "60s", 0, HOUR,
+        "a duration"),
+    {"forward_claims", PC_CT_CUSTOM, 0, offsetof(pc_jwt_provider_conf_t, forward_claims), NULL, 0,
+     0, NULL, custom_pairs, 0, "a mapping of claim names to header names"},
+    {"revocation", PC_CT_BOOL, 0, offsetof(pc_jwt_provider_conf_t, revocation), "false", 0, 0,
+     NULL, NULL, 0, "a boolean"},
+    {"strip_token", PC_CT_BOOL, 0, offsetof(pc_jwt_provider_conf_t, strip_token), "false", 0, 0,
+     NULL, NULL, 0, "a boolean"},
+    END};
+static const pc_cschema_t provider_schema = {provider_keys, sizeof(pc_jwt_provider_conf_t),
+                                             pc_jwt_check_provider};
+/* jwt: its one key is stored relative to the whole configuration */
+static const pc_ckey_t jwt_keys[] = {
+    {"providers", PC_CT_NAMED, PC_K_NONEMPTY, offsetof(pc_config_t, jwt_providers), NULL, 0, 0,
+     &provider_schema, NULL, 0, "a map of JWT providers"},
+    END};
+static const pc_cschema_t jwt_schema = {jwt_keys, 0, NULL};
+
+static const pc_ckey_t require_keys[] = {
+    {"scope", PC_CT_CUSTOM, 0, offsetof(pc_route_auth_t, require.scope), NULL, 0, 0, NULL,
+     custom_words, 0, "scopes (a space-separated string or a list), all required"},
+    {"groups", PC_CT_CUSTOM, 0, offsetof(pc_route_auth_t, require.groups), NULL, 0, 0, NULL,
+     custom_words, 0, "groups (a list), any one required"},
+    {"claims", PC_CT_CUSTOM, 0, offsetof(pc_route_auth_t, require.claims), NULL, 0, 0, NULL,
+     custom_pairs, 0, "a mapping of claim names to required values"},
+    END};
+/* stored relative to the auth struct */
+static const pc_cschema_t require_schema = {require_keys, 0, NULL};
+static const pc_ckey_t auth_keys[] = {
+    {"jwt", PC_CT_STR, PC_K_REQUIRED, offsetof(pc_route_auth_t, jwt), NULL, 0, 0, NULL, NULL, 0,
+     "a JWT provider name"},
+    {"require", PC_CT_STRUCT, 0, 0, NULL, 0, 0, &require_schema, NULL, 0, "a require section"},
+    END};
+static const pc_cschema_t auth_schema = {auth_keys, sizeof(pc_route_auth_t), NULL};
+
 static const pc_ckey_t route_keys[] = {
     STR("name", pc_route_conf_t, name, NULL, "a name"),
     {"match", PC_CT_STRUCT, PC_K_REQUIRED, offsetof(pc_route_conf_t, match), NULL, 0, 0,
@@ -296,6 +440,8 @@ static const pc_ckey_t route_keys[] = {
      "a boolean"},
     {"plugins", PC_CT_LIST, 0, offsetof(pc_route_conf_t, plugins), NULL, 0, 0, &str_elem, NULL, 0,
      "a list of plugin names"},
+    {"auth", PC_CT_CUSTOM, 0, offsetof(pc_route_conf_t, auth), NULL, 0, 0, NULL, custom_auth, 0,
+     "none or { jwt: PROVIDER, require: {...} }"},
 #ifdef PC_TESTING
     NUM("test_suspend", PC_CT_DURATION, pc_route_conf_t, test_suspend, NULL, 0, HOUR, "a duration"),
     NUM("test_respond", PC_CT_INT, pc_route_conf_t, test_respond, NULL, 0, 599, "a status"),
@@ -374,6 +520,7 @@ static const pc_ckey_t root_keys[] = {
      &sechdr_schema, NULL, 0, "a section"},
     {"plugins", PC_CT_LIST, 0, offsetof(pc_config_t, plugins), NULL, 0, 0, &plugin_elem, NULL, 0,
      "a list of plugins"},
+    {"jwt", PC_CT_STRUCT, 0, 0, NULL, 0, 0, &jwt_schema, NULL, 0, "a jwt section"},
     /* handled before the walk (config.c apply_stage); listed so it is known */
     {"stages", PC_CT_CUSTOM, 0, 0, NULL, 0, 0, NULL, custom_handled_before, 0, "a map of stages"},
     END};
@@ -827,6 +974,7 @@ static void finish_routes(pc_cctx_t *c, const pc_ynode_t *root)
             pc_cfg_pop(c, m3);
         }
         pc_plugins_resolve(c, r, rn);
+        pc_jwt_resolve_route(c, r, rn);
         if (pc_builtin_chain(c, r) != 0)
             pc_cfg_error(c, rn, "out of memory");
         pc_cfg_pop(c, m2);
@@ -865,6 +1013,7 @@ void pc_cfg_finish(pc_cctx_t *c, const pc_ynode_t *root)
     if (build_ip_rules(c, cfg->ip_rules) != 0)
         pc_cfg_error(c, root, "out of memory");
     pc_plugins_load(c, root); /* before the routes that name them */
+    pc_jwt_finish(c, root);
     finish_routes(c, root);
     if (pc_cidr_set_build(&cfg->trusted, c->pool, cfg->trusted_proxies, cfg->n_trusted_proxies) !=
         0)

@@ -100,6 +100,7 @@ const char *pc_http_err_detail(int rc);
     X(X_REQUEST_ID, "x-request-id")                       \
     X(X_CLIENT_CERT_SUBJECT, "x-client-cert-subject")     \
     X(DATE, "date")                                       \
+    X(AUTHORIZATION, "authorization")                     \
     X(ORIGIN, "origin")                                   \
     X(AC_REQUEST_METHOD, "access-control-request-method") \
     X(AC_REQUEST_HEADERS, "access-control-request-headers")

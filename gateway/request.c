@@ -122,6 +122,18 @@ static int ip_denied(const pc_ip_rules_conf_t *ip, pc_ip_t a)
                   (ip->n_allow && !pc_cidr_set_contains(&ip->allow_set, a)));
 }
 
+/* Headers that carry verified claims upstream are the gateway's to set: a
+ * client's copies are never forwarded, on any route. */
+static void drop_claim_headers(pc_req_t *r)
+{
+    for (uint32_t i = 0; i < r->http.nheaders; i++) {
+        pc_http_header_t *f = &r->http.headers[i];
+        for (size_t k = 0; f->id == PC_HDR_OTHER && k < r->cfg->n_claim_headers; k++)
+            if (pc_str_ieq(f->name, r->cfg->claim_headers[k]))
+                f->flags |= PC_HDR_F_DROP;
+    }
+}
+
 /* ip_rules, global then the route's, on the client address (after trusted
  * proxies): before anything else looks at the request. 0, or -1 after
  * answering 403. */
@@ -193,6 +205,8 @@ void pc_req_start(pc_req_t *r)
         return;
     }
     r->route = pc_route_match(r->cfg, r);
+    if (r->cfg->n_claim_headers)
+        drop_claim_headers(r);
     if (check_ip(r) != 0 || check_limits(r, r->route ? &r->route->limits : &r->cfg->limits) != 0)
         return;
     if (!r->route) {
@@ -285,6 +299,12 @@ void pc_req_respond_http_error(pc_req_t *r, int rc)
 
 int pc_req_block(pc_req_t *r, pc_reply_e reply, const char *blocked_by, const char *detail)
 {
+    return pc_req_block_as(r, reply, NULL, blocked_by, detail, NULL, PC_STR_NULL);
+}
+
+int pc_req_block_as(pc_req_t *r, pc_reply_e reply, const char *error, const char *blocked_by,
+                    const char *detail, const char *hname, pc_str_t hvalue)
+{
     if (r->route && r->route->dry_run) {
         if (r->nflags < PC_REQ_FLAGS_MAX) {
             r->flags[r->nflags].reason = blocked_by;
@@ -294,7 +314,9 @@ int pc_req_block(pc_req_t *r, pc_reply_e reply, const char *blocked_by, const ch
         }
         return 0;
     }
-    pc_req_respond(r, reply, detail);
+    if (hname && pc_req_add_response_header(r, hname, hvalue) != 0)
+        reply = PC_REPLY_internal_error;
+    pc_req_respond_as(r, reply, error, detail);
     r->blocked_by = blocked_by;
     return -1;
 }

@@ -108,6 +108,7 @@ struct pc_req_s {
     char *req_extra;
     uint32_t req_extra_len, req_extra_cap;
     const char *user; /* who the client is (the access log's user), or NULL */
+    struct json_t *jwt_claims; /* the verified token's claims (a reference), or NULL */
 
     /* outcome */
     int status;         /* status sent (or to be sent) to the client */
@@ -163,6 +164,11 @@ void pc_req_respond_as(pc_req_t *r, pc_reply_e reason, const char *error, const 
  * what would have happened is recorded for the security log and metrics and
  * the request goes on (returns 0). */
 int pc_req_block(pc_req_t *r, pc_reply_e reply, const char *blocked_by, const char *detail);
+
+/* pc_req_block with the JSON body's "error" (NULL: the reply's name) and
+ * one more header on the reply (hname NULL: none). */
+int pc_req_block_as(pc_req_t *r, pc_reply_e reply, const char *error, const char *blocked_by,
+                    const char *detail, const char *hname, pc_str_t hvalue);
 
 /* Adds a header line to the response, proxied or local (Name: value).
  * 0, or -1 when out of memory. */

@@ -17,6 +17,7 @@
 
 #include "admin.h"
 #include "health.h"
+#include "jwt.h"
 #include "metrics.h"
 #include "tls.h"
 #include "worker.h"
@@ -96,6 +97,8 @@ static uint16_t addr_port(const pc_sockaddr_t *a)
  * server is down). */
 static int bind_runtime(pc_config_t *cfg)
 {
+    if (pc_jwt_bind(cfg) != 0)
+        return -1;
     for (size_t i = 0; i < cfg->n_routes; i++)
         cfg->routes[i].metric_id = pc_metrics_name_id(PC_NAMES_ROUTE, cfg->routes[i].name);
     for (size_t u = 0; u < cfg->n_upstreams; u++) {
@@ -426,5 +429,6 @@ out_logs:
     pc_connlimit_free(s.per_ip);
     pc_config_unref(s.cfg); /* the latest, after reloads */
     pc_health_free_all();
+    pc_jwt_free_all();
     return rc;
 }

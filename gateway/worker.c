@@ -16,6 +16,7 @@
 
 #include "buf.h"
 #include "conn.h"
+#include "jwt.h"
 #include "server.h"
 
 #define ACCEPT_BATCH 64
@@ -491,6 +492,7 @@ static void *worker_main(void *arg)
     pc_worker_t *w = arg;
     uint64_t one = 1;
     event_base_dispatch(w->base);
+    pc_jwt_thread_done();
     pc_logbuf_flush(&w->access);
     pc_logbuf_flush(&w->security);
     if (write(w->srv->done_fd, &one, sizeof(one)) != sizeof(one))

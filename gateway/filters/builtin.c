@@ -3,11 +3,12 @@
  */
 #include "builtin.h"
 
+#include "../jwt.h"
 #include "../plugin.h"
 #include "cors.h"
 #include "test.h"
 
-/* Room for every built-in filter a route can have (cors, the test filter)
+/* Room for every built-in filter a route can have (cors, jwt, the test filter)
  * and one per plugin: raise it with each new built-in. */
 #define BUILTIN_MAX 8
 
@@ -18,7 +19,9 @@ int pc_builtin_chain(pc_cctx_t *c, pc_route_conf_t *r)
     if (!f)
         return -1;
     if (r->cors_policy)
-        f[n++] = (pc_filter_t){&pc_cors_filter_ops, r->cors_policy};
+        f[n++] = (pc_filter_t){&pc_cors_filter_ops, r->cors_policy}; /* preflights need no token */
+    if (r->auth && r->auth->provider)
+        f[n++] = (pc_filter_t){&pc_jwt_filter_ops, r->auth};
 #ifdef PC_TESTING
     if (r->test_suspend || r->test_respond)
         f[n++] = (pc_filter_t){&pc_test_filter_ops, r};

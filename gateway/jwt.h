@@ -1,0 +1,69 @@
+/*
+ * jwt.h — JWT authentication: providers (configuration), the `auth` filter
+ * of a route, the verified-token cache, key sources and the revocation list.
+ *
+ * Where keys come from:
+ *   jwks_file / secret   parsed with the configuration (so `-t` and a
+ *                        reload see every problem); immutable with the
+ *                        snapshot; SIGHUP re-reads the file.
+ *   jwks_url             a key source (jwks.c) shared by every snapshot
+ *                        that names the same URL, so a reload keeps the
+ *                        keys it has; fetched by the control thread every
+ *                        jwks_refresh, and at once (at most once a minute)
+ *                        when a token names a kid the set lacks. A failed
+ *                        fetch keeps the last good set.
+ *
+ * On the request path nothing blocks and nothing is parsed twice: a token
+ * seen before (same bytes, same provider, same key generation, within
+ * cache_ttl and its own exp) costs a hash lookup in this worker's cache;
+ * otherwise its signature is checked with the cached OpenSSL keys
+ * (jose.c). Claims are checked every time (time-dependent ones against
+ * the loop's clock), and so is the revocation list when it changed.
+ */
+#ifndef PC_JWT_H
+#define PC_JWT_H
+
+#include <stdint.h>
+
+#include "config_int.h"
+#include "filter.h"
+
+/* ---- configuration (called by config_schema.c) ---- */
+
+/* The schema's check of one jwt.providers entry: key sources, algorithms,
+ * forwarded header names; loads jwks_file / secret. */
+void pc_jwt_check_provider(pc_cctx_t *c, const pc_ynode_t *node, void *obj);
+/* After the providers: the union of forward_claims headers. */
+void pc_jwt_finish(pc_cctx_t *c, const pc_ynode_t *root);
+/* Resolves a route's auth.jwt (reports unknown names). */
+void pc_jwt_resolve_route(pc_cctx_t *c, pc_route_conf_t *r, const pc_ynode_t *rn);
+/* Releases what providers hold (with the snapshot). */
+void pc_jwt_release(pc_config_t *cfg);
+
+extern const pc_filter_ops_t pc_jwt_filter_ops;
+
+/* ---- runtime ---- */
+
+/* Binds each jwks_url provider to its shared key source (main thread,
+ * before the snapshot is published). 0, or -1 when out of memory. */
+int pc_jwt_bind(pc_config_t *cfg);
+/* At exit: frees the key sources and the revocation list. */
+void pc_jwt_free_all(void);
+/* A worker thread's end: frees its token cache. */
+void pc_jwt_thread_done(void);
+
+/* ---- revocation (in process; mirrored to Redis when configured) ---- */
+
+#define PC_JTI_MAX 256
+/* Adds jti until exp (unix seconds). 0, or -1 when the list is full or
+ * out of memory. */
+int pc_revoke_add(const char *jti, size_t n, int64_t exp);
+/* 1 when jti is on the list (and not past its exp). */
+int pc_revoke_has(const char *jti, size_t n);
+/* Bumped by every change: a cached "not revoked" is good while it stays. */
+uint64_t pc_revoke_generation(void);
+/* Drops entries past their exp (control thread, now and then). */
+void pc_revoke_expire(int64_t now);
+size_t pc_revoke_count(void);
+
+#endif
