@@ -384,7 +384,7 @@ static const pc_ckey_t provider_keys[] = {
     STR("jwks_url", pc_jwt_provider_conf_t, jwks_url, NULL, "an http:// or https:// URL"),
     STR("jwks_ca", pc_jwt_provider_conf_t, jwks_ca, NULL, "a CA bundle file (PEM)"),
     STR("secret", pc_jwt_provider_conf_t, secret, NULL, "a shared secret (HS256/384/512)"),
-    NUM("jwks_refresh", PC_CT_DURATION, pc_jwt_provider_conf_t, jwks_refresh, "10m", 10 * SEC,
+    NUM("jwks_refresh", PC_CT_DURATION, pc_jwt_provider_conf_t, jwks_refresh, "10m", 1 * SEC,
         24 * HOUR, "a duration"),
     NUM("leeway", PC_CT_DURATION, pc_jwt_provider_conf_t, leeway, "30s", 0, 600 * SEC,
         "a duration"),

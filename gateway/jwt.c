@@ -639,3 +639,16 @@ void pc_jwt_free_all(void)
     pc_jwks_free_all();
     pc_revoke_expire(INT64_MAX);
 }
+
+const char *pc_jwt_claim_text(pc_req_t *r, const char *name)
+{
+    json_t *v = r->jwt_claims ? json_object_get(r->jwt_claims, name) : NULL;
+    char buf[40];
+    const char *t = v ? scalar_text(v, buf, sizeof(buf)) : NULL;
+    if (t)
+        return pc_arena_strndup(&r->arena, t, strlen(t));
+    char *js = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    const char *out = js ? pc_arena_strndup(&r->arena, js, strlen(js)) : NULL;
+    free(js);
+    return out;
+}

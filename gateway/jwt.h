@@ -42,6 +42,11 @@ void pc_jwt_release(pc_config_t *cfg);
 
 extern const pc_filter_ops_t pc_jwt_filter_ops;
 
+/* A claim of the request's verified token as text (in r's arena): strings
+ * as they are, numbers and booleans written out, arrays and objects as
+ * compact JSON. NULL when there is no verified token or no such claim. */
+const char *pc_jwt_claim_text(pc_req_t *r, const char *name);
+
 /* ---- runtime ---- */
 
 /* Binds each jwks_url provider to its shared key source (main thread,

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "jwt.h"
 #include "log.h"
 #include "request.h"
 #include "yaml.h"
@@ -166,9 +167,8 @@ static const char *request_id(portcullis_req_t *h)
 
 static const char *jwt_claim(portcullis_req_t *h, const char *claim)
 {
-    (void)h;
-    (void)claim;
-    return NULL; /* no JWT support yet */
+    pc_req_t *r = req_of(h);
+    return r && claim ? pc_jwt_claim_text(r, claim) : NULL;
 }
 
 /* ---- changing headers ---- */

@@ -119,7 +119,8 @@ static portcullis_rc_t on_headers(portcullis_req_t *r, const void *conf, void *s
     h->request_header_add(r, "X-Probe-Route", h->route_name(r));
     h->request_header_add(r, "X-Probe-Client", h->client_address(r));
     h->request_header_add(r, "X-Probe-Id", h->request_id(r));
-    h->request_header_add(r, "X-Probe-Jwt", h->jwt_claim(r, "sub") ? "some" : "none");
+    const char *jwt_sub = h->jwt_claim(r, "sub");
+    h->request_header_add(r, "X-Probe-Jwt", jwt_sub ? jwt_sub : "none");
     h->request_header_add(r, "X-Probe-Tags", c->tags);
     h->request_header_add(r, "X-Probe-Env", c->env);
     /* the second X-Dup the client sent, if any */

@@ -119,8 +119,11 @@ struct portcullis_host {
     const char *(*route_name)(portcullis_req_t *r);
     /* The request id (X-Request-Id as sent upstream and logged). */
     const char *(*request_id)(portcullis_req_t *r);
-    /* A claim of the request's verified JWT as text, or NULL. Always NULL
-     * until the gateway verifies JWTs (issue 7); call it anyway. */
+    /* A claim of the request's verified JWT as text (strings as they are,
+     * numbers and booleans written out, arrays and objects as compact
+     * JSON), or NULL when the route verified no token or there is no such
+     * claim. Plugins run after the built-in controls, so the token is
+     * verified by then. */
     const char *(*jwt_claim)(portcullis_req_t *r, const char *claim);
 
     /* ---- changing the request and the response ---- */
