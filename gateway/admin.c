@@ -27,6 +27,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "plugin.h"
+#include "revoke_redis.h"
 #include "server.h"
 #include "version.h"
 #include "worker.h"
@@ -233,8 +234,9 @@ static void metrics(pc_admin_t *a, struct evhttp_request *req)
     }
 
     help(b, "portcullis_redis_errors_total", "counter",
-         "Redis commands that failed or timed out (0 while no redis is configured).");
-    evbuffer_add_printf(b, "portcullis_redis_errors_total 0\n");
+         "Redis connections lost and commands that failed or timed out.");
+    evbuffer_add_printf(b, "portcullis_redis_errors_total %llu\n",
+                        (unsigned long long)pc_revoke_redis_errors());
 
     help(b, "portcullis_connections_active", "gauge", "Open client connections.");
     evbuffer_add_printf(b, "portcullis_connections_active %ld\n",
@@ -284,6 +286,10 @@ static void readyz(pc_admin_t *a, struct evhttp_request *req)
         evbuffer_add_printf(b, "%s\"upstream ", down ? "," : "");
         add_escaped(b, uc->name);
         evbuffer_add_printf(b, " has no healthy server\"");
+        down++;
+    }
+    if (a->cfg->redis && !pc_revoke_redis_connected()) {
+        evbuffer_add_printf(b, "%s\"redis not connected\"", down ? "," : "");
         down++;
     }
     if (!down) {
@@ -338,15 +344,28 @@ static void status(pc_admin_t *a, struct evhttp_request *req)
     }
     evbuffer_add(b, "},\"jwks\":", 9);
     pc_jwks_status(b, a->cfg);
-    evbuffer_add_printf(b, ",\"revoked_tokens\":%zu,\"redis\":{\"state\":\"not_configured\"}}\n",
-                        pc_revoke_count());
+    evbuffer_add_printf(b, ",\"revoked_tokens\":%zu,\"redis\":{\"state\":\"%s\"}}\n",
+                        pc_revoke_count(),
+                        !a->cfg->redis                ? "not_configured"
+                        : pc_revoke_redis_connected() ? "connected"
+                                                      : "disconnected");
     reply(req, 200, "OK", "application/json", b);
     evbuffer_free(b);
 }
 
 /* POST /admin/revoke {"jti":"...","exp":UNIX}: the token is refused until
  * exp (and a little after, for the providers' leeway). */
-static void admin_revoke(struct evhttp_request *req)
+static void revoke_done(struct evhttp_request *req, int ok)
+{
+    if (ok)
+        reply_json(req, 200, "OK", "{\"status\":\"revoked\"}");
+    else
+        reply_json(req, 503, "Service Unavailable",
+                   "{\"error\":\"redis_unavailable\",\"status\":503,"
+                   "\"detail\":\"revoked on this instance only\"}");
+}
+
+static void admin_revoke(struct evhttp_request *req, int redis)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
@@ -367,7 +386,11 @@ static void admin_revoke(struct evhttp_request *req)
     } else {
         pc_log(PC_LOG_INFO, "admin", "token %.64s revoked until %lld", jti,
                (long long)json_integer_value(exp));
-        reply_json(req, 200, "OK", "{\"status\":\"revoked\"}");
+        if (!redis)
+            revoke_done(req, 1);
+        else if (pc_revoke_redis_add(jti, n, (int64_t)json_integer_value(exp), req, revoke_done) !=
+                 0)
+            revoke_done(req, 0); /* answered when Redis answers, within redis.timeout */
     }
     json_decref(j);
 }
@@ -406,7 +429,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     }
     if (strcmp(path, "/admin/revoke") == 0) {
         if (m == EVHTTP_REQ_POST) {
-            admin_revoke(req);
+            admin_revoke(req, a->cfg->redis != NULL);
             return;
         }
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
@@ -615,6 +638,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     take_pending(a);
     run_checks(a);
     pc_jwks_tick(a->base, a->cfg);
+    pc_revoke_redis_tick(a->base, a->cfg->redis);
     if (++a->ticks % 100 == 0) /* every ~10 s; leeway is at most 10 min */
         pc_revoke_expire((int64_t)time(NULL) - 600);
 }
@@ -629,6 +653,7 @@ static void *admin_main(void *arg)
 static void admin_free(pc_admin_t *a)
 {
     pc_jwks_stop();
+    pc_revoke_redis_stop();
     while (a->probes) {
         probe_t *p = a->probes;
         a->probes = p->next;

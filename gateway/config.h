@@ -107,6 +107,14 @@ typedef struct pc_admin_conf_s {
     const char *token; /* NULL or empty: the /admin/ endpoints disabled */
 } pc_admin_conf_t;
 
+/* redis: shared state for every gateway instance (revocation list now,
+ * rate limits later). */
+typedef struct pc_redis_conf_s {
+    const char *address;
+    pc_sockaddr_t addr;
+    int64_t timeout; /* ms a command may take */
+} pc_redis_conf_t;
+
 typedef struct pc_upstream_conf_s {
     const char *name;
     PC_ARRAY(pc_server_conf_t, servers);
@@ -280,6 +288,7 @@ typedef struct pc_config_s {
     PC_ARRAY(pc_route_conf_t, routes);
     pc_logging_conf_t logging;
     pc_admin_conf_t *admin; /* NULL: no admin listener */
+    pc_redis_conf_t *redis; /* NULL: everything in process */
     pc_ip_rules_conf_t *ip_rules;
     PC_ARRAY(pc_cors_conf_t, cors);
     pc_sechdr_conf_t security_headers;

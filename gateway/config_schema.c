@@ -483,6 +483,24 @@ static const pc_ckey_t admin_keys[] = {
     END};
 static const pc_cschema_t admin_schema = {admin_keys, sizeof(pc_admin_conf_t), NULL};
 
+static int custom_redis_address(pc_cctx_t *c, const pc_ynode_t *node, void *dst)
+{
+    pc_redis_conf_t *r = dst;
+    pc_server_conf_t tmp;
+    if (custom_hostport(c, node, &tmp) != 0)
+        return -1;
+    r->address = tmp.address;
+    r->addr = tmp.addr;
+    return 0;
+}
+
+static const pc_ckey_t redis_keys[] = {
+    {"address", PC_CT_CUSTOM, PC_K_REQUIRED, 0, NULL, 0, 0, NULL, custom_redis_address, 0,
+     "an address (HOST:PORT)"},
+    NUM("timeout", PC_CT_DURATION, pc_redis_conf_t, timeout, "50ms", 1, 60 * SEC, "a duration"),
+    END};
+static const pc_cschema_t redis_schema = {redis_keys, sizeof(pc_redis_conf_t), NULL};
+
 static const pc_ckey_t plugin_keys[] = {
     {"path", PC_CT_STR, PC_K_REQUIRED, offsetof(pc_plugin_conf_t, path), NULL, 0, 0, NULL, NULL, 0,
      "a plugin file (.so)"},
@@ -514,6 +532,8 @@ static const pc_ckey_t root_keys[] = {
      "an admin section"},
     {"ip_rules", PC_CT_OPTIONAL, 0, offsetof(pc_config_t, ip_rules), NULL, 0, 0, &ip_rules_schema,
      NULL, 0, "an ip_rules section"},
+    {"redis", PC_CT_OPTIONAL, 0, offsetof(pc_config_t, redis), NULL, 0, 0, &redis_schema, NULL, 0,
+     "a redis section"},
     {"cors", PC_CT_NAMED, 0, offsetof(pc_config_t, cors), NULL, 0, 0, &cors_schema, NULL, 0,
      "a map of CORS policies"},
     {"security_headers", PC_CT_STRUCT, 0, offsetof(pc_config_t, security_headers), NULL, 0, 0,

@@ -7,6 +7,7 @@ jose_util (a second, independent implementation)."""
 import http.server
 import json
 import os
+import signal
 import ssl
 import subprocess
 import threading
@@ -399,3 +400,99 @@ def test_plugins_read_the_verified_claims(gateway, upstream, keys):
         plugins=[{"path": probe, "config": {}}])
     assert get(g, token("ES256", keys["p256"], claims(sub="carol"))).status == 200
     assert one(upstream.requests[-1], "X-Probe-Jwt") == "carol"
+
+
+class Redis:
+    """A real redis-server on an ephemeral loopback port, no persistence."""
+
+    def __init__(self, tmp_path):
+        self.port = free_port()
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                                      "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert poll(lambda: self.cmd("PING") == "PONG", timeout=10)
+
+    def cmd(self, *args):
+        """One command over RESP; returns a str, an int or None."""
+        import socket
+        try:
+            s = socket.create_connection(("127.0.0.1", self.port), timeout=2)
+        except OSError:
+            return None
+        with s:
+            s.sendall(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in
+                                                        (x.encode() for x in args)))
+            data = b""
+            while not data.endswith(b"\r\n"):
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        if data[:1] in (b"+", b"-"):
+            return data[1:].strip().decode()
+        if data[:1] == b":":
+            return int(data[1:])
+        if data[:1] == b"$":
+            return None if data.startswith(b"$-1") else data.split(b"\r\n")[1].decode()
+        return data.decode()
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+def test_revocation_shared_through_redis(gateway, upstream, keys, tmp_path):
+    redis = Redis(tmp_path)
+    try:
+        gws = []
+        for i in range(2):
+            port, admin = free_port(), free_port()
+            cfg = base_config(upstream.address, port,
+                              jwt={"providers": {"main": provider(jwks_file=keys["jwks_file"], revocation=True)}},
+                              redis={"address": "127.0.0.1:%d" % redis.port, "timeout": "200ms"},
+                              admin={"address": "127.0.0.1:%d" % admin, "token": "t0k"})
+            cfg["routes"] = [{"match": {"path_prefix": "/"}, "upstream": "app", "auth": {"jwt": "main"}}]
+            g = gateway(config=cfg, port=port)
+            g.admin = admin
+            g.cfg = cfg
+            gws.append(g)
+        a, b = gws
+        auth = [("Authorization", "Bearer t0k")]
+        for g in gws:
+            assert poll(lambda: request(g.admin, path="/readyz").status == 200)
+        exp = int(time.time()) + 300
+        tok = token("ES256", keys["p256"], claims(jti="shared-1", exp=exp))
+        assert get(a, tok).status == 200 and get(b, tok).status == 200
+        r = request(a.admin, "POST", "/admin/revoke", headers=auth, body=json.dumps({"jti": "shared-1", "exp": exp}).encode())
+        assert r.status == 200, r.body
+        assert get(a, tok).status == 403
+        assert poll(lambda: get(b, tok).status == 403, timeout=5)  # through the channel
+        assert 290 <= redis.cmd("TTL", "portcullis:revoked:shared-1") <= 300  # expires with the token
+        # an instance that starts later loads the list from the keys
+        port = free_port()
+        cfg = dict(a.cfg, listeners=[{"name": "http", "address": "127.0.0.1:%d" % port}], admin=None)
+        cfg.pop("admin")
+        c = gateway(config=cfg, port=port, name="late")
+        assert poll(lambda: get(c, tok).status == 403, timeout=5)
+        # Redis hangs: the admin request waits at most redis.timeout
+        redis.proc.send_signal(signal.SIGSTOP)
+        try:
+            r = request(a.admin, "POST", "/admin/revoke", headers=auth,
+                        body=json.dumps({"jti": "hang-3", "exp": exp}).encode())
+            assert r.status == 503 and r.json()["error"] == "redis_unavailable"
+        finally:
+            redis.proc.send_signal(signal.SIGCONT)
+        t3 = token("ES256", keys["p256"], claims(jti="hang-3", exp=exp))
+        assert poll(lambda: get(b, t3).status == 403, timeout=5)  # published once Redis woke up
+        # Redis gone: revoking still works on this instance, and says it is not shared
+        redis.stop()
+        t2 = token("ES256", keys["p256"], claims(jti="local-2", exp=exp))
+        r = request(a.admin, "POST", "/admin/revoke", headers=auth, body=json.dumps({"jti": "local-2", "exp": exp}).encode())
+        assert r.status == 503 and r.json()["error"] == "redis_unavailable"
+        assert get(a, t2).status == 403 and get(b, t2).status == 200
+        assert poll(lambda: request(a.admin, path="/readyz").status == 503)
+        assert "redis not connected" in request(a.admin, path="/readyz").body.decode()
+        assert get(b, tok).status == 403  # what was learnt stays
+    finally:
+        if redis.proc.poll() is None:
+            redis.stop()
