@@ -14,7 +14,6 @@
 #include "http1.h"
 #include "jose.h"
 #include "jwks.h"
-#include "log.h"
 #include "request.h"
 #include "worker.h"
 
@@ -493,12 +492,9 @@ static pc_filter_rc_e verify(pc_req_t *r, const pc_jwt_provider_conf_t *p, pc_st
     pc_keyset_t *ks = p->keys;
     if (!ks) {
         ks = pc_jwks_src_keys(p->src, &gen);
-        if (!ks) {
-            pc_log(PC_LOG_WARN, "jwt", "provider %s: no key set loaded yet from %s", p->name,
-                   p->jwks_url);
+        if (!ks) /* the control thread logs why */
             return refuse(r, PC_REPLY_service_unavailable, "jwks_unavailable",
                           "JWKS unavailable");
-        }
     }
     pc_jws_t j;
     pc_jws_rc_e rc = pc_jws_verify(tok.p, tok.n, ks, p->alg_mask, &j);

@@ -128,7 +128,7 @@ static void drop_claim_headers(pc_req_t *r)
 {
     for (uint32_t i = 0; i < r->http.nheaders; i++) {
         pc_http_header_t *f = &r->http.headers[i];
-        for (size_t k = 0; f->id == PC_HDR_OTHER && k < r->cfg->n_claim_headers; k++)
+        for (size_t k = 0; k < r->cfg->n_claim_headers; k++)
             if (pc_str_ieq(f->name, r->cfg->claim_headers[k]))
                 f->flags |= PC_HDR_F_DROP;
     }
