@@ -496,3 +496,30 @@ def test_revocation_shared_through_redis(gateway, upstream, keys, tmp_path):
     finally:
         if redis.proc.poll() is None:
             redis.stop()
+
+
+def test_sighup_rereads_the_jwks_file(gateway, upstream, keys, tmp_path):
+    path = str(tmp_path / "rotating.jwks.json")
+    with open(path, "w") as f:
+        json.dump(jwks(keys["rsa"]), f)
+    admin = free_port()
+    g = start(gateway, upstream, {"main": provider(jwks_file=path)},
+              admin={"address": "127.0.0.1:%d" % admin})
+    a, b = token("RS256", keys["rsa"], claims()), token("ES256", keys["p256"], claims())
+    assert get(g, a).status == 200 and get(g, b).status == 401
+    with open(path, "w") as f:
+        json.dump(jwks(keys["p256"]), f)
+    g.send_signal(signal.SIGHUP)
+    assert poll(lambda: "configuration 2 in effect" in g.stderr())
+    assert get(g, b).status == 200
+    assert_401(get(g, a), "unknown key id")  # the cache does not outlive a reload
+    # a file that no longer parses: the reload is refused and the keys stay
+    with open(path, "w") as f:
+        f.write('{"keys": [')
+    g.send_signal(signal.SIGHUP)
+    assert poll(lambda: "configuration 2 stays in effect" in g.stderr())
+    assert "not JSON" in g.stderr()
+    assert get(g, b).status == 200
+    # every refusal is counted as a JWT block
+    m = request(admin, path="/metrics").body.decode()
+    assert 'portcullis_blocked_total{reason="jwt"} 2' in m, [l for l in m.splitlines() if "blocked" in l]
