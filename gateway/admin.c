@@ -27,7 +27,10 @@
 #include "log.h"
 #include "metrics.h"
 #include "plugin.h"
+#include "ratelimit.h"
+#include "request.h"
 #include "revoke_redis.h"
+#include "rl_redis.h"
 #include "server.h"
 #include "version.h"
 #include "worker.h"
@@ -127,6 +130,18 @@ static int authorized(const pc_admin_t *a, struct evhttp_request *req)
     SHA256((const unsigned char *)h + 7, strlen(h + 7), x);
     SHA256((const unsigned char *)tok, strlen(tok), y);
     return CRYPTO_memcmp(x, y, sizeof(x)) == 0;
+}
+
+/* Redis is configured and answering: the control thread's connection
+ * (revocation list) and every worker's (rate limits) that has one. */
+static int redis_ok(const pc_admin_t *a)
+{
+    if (!pc_revoke_redis_connected())
+        return 0;
+    for (unsigned w = 0; w < a->srv->nworkers; w++)
+        if (__atomic_load_n(&a->srv->workers[w].redis_state, __ATOMIC_RELAXED) == PC_REDIS_DOWN)
+            return 0;
+    return 1;
 }
 
 /* ---- /metrics ---- */
@@ -236,7 +251,7 @@ static void metrics(pc_admin_t *a, struct evhttp_request *req)
     help(b, "portcullis_redis_errors_total", "counter",
          "Redis connections lost and commands that failed or timed out.");
     evbuffer_add_printf(b, "portcullis_redis_errors_total %llu\n",
-                        (unsigned long long)pc_revoke_redis_errors());
+                        (unsigned long long)(pc_revoke_redis_errors() + pc_rl_redis_errors()));
 
     help(b, "portcullis_connections_active", "gauge", "Open client connections.");
     evbuffer_add_printf(b, "portcullis_connections_active %ld\n",
@@ -288,7 +303,7 @@ static void readyz(pc_admin_t *a, struct evhttp_request *req)
         evbuffer_add_printf(b, " has no healthy server\"");
         down++;
     }
-    if (a->cfg->redis && !pc_revoke_redis_connected()) {
+    if (a->cfg->redis && !redis_ok(a)) {
         evbuffer_add_printf(b, "%s\"redis not connected\"", down ? "," : "");
         down++;
     }
@@ -346,9 +361,9 @@ static void status(pc_admin_t *a, struct evhttp_request *req)
     pc_jwks_status(b, a->cfg);
     evbuffer_add_printf(b, ",\"revoked_tokens\":%zu,\"redis\":{\"state\":\"%s\"}}\n",
                         pc_revoke_count(),
-                        !a->cfg->redis                ? "not_configured"
-                        : pc_revoke_redis_connected() ? "connected"
-                                                      : "disconnected");
+                        !a->cfg->redis  ? "not_configured"
+                        : redis_ok(a)   ? "connected"
+                                        : "disconnected");
     reply(req, 200, "OK", "application/json", b);
     evbuffer_free(b);
 }
@@ -639,6 +654,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     run_checks(a);
     pc_jwks_tick(a->base, a->cfg);
     pc_revoke_redis_tick(a->base, a->cfg->redis);
+    pc_rl_local_sweep(pc_now_us());
     if (++a->ticks % 100 == 0) /* every ~10 s; leeway is at most 10 min */
         pc_revoke_expire((int64_t)time(NULL) - 600);
 }

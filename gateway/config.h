@@ -109,11 +109,37 @@ typedef struct pc_admin_conf_s {
 
 /* redis: shared state for every gateway instance (revocation list now,
  * rate limits later). */
+typedef enum { PC_FAIL_OPEN = 0, PC_FAIL_CLOSED, PC_FAIL_LOCAL } pc_on_failure_e;
+
 typedef struct pc_redis_conf_s {
     const char *address;
     pc_sockaddr_t addr;
-    int64_t timeout; /* ms a command may take */
+    int64_t timeout;    /* ms a command may take */
+    int64_t on_failure; /* pc_on_failure_e: what rate limits do while Redis is unusable */
 } pc_redis_conf_t;
+
+/* rate_limits.<name> (ratelimit.c). */
+typedef enum { PC_RLK_IP = 0, PC_RLK_CLAIM, PC_RLK_HEADER, PC_RLK_ROUTE } pc_rl_key_kind_e;
+#define PC_RL_KEY_PARTS 4
+
+typedef struct pc_rl_policy_conf_s {
+    const char *name;
+    const char *key;        /* as written: "ip", "claim:sub", "header:X-Api-Key", "ip+route" */
+    pc_rate_t rate;         /* count per period_ms */
+    int64_t burst;          /* requests allowed at once beyond the rate's count */
+    int64_t headers;        /* RateLimit fields on admitted responses too */
+    const char *on_failure; /* NULL: redis.on_failure */
+    /* derived */
+    struct {
+        uint8_t kind;   /* pc_rl_key_kind_e */
+        pc_str_t name;  /* claim or header name */
+    } parts[PC_RL_KEY_PARTS];
+    unsigned nparts;
+    int64_t fail_mode;   /* pc_on_failure_e, resolved */
+    int64_t interval_us; /* emission interval: period / count */
+    int64_t tau_us;      /* tolerance: (count + burst - 1) * interval */
+    uint32_t index;
+} pc_rl_policy_conf_t;
 
 typedef struct pc_upstream_conf_s {
     const char *name;
@@ -244,6 +270,8 @@ typedef struct pc_route_conf_s {
     const pc_sechdr_conf_t *security_headers; /* in effect: the global ones or the route's merge */
     int64_t dry_run;
     pc_route_auth_t *auth;            /* NULL: no authentication (auth: none or absent) */
+    PC_ARRAY(const char *, rate_limits); /* policy names */
+    const pc_rl_policy_conf_t **rl;      /* resolved, n_rate_limits of them */
     PC_ARRAY(const char *, plugins);  /* plugin names, run after the built-in controls */
     struct pc_plugin_s **plugin_refs; /* resolved, n_plugins of them */
     pc_chain_t chain;                 /* request filters, built once per snapshot */
@@ -295,6 +323,8 @@ typedef struct pc_config_s {
     pc_limits_conf_t scan_limits; /* head limits the parser applies: the largest of any route */
     PC_ARRAY(pc_plugin_conf_t, plugins); /* released (fini, dlclose) with the snapshot */
     PC_ARRAY(pc_jwt_provider_conf_t, jwt_providers);
+    PC_ARRAY(pc_rl_policy_conf_t, rate_limits);
+    PC_ARRAY(pc_str_t, health_paths); /* upstream health-check paths: never rate-limited */
     pc_str_t *claim_headers; /* every forward_claims header: client copies are dropped */
     size_t n_claim_headers;
 } pc_config_t;

@@ -16,6 +16,7 @@
 #include "jose.h"
 #include "jwt.h"
 #include "plugin.h"
+#include "ratelimit.h"
 #include "tls.h"
 
 #define KIB  ((int64_t)1 << 10)
@@ -442,6 +443,8 @@ static const pc_ckey_t route_keys[] = {
      "a list of plugin names"},
     {"auth", PC_CT_CUSTOM, 0, offsetof(pc_route_conf_t, auth), NULL, 0, 0, NULL, custom_auth, 0,
      "none or { jwt: PROVIDER, require: {...} }"},
+    {"rate_limits", PC_CT_LIST, 0, offsetof(pc_route_conf_t, rate_limits), NULL, 0, 0, &str_elem,
+     NULL, 0, "a list of rate-limit policy names"},
 #ifdef PC_TESTING
     NUM("test_suspend", PC_CT_DURATION, pc_route_conf_t, test_suspend, NULL, 0, HOUR, "a duration"),
     NUM("test_respond", PC_CT_INT, pc_route_conf_t, test_respond, NULL, 0, 599, "a status"),
@@ -483,6 +486,8 @@ static const pc_ckey_t admin_keys[] = {
     END};
 static const pc_cschema_t admin_schema = {admin_keys, sizeof(pc_admin_conf_t), NULL};
 
+static const char *const on_failure_names[] = {"fail_open", "fail_closed", "local", NULL};
+
 static int custom_redis_address(pc_cctx_t *c, const pc_ynode_t *node, void *dst)
 {
     pc_redis_conf_t *r = dst;
@@ -498,8 +503,23 @@ static const pc_ckey_t redis_keys[] = {
     {"address", PC_CT_CUSTOM, PC_K_REQUIRED, 0, NULL, 0, 0, NULL, custom_redis_address, 0,
      "an address (HOST:PORT)"},
     NUM("timeout", PC_CT_DURATION, pc_redis_conf_t, timeout, "50ms", 1, 60 * SEC, "a duration"),
+    {"on_failure", PC_CT_ENUM, 0, offsetof(pc_redis_conf_t, on_failure), "fail_open", 0, 0,
+     on_failure_names, NULL, 0, "a failure mode"},
     END};
 static const pc_cschema_t redis_schema = {redis_keys, sizeof(pc_redis_conf_t), NULL};
+
+static const pc_ckey_t rl_policy_keys[] = {
+    {"key", PC_CT_STR, PC_K_REQUIRED, offsetof(pc_rl_policy_conf_t, key), NULL, 0, 0, NULL, NULL, 0,
+     "ip, claim:NAME, header:NAME, route, or a +-joined combination"},
+    {"rate", PC_CT_RATE, PC_K_REQUIRED, offsetof(pc_rl_policy_conf_t, rate), NULL, 0, 0, NULL, NULL,
+     0, "a rate (N/DURATION, e.g. 100/15m)"},
+    NUM("burst", PC_CT_INT, pc_rl_policy_conf_t, burst, "0", 0, 1000000, "an integer"),
+    {"headers", PC_CT_BOOL, 0, offsetof(pc_rl_policy_conf_t, headers), "false", 0, 0, NULL, NULL, 0,
+     "a boolean"},
+    STR("on_failure", pc_rl_policy_conf_t, on_failure, NULL, "fail_open, fail_closed or local"),
+    END};
+static const pc_cschema_t rl_policy_schema = {rl_policy_keys, sizeof(pc_rl_policy_conf_t),
+                                              pc_rl_check_policy};
 
 static const pc_ckey_t plugin_keys[] = {
     {"path", PC_CT_STR, PC_K_REQUIRED, offsetof(pc_plugin_conf_t, path), NULL, 0, 0, NULL, NULL, 0,
@@ -541,6 +561,8 @@ static const pc_ckey_t root_keys[] = {
     {"plugins", PC_CT_LIST, 0, offsetof(pc_config_t, plugins), NULL, 0, 0, &plugin_elem, NULL, 0,
      "a list of plugins"},
     {"jwt", PC_CT_STRUCT, 0, 0, NULL, 0, 0, &jwt_schema, NULL, 0, "a jwt section"},
+    {"rate_limits", PC_CT_NAMED, 0, offsetof(pc_config_t, rate_limits), NULL, 0, 0,
+     &rl_policy_schema, NULL, 0, "a map of rate-limit policies"},
     /* handled before the walk (config.c apply_stage); listed so it is known */
     {"stages", PC_CT_CUSTOM, 0, 0, NULL, 0, 0, NULL, custom_handled_before, 0, "a map of stages"},
     END};
@@ -995,6 +1017,7 @@ static void finish_routes(pc_cctx_t *c, const pc_ynode_t *root)
         }
         pc_plugins_resolve(c, r, rn);
         pc_jwt_resolve_route(c, r, rn);
+        pc_rl_resolve_route(c, r, rn);
         if (pc_builtin_chain(c, r) != 0)
             pc_cfg_error(c, rn, "out of memory");
         pc_cfg_pop(c, m2);
@@ -1034,6 +1057,7 @@ void pc_cfg_finish(pc_cctx_t *c, const pc_ynode_t *root)
         pc_cfg_error(c, root, "out of memory");
     pc_plugins_load(c, root); /* before the routes that name them */
     pc_jwt_finish(c, root);
+    pc_rl_finish(c, root);
     finish_routes(c, root);
     if (pc_cidr_set_build(&cfg->trusted, c->pool, cfg->trusted_proxies, cfg->n_trusted_proxies) !=
         0)

@@ -3,7 +3,6 @@
  */
 #include "jwt.h"
 
-#include <openssl/rand.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,30 +209,6 @@ typedef struct {
 } centry_t;
 
 static __thread centry_t *cache;
-static uint64_t hash_seed;
-
-static void seed_once(void)
-{
-    if (RAND_bytes((unsigned char *)&hash_seed, sizeof(hash_seed)) != 1)
-        hash_seed = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ull;
-}
-
-/* A keyed 64-bit hash: entries are compared in full, so it only needs to
- * spread well and be unpredictable (no engineered collisions). */
-static uint64_t tok_hash(const char *p, size_t n)
-{
-    uint64_t h = hash_seed ^ (n * 0x9E3779B97F4A7C15ull);
-    for (; n >= 8; p += 8, n -= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = (h ^ w) * 0xff51afd7ed558ccdull;
-        h ^= h >> 29;
-    }
-    uint64_t w = 0;
-    memcpy(&w, p, n);
-    h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
-    return h ^ (h >> 32);
-}
 
 static void centry_clear(centry_t *e)
 {
@@ -541,9 +516,7 @@ static pc_filter_rc_e jwt_request(pc_req_t *r, const void *conf, void *state)
     int64_t now_ms = pc_worker_now_ms(r->w), now_s = now_ms / 1000;
     if (!cache && !(cache = calloc(CACHE_SLOTS, sizeof(*cache))))
         return PC_FILTER_ERROR;
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, seed_once);
-    uint64_t h = tok_hash(tok.p, tok.n), pid = provider_id(r, p);
+    uint64_t h = pc_hash_keyed(tok.p, tok.n), pid = provider_id(r, p);
     centry_t *e = &cache[h & (CACHE_SLOTS - 1)];
     int hit = e->tok && e->hash == h && e->provider == pid && e->len == tok.n &&
               memcmp(e->tok, tok.p, tok.n) == 0 && now_ms < e->until_ms &&

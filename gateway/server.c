@@ -18,6 +18,7 @@
 #include "admin.h"
 #include "health.h"
 #include "jwt.h"
+#include "ratelimit.h"
 #include "metrics.h"
 #include "tls.h"
 #include "worker.h"
@@ -430,5 +431,6 @@ out_logs:
     pc_config_unref(s.cfg); /* the latest, after reloads */
     pc_health_free_all();
     pc_jwt_free_all();
+    pc_rl_local_free();
     return rc;
 }

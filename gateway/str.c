@@ -3,6 +3,10 @@
  */
 #include "str.h"
 
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <time.h>
+
 int pc_str_ieq(pc_str_t a, pc_str_t b)
 {
     if (a.n != b.n)
@@ -86,6 +90,32 @@ size_t pc_u64_dec(uint64_t v, char *out)
     for (size_t i = 0; i < n; i++)
         out[i] = tmp[n - 1 - i];
     return n;
+}
+
+static uint64_t hash_seed;
+
+static void seed_once(void)
+{
+    if (RAND_bytes((unsigned char *)&hash_seed, sizeof(hash_seed)) != 1)
+        hash_seed = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ull;
+}
+
+uint64_t pc_hash_keyed(const void *data, size_t n)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, seed_once);
+    const unsigned char *p = data;
+    uint64_t h = hash_seed ^ (n * 0x9E3779B97F4A7C15ull);
+    for (; n >= 8; p += 8, n -= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 29;
+    }
+    uint64_t w = 0;
+    memcpy(&w, p, n);
+    h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+    return h ^ (h >> 32);
 }
 
 void pc_hex_encode(const unsigned char *in, size_t n, char *out)

@@ -77,6 +77,11 @@ const char *pc_suggest_best(const pc_suggest_t *s, unsigned max_dist);
  * length. The request path's replacement for snprintf("%llu"). */
 size_t pc_u64_dec(uint64_t v, char *out);
 
+/* A 64-bit hash keyed with a per-process random seed: for tables whose keys
+ * clients choose (token cache, rate-limit keys), so that nobody can aim
+ * collisions at one slot. Not cryptographic: compare keys in full. */
+uint64_t pc_hash_keyed(const void *p, size_t n);
+
 /* Writes the lowercase hex form of n bytes into out (2n chars, no NUL). */
 void pc_hex_encode(const unsigned char *in, size_t n, char *out);
 

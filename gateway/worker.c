@@ -17,6 +17,7 @@
 #include "buf.h"
 #include "conn.h"
 #include "jwt.h"
+#include "rl_redis.h"
 #include "server.h"
 
 #define ACCEPT_BATCH 64
@@ -351,6 +352,19 @@ static int swap_listens(pc_worker_t *w, const int *fds, size_t n)
 }
 
 /* Takes the configuration the main thread handed over, if any. */
+/* Rate limiting's Redis connection for cfg: connected before the first
+ * request needs it; replaced when a reload moves Redis (requests waiting
+ * on the old one apply on_failure). */
+static void redis_for(pc_worker_t *w, const pc_config_t *cfg)
+{
+    if (w->rl_redis && (!cfg->redis || !pc_rl_redis_matches(w->rl_redis, cfg->redis))) {
+        pc_rl_redis_free(w->rl_redis);
+        w->rl_redis = NULL;
+    }
+    if (!w->rl_redis && cfg->redis && cfg->n_rate_limits)
+        w->rl_redis = pc_rl_redis_new(w->base, cfg->redis, &w->redis_state);
+}
+
 static void take_pending(pc_worker_t *w)
 {
     pc_config_t *cfg = __atomic_load_n(&w->pending, __ATOMIC_ACQUIRE);
@@ -377,6 +391,7 @@ static void take_pending(pc_worker_t *w)
         return;
     }
     free(fds);
+    redis_for(w, cfg);
     pc_snap_t *old = w->snap;
     w->snap = s;
     if (old->inflight == 0) {
@@ -491,8 +506,11 @@ static void *worker_main(void *arg)
 {
     pc_worker_t *w = arg;
     uint64_t one = 1;
+    redis_for(w, w->snap->cfg);
     event_base_dispatch(w->base);
     pc_jwt_thread_done();
+    pc_rl_redis_free(w->rl_redis);
+    w->rl_redis = NULL;
     pc_logbuf_flush(&w->access);
     pc_logbuf_flush(&w->security);
     if (write(w->srv->done_fd, &one, sizeof(one)) != sizeof(one))

@@ -87,6 +87,9 @@ struct pc_worker_s {
 
     pc_metrics_t metrics; /* this worker's shard, read by the admin thread */
 
+    struct pc_rl_redis_s *rl_redis; /* rate limiting's Redis connection, made on first use */
+    int redis_state;                /* pc_redis_state_e, read by the admin thread (atomic) */
+
     uint64_t rng[2];
     time_t date_sec; /* cached Date header value */
     char date[32];

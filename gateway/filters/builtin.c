@@ -5,10 +5,11 @@
 
 #include "../jwt.h"
 #include "../plugin.h"
+#include "../ratelimit.h"
 #include "cors.h"
 #include "test.h"
 
-/* Room for every built-in filter a route can have (cors, jwt, the test filter)
+/* Room for every built-in filter a route can have (cors, jwt, ratelimit, the test filter)
  * and one per plugin: raise it with each new built-in. */
 #define BUILTIN_MAX 8
 
@@ -22,6 +23,8 @@ int pc_builtin_chain(pc_cctx_t *c, pc_route_conf_t *r)
         f[n++] = (pc_filter_t){&pc_cors_filter_ops, r->cors_policy}; /* preflights need no token */
     if (r->auth && r->auth->provider)
         f[n++] = (pc_filter_t){&pc_jwt_filter_ops, r->auth};
+    if (r->n_rate_limits) /* after jwt: claim keys need the verified token */
+        f[n++] = (pc_filter_t){&pc_rl_filter_ops, r};
 #ifdef PC_TESTING
     if (r->test_suspend || r->test_respond)
         f[n++] = (pc_filter_t){&pc_test_filter_ops, r};
