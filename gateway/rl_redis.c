@@ -61,7 +61,7 @@ struct pc_rl_op_s {
     void *arg;
     int64_t deadline_us;
     unsigned settled : 1;   /* done called, or cancelled */
-    unsigned probe : 1;     /* the PING of a new connection */
+    unsigned probe : 1;     /* the SCRIPT LOAD of a new connection */
     unsigned resent : 1;    /* sent again with EVAL after NOSCRIPT */
 };
 
@@ -217,14 +217,15 @@ static void reply_cb(redisAsyncContext *ac, void *reply, void *priv)
     (void)ac;
     if (op->probe) {
         if (!op->settled && c->ac && c->state == ST_PROBING) {
-            if (rep && rep->type == REDIS_REPLY_STATUS && strcmp(rep->str, "PONG") == 0) {
+            if (rep && rep->type == REDIS_REPLY_STRING && rep->len == 40 &&
+                memcmp(rep->str, sha_hex, 40) == 0) {
                 c->state = ST_UP;
                 c->fails = 0;
                 publish(c);
                 pc_log(PC_LOG_INFO, "redis", "rate limiting through %s", c->address);
                 arm(c);
             } else {
-                down(c, "no answer to PING");
+                down(c, "SCRIPT LOAD failed");
             }
         }
         unlink_op(op);
@@ -267,10 +268,12 @@ static void on_connect(const redisAsyncContext *ac, int status)
         down(c, "cannot connect");
         return;
     }
+    /* the probe loads the script: it proves Redis answers, and the
+     * EVALSHAs that follow find the script */
     pc_rl_op_t *op = calloc(1, sizeof(*op));
-    if (!op || redisAsyncCommand(c->ac, reply_cb, op, "PING") != REDIS_OK) {
+    if (!op || redisAsyncCommand(c->ac, reply_cb, op, "SCRIPT LOAD %s", pc_rl_script) != REDIS_OK) {
         free(op);
-        down(c, "cannot send PING");
+        down(c, "cannot send SCRIPT LOAD");
         return;
     }
     op->c = c;
@@ -317,7 +320,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     if (c->ops && c->ops->deadline_us <= now && c->state == ST_UP)
         down(c, "a command timed out");
     else if ((c->state == ST_CONNECTING || c->state == ST_PROBING) && c->deadline_us <= now)
-        down(c, c->state == ST_CONNECTING ? "connect timed out" : "no answer to PING");
+        down(c, c->state == ST_CONNECTING ? "connect timed out" : "no answer to SCRIPT LOAD");
     else if (c->state == ST_DOWN && c->retry_us <= now)
         connect_now(c);
     else

@@ -274,3 +274,74 @@ def request(port, method="GET", path="/", headers=None, body=b"", version="HTTP/
     data = send_raw(port, raw)
     resp, _ = parse_response(data, head_request=(method == "HEAD"))
     return resp
+
+
+def poll(fn, timeout=10.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        if fn():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+class Redis:
+    """A real redis-server on an ephemeral loopback port, no persistence."""
+
+    def __init__(self, tmp_path):
+        self.port = free_port()
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                                      "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert poll(lambda: self.cmd("PING") == "PONG", timeout=10)
+
+    def cmd(self, *args):
+        """One command over RESP; returns a str, an int or None."""
+        try:
+            s = socket.create_connection(("127.0.0.1", self.port), timeout=2)
+        except OSError:
+            return None
+        with s:
+            s.sendall(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in
+                                                        (x.encode() for x in args)))
+            data = b""
+            while not data.endswith(b"\r\n") or (data[:1] == b"$" and not data.startswith(b"$-1") and
+                                                   len(data) < data.index(b"\r\n") + 4 + int(data[1:data.index(b"\r\n")])):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        if data[:1] in (b"+", b"-"):
+            return data[1:].strip().decode()
+        if data[:1] == b":":
+            return int(data[1:])
+        if data[:1] == b"$":
+            if data.startswith(b"$-1"):
+                return None
+            head = data.index(b"\r\n")
+            return data[head + 2:head + 2 + int(data[1:head])].decode()
+        return data.decode()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    def restart(self, tmp_path):
+        """A new, empty server on the same port (no scripts loaded)."""
+        port = self.port
+        self.stop()
+        self.port = port
+        self.proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                                      "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert poll(lambda: self.cmd("PING") == "PONG", timeout=10)
+
+
+@pytest.fixture
+def redis(tmp_path):
+    r = Redis(tmp_path)
+    yield r
+    if r.proc.poll() is None:
+        r.stop()

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import BUILD, base_config, free_port, request
+from conftest import BUILD, Redis, base_config, free_port, poll, request
 from jose_util import Key, b64u, jwks, token, unsigned
 
 ISS = "https://issuer.test/"
@@ -270,15 +270,6 @@ class JwksServer:
         return "%s://127.0.0.1:%d/jwks.json" % (scheme, self.port)
 
 
-def poll(fn, timeout=10.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if fn():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def test_jwks_url_rotation_by_refresh(gateway, upstream, keys):
     srv = JwksServer(jwks(keys["rsa"])).start()
     try:
@@ -400,45 +391,6 @@ def test_plugins_read_the_verified_claims(gateway, upstream, keys):
         plugins=[{"path": probe, "config": {}}])
     assert get(g, token("ES256", keys["p256"], claims(sub="carol"))).status == 200
     assert one(upstream.requests[-1], "X-Probe-Jwt") == "carol"
-
-
-class Redis:
-    """A real redis-server on an ephemeral loopback port, no persistence."""
-
-    def __init__(self, tmp_path):
-        self.port = free_port()
-        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                                      "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        assert poll(lambda: self.cmd("PING") == "PONG", timeout=10)
-
-    def cmd(self, *args):
-        """One command over RESP; returns a str, an int or None."""
-        import socket
-        try:
-            s = socket.create_connection(("127.0.0.1", self.port), timeout=2)
-        except OSError:
-            return None
-        with s:
-            s.sendall(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in
-                                                        (x.encode() for x in args)))
-            data = b""
-            while not data.endswith(b"\r\n"):
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-        if data[:1] in (b"+", b"-"):
-            return data[1:].strip().decode()
-        if data[:1] == b":":
-            return int(data[1:])
-        if data[:1] == b"$":
-            return None if data.startswith(b"$-1") else data.split(b"\r\n")[1].decode()
-        return data.decode()
-
-    def stop(self):
-        self.proc.kill()
-        self.proc.wait(timeout=10)
 
 
 def test_revocation_shared_through_redis(gateway, upstream, keys, tmp_path):
