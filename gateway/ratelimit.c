@@ -166,6 +166,7 @@ typedef struct {
     pthread_mutex_t lock;
     lentry_t **b; /* SHARD_BUCKETS chains, allocated on first use */
     size_t n;
+    int64_t full_sweep_at; /* when a full shard last swept itself */
     char pad[64 - sizeof(pthread_mutex_t) % 64];
 } shard_t;
 
@@ -277,7 +278,12 @@ int pc_rl_local_decide(pc_rl_decision_t *d, int64_t now)
         }
         shard_t *s = &shards[h[i] % SHARDS];
         if (s->n >= SHARD_MAX) {
-            shard_sweep(s, now);
+            /* a sweep walks the whole shard: at most every 100 ms, so keys
+             * made up to fill the store cannot make every request pay it */
+            if (now - s->full_sweep_at >= 100000) {
+                s->full_sweep_at = now;
+                shard_sweep(s, now);
+            }
             if (s->n >= SHARD_MAX)
                 shard_evict(s, (h[i] / SHARDS) % SHARD_BUCKETS);
             slot[i] = find(s, h[i], d->items[i].key, d->items[i].key_len);
