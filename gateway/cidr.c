@@ -161,8 +161,19 @@ size_t pc_ip_format(pc_ip_t ip, char *out)
 {
     unsigned char b[16];
     to_bytes(ip, b);
-    if (is_v4_mapped(ip))
-        return (size_t)snprintf(out, 46, "%u.%u.%u.%u", b[12], b[13], b[14], b[15]);
+    if (is_v4_mapped(ip)) { /* by hand: every request logs (and may count) its address */
+        size_t n = 0;
+        for (int i = 12; i < 16; i++) {
+            unsigned v = b[i];
+            if (v >= 100)
+                out[n++] = (char)('0' + v / 100);
+            if (v >= 10)
+                out[n++] = (char)('0' + v / 10 % 10);
+            out[n++] = (char)('0' + v % 10);
+            out[n++] = i < 15 ? '.' : '\0';
+        }
+        return n - 1;
+    }
     if (!inet_ntop(AF_INET6, b, out, 46))
         out[0] = '\0';
     return strlen(out);

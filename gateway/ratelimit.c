@@ -362,7 +362,7 @@ static void key_put(pc_rl_item_t *it, const void *p, size_t n, int *over)
 static void build_key(pc_req_t *r, const pc_rl_policy_conf_t *p, pc_rl_item_t *it)
 {
     char ip[48];
-    size_t ipn = pc_ip_format(r->client_ip, ip);
+    size_t ipn = 0;
     int over = 0, fallback = 0;
     char big[PC_RL_KEY_MAX * 2];
     pc_rl_item_t *out = it;
@@ -375,6 +375,8 @@ static void build_key(pc_req_t *r, const pc_rl_policy_conf_t *p, pc_rl_item_t *i
         pc_str_t v = PC_STR_NULL;
         switch (p->parts[i].kind) {
         case PC_RLK_IP:
+            if (!ipn)
+                ipn = pc_ip_format(r->client_ip, ip);
             v = pc_str_make(ip, ipn);
             break;
         case PC_RLK_ROUTE:
@@ -408,6 +410,8 @@ static void build_key(pc_req_t *r, const pc_rl_policy_conf_t *p, pc_rl_item_t *i
         key_put(it, v.p, v.n, &over);
     }
     if (fallback) {
+        if (!ipn)
+            ipn = pc_ip_format(r->client_ip, ip);
         it->key_len = 0;
         key_put(it, p->name, strlen(p->name), &over);
         key_put(it, "\x1f" "i", 2, &over);
@@ -421,9 +425,12 @@ static void build_key(pc_req_t *r, const pc_rl_policy_conf_t *p, pc_rl_item_t *i
 
 /* ---- the filter ---- */
 
+/* Per request: only what a Redis decision in flight needs (a local
+ * decision lives on the stack; zeroing kilobytes per request would cost
+ * more than the decision). */
 typedef struct {
-    pc_rl_decision_t d;
-    pc_rl_op_t *op; /* a Redis decision in flight */
+    pc_rl_decision_t *d; /* in the arena, while Redis decides */
+    pc_rl_op_t *op;
     pc_req_t *r;
 } rl_state_t;
 
@@ -526,21 +533,23 @@ static void redis_done(void *arg, int ok)
     rl_state_t *st = arg;
     pc_req_t *r = st->r;
     st->op = NULL;
-    pc_req_resume(r, ok ? apply(r, &st->d) : on_failure(r, &st->d));
+    pc_req_resume(r, ok ? apply(r, st->d) : on_failure(r, st->d));
 }
 
 static pc_filter_rc_e rl_request(pc_req_t *r, const void *conf, void *state)
 {
     const pc_route_conf_t *route = conf;
     rl_state_t *st = state;
-    pc_rl_decision_t *d = &st->d;
+    const pc_redis_conf_t *rc = r->cfg->redis;
+    pc_rl_decision_t local, *d = &local;
     if (is_health_path(r))
         return PC_FILTER_CONTINUE;
+    if (rc && !(d = pc_arena_alloc(&r->arena, sizeof(*d))))
+        return PC_FILTER_ERROR;
     d->n = 0;
     for (size_t i = 0; i < route->n_rate_limits; i++)
         if (route->rl[i])
             build_key(r, route->rl[i], &d->items[d->n++]);
-    const pc_redis_conf_t *rc = r->cfg->redis;
     if (!rc) {
         if (pc_rl_local_decide(d, pc_now_us()) != 0)
             return PC_FILTER_ERROR;
@@ -550,6 +559,7 @@ static pc_filter_rc_e rl_request(pc_req_t *r, const void *conf, void *state)
     if (!w->rl_redis) /* a reload that moves Redis drops the old one (worker.c) */
         w->rl_redis = pc_rl_redis_new(w->base, rc, &w->redis_state);
     st->r = r;
+    st->d = d;
     if (w->rl_redis && pc_rl_redis_matches(w->rl_redis, rc) && pc_rl_redis_usable(w->rl_redis) &&
         (st->op = pc_rl_redis_decide(w->rl_redis, d, redis_done, st)) != NULL)
         return PC_FILTER_SUSPEND;

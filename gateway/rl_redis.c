@@ -180,33 +180,49 @@ static void down(pc_rl_redis_t *c, const char *why)
 
 static void reply_cb(redisAsyncContext *ac, void *reply, void *priv);
 
+/* Appends one RESP bulk string. */
+static void resp_arg(pc_wbuf_t *o, const char *p, size_t n)
+{
+    pc_wb_put(o, "$", 1);
+    pc_wb_u64(o, n);
+    pc_wb_put(o, "\r\n", 2);
+    pc_wb_put(o, p, n);
+    pc_wb_put(o, "\r\n", 2);
+}
+
+/* EVALSHA (or EVAL) with the decision's keys and arguments, written in RESP
+ * here: hiredis's own formatting costs more than the rest of the request. */
 static int send_op(pc_rl_redis_t *c, pc_rl_op_t *op, int eval)
 {
     const pc_rl_decision_t *d = op->d;
-    const char *argv[3 + 3 * PC_RL_MAX_POLICIES];
-    size_t lens[3 + 3 * PC_RL_MAX_POLICIES];
-    char keys[PC_RL_MAX_POLICIES][PC_RL_KEY_MAX + sizeof(KEY_PREFIX)];
-    char nums[2 * PC_RL_MAX_POLICIES][24], nk[8];
-    int argc = 0;
-    argv[argc] = eval ? "EVAL" : "EVALSHA";
-    lens[argc++] = eval ? 4 : 7;
-    argv[argc] = eval ? pc_rl_script : sha_hex;
-    lens[argc++] = eval ? strlen(pc_rl_script) : 40;
-    lens[argc] = pc_u64_dec(d->n, nk);
-    argv[argc++] = nk;
+    char buf[sizeof(pc_rl_script) + PC_RL_MAX_POLICIES * (PC_RL_KEY_MAX + 96) + 128], num[24];
+    pc_wbuf_t o = {buf, 0, sizeof(buf)};
+    pc_wb_put(&o, "*", 1);
+    pc_wb_u64(&o, 3 + 3 * d->n);
+    pc_wb_put(&o, "\r\n", 2);
+    if (eval) {
+        resp_arg(&o, "EVAL", 4);
+        resp_arg(&o, pc_rl_script, sizeof(pc_rl_script) - 1);
+    } else {
+        resp_arg(&o, "EVALSHA", 7);
+        resp_arg(&o, sha_hex, 40);
+    }
+    resp_arg(&o, num, pc_u64_dec(d->n, num));
     for (unsigned i = 0; i < d->n; i++) {
-        memcpy(keys[i], KEY_PREFIX, sizeof(KEY_PREFIX) - 1);
-        memcpy(keys[i] + sizeof(KEY_PREFIX) - 1, d->items[i].key, d->items[i].key_len);
-        argv[argc] = keys[i];
-        lens[argc++] = sizeof(KEY_PREFIX) - 1 + d->items[i].key_len;
+        size_t n = sizeof(KEY_PREFIX) - 1 + d->items[i].key_len;
+        pc_wb_put(&o, "$", 1);
+        pc_wb_u64(&o, n);
+        pc_wb_put(&o, "\r\n" KEY_PREFIX, 2 + sizeof(KEY_PREFIX) - 1);
+        pc_wb_put(&o, d->items[i].key, d->items[i].key_len);
+        pc_wb_put(&o, "\r\n", 2);
     }
     for (unsigned i = 0; i < d->n; i++) {
-        lens[argc] = pc_u64_dec((uint64_t)d->items[i].policy->interval_us, nums[2 * i]);
-        argv[argc++] = nums[2 * i];
-        lens[argc] = pc_u64_dec((uint64_t)d->items[i].policy->tau_us, nums[2 * i + 1]);
-        argv[argc++] = nums[2 * i + 1];
+        resp_arg(&o, num, pc_u64_dec((uint64_t)d->items[i].policy->interval_us, num));
+        resp_arg(&o, num, pc_u64_dec((uint64_t)d->items[i].policy->tau_us, num));
     }
-    return redisAsyncCommandArgv(c->ac, reply_cb, op, argc, argv, lens) == REDIS_OK ? 0 : -1;
+    if (!pc_wb_ok(&o))
+        return -1;
+    return redisAsyncFormattedCommand(c->ac, reply_cb, op, buf, o.n) == REDIS_OK ? 0 : -1;
 }
 
 static void reply_cb(redisAsyncContext *ac, void *reply, void *priv)

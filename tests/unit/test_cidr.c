@@ -23,6 +23,12 @@ TEST(parse)
     CHECK(pc_ip_parse("1.2.3.4", 7, &v) == 0);
     pc_ip_format(v, out);
     CHECK_EQ_STR(out, "1.2.3.4");
+    static const char *const v4[] = {"0.0.0.0", "255.255.255.255", "10.100.9.199", "100.0.10.1"};
+    for (size_t i = 0; i < 4; i++) {
+        CHECK(pc_ip_parse(v4[i], strlen(v4[i]), &v) == 0);
+        CHECK_EQ_INT(pc_ip_format(v, out), strlen(v4[i]));
+        CHECK_EQ_STR(out, v4[i]);
+    }
     CHECK(pc_ip_parse("2001:db8::1", 11, &v) == 0);
     pc_ip_format(v, out);
     CHECK_EQ_STR(out, "2001:db8::1");
