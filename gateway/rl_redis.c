@@ -30,26 +30,25 @@
  */
 const char pc_rl_script[] =
     "local t = redis.call('TIME')\n"
-    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
-    "local tat, retry = {}, 0\n"
+    "local now = t[1] * 1000000 + t[2]\n"
+    "local v, retry = {}, 0\n"
     "for i = 1, #KEYS do\n"
-    "  local v = tonumber(redis.call('GET', KEYS[i]))\n"
-    "  if v == nil or v < now then v = now end\n"
-    "  tat[i] = v\n"
-    "  local over = v - now - tonumber(ARGV[2 * i])\n"
+    "  local x = tonumber(redis.call('GET', KEYS[i])) or now\n"
+    "  if x < now then x = now end\n"
+    "  v[i] = x\n"
+    "  local over = x - now - ARGV[2 * i]\n"
     "  if over > retry then retry = over end\n"
     "end\n"
-    "local out = {retry > 0 and 0 or 1, retry}\n"
-    "for i = 1, #KEYS do\n"
-    "  local v = tat[i]\n"
-    "  if retry == 0 then\n"
-    "    v = v + tonumber(ARGV[2 * i - 1])\n"
-    "    redis.call('SET', KEYS[i], string.format('%.0f', v), 'PX',\n"
-    "               math.floor((v - now) / 1000) + 1)\n"
-    "  end\n"
-    "  out[i + 2] = v - now\n"
+    "if retry > 0 then\n"
+    "  for i = 1, #KEYS do v[i] = v[i] - now end\n"
+    "  return {0, retry, unpack(v)}\n"
     "end\n"
-    "return out\n";
+    "for i = 1, #KEYS do\n"
+    "  local x = v[i] + ARGV[2 * i - 1]\n"
+    "  redis.call('SET', KEYS[i], string.format('%.0f', x), 'PX', math.floor((x - now) / 1000) + 1)\n"
+    "  v[i] = x - now\n"
+    "end\n"
+    "return {1, 0, unpack(v)}\n";
 
 typedef enum { ST_DOWN = 0, ST_CONNECTING, ST_PROBING, ST_UP } cstate_e;
 
