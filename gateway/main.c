@@ -12,12 +12,15 @@
 #include "config.h"
 #include "errlist.h"
 #include "server.h"
+#include "token.h"
 #include "version.h"
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: portcullis -c FILE [--stage NAME]      run the gateway\n"
                "       portcullis -t -c FILE [--stage NAME]   check the configuration\n"
+               "       portcullis token --key FILE --alg ALG [--kid ID] [--sub S] [--ttl 1h]\n"
+               "                        [--claim NAME=VALUE]...  mint a JWT (development)\n"
                "       portcullis -V                          print versions\n");
 }
 
@@ -34,6 +37,8 @@ int main(int argc, char **argv)
     const char *file = NULL;
     pc_config_opts_t opts = {0};
     int test = 0;
+    if (argc > 1 && strcmp(argv[1], "token") == 0)
+        return pc_token_main(argc - 1, argv + 1);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-c") == 0 && i + 1 < argc) {
