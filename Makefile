@@ -26,7 +26,8 @@ PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wformat=2 -Werror
 CFLAGS ?= $(OPT) -g
-ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE -pthread $(WARN) $(CFLAGS) $(SANFLAGS) $(PKG_CFLAGS) -MMD -MP
+ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE -pthread $(WARN) $(CFLAGS) $(SANFLAGS) $(PKG_CFLAGS) -MMD -MP \
+  -DPC_LIBJWT_VERSION='"$(shell pkg-config --modversion libjwt 2>/dev/null)"'
 LDLIBS_ALL = $(PKG_LIBS) -pthread $(SANFLAGS)
 
 GW_SRCS := $(wildcard gateway/*.c gateway/filters/*.c)

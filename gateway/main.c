@@ -3,6 +3,8 @@
  * configuration (-t), print versions (-V).
  */
 #include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +32,9 @@ static void print_versions(void)
     printf("libevent %s\n", event_get_version());
     printf("%s\n", OpenSSL_version(OPENSSL_VERSION));
     printf("libyaml %s\n", yaml_get_version_string());
+    printf("jansson %s\n", jansson_version_str());
+    printf("hiredis %d.%d.%d\n", HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH);
+    printf("libjwt %s\n", PC_LIBJWT_VERSION);
 }
 
 int main(int argc, char **argv)
