@@ -120,7 +120,8 @@ fuzz: deps
 	  clang $(FUZZ_CFLAGS) -o build/fuzz/$$n tests/fuzz/fuzz_$$n.c $(filter-out gateway/main.c,$(GW_SRCS)) $(PKG_LIBS) -pthread; \
 	  mkdir -p build/fuzz/corpus-$$n; \
 	  echo "fuzz $$n for $(FUZZ_SECONDS)s"; \
-	  build/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -dict=tests/fuzz/http.dict -print_final_stats=1 \
+	  dict=tests/fuzz/$$n.dict; [ -f $$dict ] || dict=tests/fuzz/http.dict; \
+	  build/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -dict=$$dict -print_final_stats=1 \
 	    -artifact_prefix=build/fuzz/$$n- build/fuzz/corpus-$$n tests/fuzz/corpus/$$n \
 	    > build/fuzz/$$n.log 2>&1 || { tail -n 40 build/fuzz/$$n.log; exit 1; }; \
 	  grep -E '^Done|number_of_executed_units' build/fuzz/$$n.log; \
