@@ -361,9 +361,9 @@ static void status(pc_admin_t *a, struct evhttp_request *req)
     pc_jwks_status(b, a->cfg);
     evbuffer_add_printf(b, ",\"revoked_tokens\":%zu,\"redis\":{\"state\":\"%s\"}}\n",
                         pc_revoke_count(),
-                        !a->cfg->redis  ? "not_configured"
-                        : redis_ok(a)   ? "connected"
-                                        : "disconnected");
+                        !a->cfg->redis ? "not_configured"
+                        : redis_ok(a)  ? "connected"
+                                       : "disconnected");
     reply(req, 200, "OK", "application/json", b);
     evbuffer_free(b);
 }
@@ -384,8 +384,8 @@ static void admin_revoke(struct evhttp_request *req, int redis)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
-    json_t *j = len && len <= 4096 ? pc_json_strict((const char *)evbuffer_pullup(in, -1), len)
-                                   : NULL;
+    json_t *j =
+        len && len <= 4096 ? pc_json_strict((const char *)evbuffer_pullup(in, -1), len) : NULL;
     const char *jti = json_string_value(json_object_get(j, "jti"));
     json_t *exp = json_object_get(j, "exp");
     size_t n = jti ? strlen(jti) : 0;

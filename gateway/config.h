@@ -131,8 +131,8 @@ typedef struct pc_rl_policy_conf_s {
     const char *on_failure; /* NULL: redis.on_failure */
     /* derived */
     struct {
-        uint8_t kind;   /* pc_rl_key_kind_e */
-        pc_str_t name;  /* claim or header name */
+        uint8_t kind;  /* pc_rl_key_kind_e */
+        pc_str_t name; /* claim or header name */
     } parts[PC_RL_KEY_PARTS];
     unsigned nparts;
     int64_t fail_mode;   /* pc_on_failure_e, resolved */
@@ -220,9 +220,9 @@ typedef struct pc_jwt_provider_conf_s {
     int64_t revocation;
     int64_t strip_token;
     /* derived */
-    uint32_t alg_mask;           /* PC_JWS_BIT()s of algorithms */
-    struct pc_keyset_s *keys;    /* from jwks_file / secret (a reference), or NULL */
-    struct pc_jwks_src_s *src;   /* key source, bound by the server before use */
+    uint32_t alg_mask;         /* PC_JWS_BIT()s of algorithms */
+    struct pc_keyset_s *keys;  /* from jwks_file / secret (a reference), or NULL */
+    struct pc_jwks_src_s *src; /* key source, bound by the server before use */
 } pc_jwt_provider_conf_t;
 
 /* A route's auth: { jwt: NAME, require: {...} } (NULL in the route: none). */
@@ -269,12 +269,12 @@ typedef struct pc_route_conf_s {
     pc_sechdr_conf_t *security_headers_set;   /* as written under the route */
     const pc_sechdr_conf_t *security_headers; /* in effect: the global ones or the route's merge */
     int64_t dry_run;
-    pc_route_auth_t *auth;            /* NULL: no authentication (auth: none or absent) */
+    pc_route_auth_t *auth;               /* NULL: no authentication (auth: none or absent) */
     PC_ARRAY(const char *, rate_limits); /* policy names */
     const pc_rl_policy_conf_t **rl;      /* resolved, n_rate_limits of them */
-    PC_ARRAY(const char *, plugins);  /* plugin names, run after the built-in controls */
-    struct pc_plugin_s **plugin_refs; /* resolved, n_plugins of them */
-    pc_chain_t chain;                 /* request filters, built once per snapshot */
+    PC_ARRAY(const char *, plugins);     /* plugin names, run after the built-in controls */
+    struct pc_plugin_s **plugin_refs;    /* resolved, n_plugins of them */
+    pc_chain_t chain;                    /* request filters, built once per snapshot */
     uint32_t index;
     uint32_t metric_id; /* bound by the server before use */
 #ifdef PC_TESTING
@@ -325,7 +325,7 @@ typedef struct pc_config_s {
     PC_ARRAY(pc_jwt_provider_conf_t, jwt_providers);
     PC_ARRAY(pc_rl_policy_conf_t, rate_limits);
     PC_ARRAY(pc_str_t, health_paths); /* upstream health-check paths: never rate-limited */
-    pc_str_t *claim_headers; /* every forward_claims header: client copies are dropped */
+    pc_str_t *claim_headers;          /* every forward_claims header: client copies are dropped */
     size_t n_claim_headers;
 } pc_config_t;
 

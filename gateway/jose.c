@@ -204,7 +204,8 @@ static const char *jwk_rsa(json_t *k, pc_jwk_t *out)
     size_t nl = 0, el = 0;
     unsigned char *n = member_b64(k, "n", &nl), *e = member_b64(k, "e", &el);
     const char *why = NULL;
-    BIGNUM *bn = n ? BN_bin2bn(n, (int)nl, NULL) : NULL, *be = e ? BN_bin2bn(e, (int)el, NULL) : NULL;
+    BIGNUM *bn = n ? BN_bin2bn(n, (int)nl, NULL) : NULL,
+           *be = e ? BN_bin2bn(e, (int)el, NULL) : NULL;
     OSSL_PARAM_BLD *b = OSSL_PARAM_BLD_new();
     if (!n || !e)
         why = "an RSA key needs base64url \"n\" and \"e\"";
@@ -312,7 +313,8 @@ static const char *jwk_oct(json_t *k, pc_jwk_t *out)
     out->secret = OPENSSL_malloc(len);
     if (!out->secret || !out->algs) {
         OPENSSL_clear_free(s, len);
-        return out->secret ? "an oct key under 32 bytes is refused (RFC 7518 §3.2)" : "out of memory";
+        return out->secret ? "an oct key under 32 bytes is refused (RFC 7518 §3.2)"
+                           : "out of memory";
     }
     memcpy(out->secret, s, len);
     out->secret_len = len;
@@ -529,8 +531,8 @@ static pc_jws_rc_e fail(pc_jws_t *out, pc_jws_rc_e rc, const char *why)
     return rc;
 }
 
-pc_jws_rc_e pc_jws_verify(const char *tok, size_t len, const pc_keyset_t *ks,
-                          uint32_t allowed_algs, pc_jws_t *out)
+pc_jws_rc_e pc_jws_verify(const char *tok, size_t len, const pc_keyset_t *ks, uint32_t allowed_algs,
+                          pc_jws_t *out)
 {
     memset(out, 0, sizeof(*out));
     out->alg = -1;
@@ -548,8 +550,9 @@ pc_jws_rc_e pc_jws_verify(const char *tok, size_t len, const pc_keyset_t *ks,
         return fail(out, PC_JWS_ALG, "no algorithm");
     out->alg = pc_jws_alg_parse(pc_str_cstr(an));
     if (out->alg < 0 || !(allowed_algs & PC_JWS_BIT(out->alg)))
-        return fail(out, PC_JWS_ALG, strcasecmp(an, "none") == 0 ? "alg none is never accepted"
-                                                                 : "algorithm not allowed");
+        return fail(out, PC_JWS_ALG,
+                    strcasecmp(an, "none") == 0 ? "alg none is never accepted"
+                                                : "algorithm not allowed");
     if (json_object_get(out->header, "crit"))
         return fail(out, PC_JWS_CRIT, "unsupported critical header");
     json_t *kid = json_object_get(out->header, "kid");
@@ -583,7 +586,8 @@ pc_jws_rc_e pc_jws_verify(const char *tok, size_t len, const pc_keyset_t *ks,
         }
     }
     return tried ? fail(out, PC_JWS_SIGNATURE, "bad signature")
-                 : fail(out, PC_JWS_NO_KEY, out->kid ? "unknown key id" : "no key for this algorithm");
+                 : fail(out, PC_JWS_NO_KEY,
+                        out->kid ? "unknown key id" : "no key for this algorithm");
 }
 
 void pc_jws_clear(pc_jws_t *j)

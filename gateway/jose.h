@@ -25,7 +25,7 @@
 
 #include "str.h"
 
-#define PC_JWT_MAX_LEN  16384 /* longer tokens are refused unread */
+#define PC_JWT_MAX_LEN   16384 /* longer tokens are refused unread */
 #define PC_JWKS_MAX_KEYS 64
 
 /* X(id, name) in the order bits are assigned. */
@@ -60,8 +60,8 @@ int pc_jws_alg_parse(pc_str_t s);
 const char *pc_jws_alg_name(int alg);
 
 typedef struct pc_jwk_s {
-    char *kid;        /* NULL: the key has none */
-    uint32_t algs;    /* PC_JWS_BIT()s this key may verify */
+    char *kid;                /* NULL: the key has none */
+    uint32_t algs;            /* PC_JWS_BIT()s this key may verify */
     struct evp_pkey_st *pkey; /* RSA, EC, Ed25519 */
     struct bignum_st *order;  /* EC: the group order (for the r, s range check) */
     size_t ec_size;           /* EC: bytes of r (and s) */
@@ -104,13 +104,13 @@ size_t pc_b64url_encode(const unsigned char *in, size_t n, char *out);
 
 typedef enum {
     PC_JWS_OK = 0,
-    PC_JWS_MALFORMED,   /* not a compact JWS, bad base64url or JSON, duplicate names */
+    PC_JWS_MALFORMED, /* not a compact JWS, bad base64url or JSON, duplicate names */
     PC_JWS_TOO_LARGE,
-    PC_JWS_ALG,         /* alg absent, unknown, "none", or not allowed */
-    PC_JWS_CRIT,        /* a "crit" header */
-    PC_JWS_NO_KEY,      /* no key with this kid (or none for this alg) */
-    PC_JWS_SIGNATURE,   /* the signature does not verify */
-    PC_JWS_INTERNAL     /* out of memory */
+    PC_JWS_ALG,       /* alg absent, unknown, "none", or not allowed */
+    PC_JWS_CRIT,      /* a "crit" header */
+    PC_JWS_NO_KEY,    /* no key with this kid (or none for this alg) */
+    PC_JWS_SIGNATURE, /* the signature does not verify */
+    PC_JWS_INTERNAL   /* out of memory */
 } pc_jws_rc_e;
 
 typedef struct pc_jws_s {
@@ -128,8 +128,8 @@ typedef struct pc_jws_s {
  * out->kid is set when the token named one (PC_JWS_NO_KEY: the caller may
  * want fresher keys).
  */
-pc_jws_rc_e pc_jws_verify(const char *tok, size_t len, const pc_keyset_t *ks,
-                          uint32_t allowed_algs, pc_jws_t *out);
+pc_jws_rc_e pc_jws_verify(const char *tok, size_t len, const pc_keyset_t *ks, uint32_t allowed_algs,
+                          pc_jws_t *out);
 void pc_jws_clear(pc_jws_t *j);
 
 /* JSON parsing as used for tokens and key sets: one value, no duplicate

@@ -45,8 +45,8 @@ struct pc_jwks_src_s {
     uint64_t fetches, failures;
     unsigned char digest[SHA256_DIGEST_LENGTH]; /* of the body last loaded */
     char last_error[160];
-    fetch_t *f;                       /* in flight */
-    struct evhttp_connection *done;   /* finished, freed at the next tick */
+    fetch_t *f;                     /* in flight */
+    struct evhttp_connection *done; /* finished, freed at the next tick */
     SSL_CTX *ssl;
 };
 
@@ -267,8 +267,8 @@ static void fetch_start(struct event_base *base, pc_jwks_src_t *s)
         why = "URL too long";
         goto fail;
     }
-    snprintf(hosthdr, sizeof(hosthdr), (port == 443 && https) || (port == 80 && !https) ? "%s" : "%s:%d",
-             host, port);
+    snprintf(hosthdr, sizeof(hosthdr),
+             (port == 443 && https) || (port == 80 && !https) ? "%s" : "%s:%d", host, port);
     if (!dns && !(dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS)))
         dns = evdns_base_new(base, 0);
     if (https) {

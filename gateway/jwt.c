@@ -81,11 +81,22 @@ static int header_name_ok(const char *h)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
               *p == '-'))
             return 0;
-    static const char *const reserved[] = {
-        "host",           "content-length", "transfer-encoding", "connection", "te",
-        "upgrade",        "trailer",        "x-forwarded-for",   "x-forwarded-proto",
-        "x-request-id",   "keep-alive",     "x-forwarded-host",  "x-client-cert-subject",
-        "authorization", "cookie",         "expect"};
+    static const char *const reserved[] = {"host",
+                                           "content-length",
+                                           "transfer-encoding",
+                                           "connection",
+                                           "te",
+                                           "upgrade",
+                                           "trailer",
+                                           "x-forwarded-for",
+                                           "x-forwarded-proto",
+                                           "x-request-id",
+                                           "keep-alive",
+                                           "x-forwarded-host",
+                                           "x-client-cert-subject",
+                                           "authorization",
+                                           "cookie",
+                                           "expect"};
     for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
         if (strcasecmp(h, reserved[i]) == 0)
             return 0;
@@ -304,8 +315,8 @@ static int claim_has_word(json_t *v, const char *word)
                 return 1;
         return 0;
     }
-    json_array_foreach(v, i, one) if (json_is_string(one) && strcmp(json_string_value(one), word) ==
-                                                                 0) return 1;
+    json_array_foreach(v, i, one) if (json_is_string(one) &&
+                                      strcmp(json_string_value(one), word) == 0) return 1;
     return 0;
 }
 
@@ -468,8 +479,7 @@ static pc_filter_rc_e verify(pc_req_t *r, const pc_jwt_provider_conf_t *p, pc_st
     if (!ks) {
         ks = pc_jwks_src_keys(p->src, &gen);
         if (!ks) /* the control thread logs why */
-            return refuse(r, PC_REPLY_service_unavailable, "jwks_unavailable",
-                          "JWKS unavailable");
+            return refuse(r, PC_REPLY_service_unavailable, "jwks_unavailable", "JWKS unavailable");
     }
     pc_jws_t j;
     pc_jws_rc_e rc = pc_jws_verify(tok.p, tok.n, ks, p->alg_mask, &j);
@@ -532,7 +542,7 @@ static pc_filter_rc_e jwt_request(pc_req_t *r, const void *conf, void *state)
         centry_t n = {0};
         pc_filter_rc_e rc = verify(r, p, tok, now_s, &n);
         if (!n.claims)
-            return rc; /* refused (or flagged in dry-run mode) */
+            return rc;            /* refused (or flagged in dry-run mode) */
         r->jwt_claims = n.claims; /* the reference verify took */
         e = p->cache_ttl && (n.tok = malloc(tok.n)) ? e : NULL;
         if (e) {
@@ -556,7 +566,8 @@ static pc_filter_rc_e jwt_request(pc_req_t *r, const void *conf, void *state)
         const char *jti = json_string_value(json_object_get(c, "jti"));
         if (!e || e->revgen != g) {
             if (jti && pc_revoke_has(jti, strlen(jti))) {
-                if (refuse(r, PC_REPLY_forbidden, "token_revoked", "token revoked") != PC_FILTER_CONTINUE)
+                if (refuse(r, PC_REPLY_forbidden, "token_revoked", "token revoked") !=
+                    PC_FILTER_CONTINUE)
                     return PC_FILTER_RESPOND;
             } else if (e) {
                 e->revgen = g;
@@ -570,7 +581,8 @@ static pc_filter_rc_e jwt_request(pc_req_t *r, const void *conf, void *state)
     for (size_t i = 0; i < p->n_forward_claims; i++) {
         json_t *v = json_object_get(c, p->forward_claims[i].claim);
         size_t n = v ? claim_header_value(v, val, sizeof(val)) : 0;
-        if (n && pc_req_add_request_header(r, p->forward_claims[i].header, pc_str_make(val, n)) != 0)
+        if (n &&
+            pc_req_add_request_header(r, p->forward_claims[i].header, pc_str_make(val, n)) != 0)
             return PC_FILTER_ERROR;
     }
     if (p->strip_token)

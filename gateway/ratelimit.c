@@ -122,7 +122,8 @@ void pc_rl_resolve_route(pc_cctx_t *c, pc_route_conf_t *r, const pc_ynode_t *rn)
     r->rl = pc_arena_calloc(c->pool, r->n_rate_limits * sizeof(*r->rl));
     for (size_t i = 0; r->rl && i < r->n_rate_limits; i++) {
         const char *name = r->rate_limits[i];
-        const pc_ynode_t *at = list && list->type == PC_Y_SEQ && i < list->n ? list->u.items[i] : rn;
+        const pc_ynode_t *at =
+            list && list->type == PC_Y_SEQ && i < list->n ? list->u.items[i] : rn;
         size_t m2 = pc_cfg_push_index(c, i);
         pc_suggest_t sg = PC_SUGGEST_INIT;
         for (size_t k = 0; name && k < cfg->n_rate_limits; k++) {
@@ -226,8 +227,8 @@ static void shard_evict(shard_t *s, size_t b)
 int pc_rl_local_decide(pc_rl_decision_t *d, int64_t now)
 {
     pthread_once(&shards_once, shards_init);
-    uint64_t h[PC_RL_MAX_POLICIES];
-    unsigned order[PC_RL_MAX_POLICIES], n = d->n;
+    uint64_t h[PC_RL_MAX_POLICIES] = {0};
+    unsigned order[PC_RL_MAX_POLICIES] = {0}, n = d->n;
     lentry_t **slot[PC_RL_MAX_POLICIES];
     int64_t tat[PC_RL_MAX_POLICIES];
     for (unsigned i = 0; i < n; i++) {
@@ -414,7 +415,10 @@ static void build_key(pc_req_t *r, const pc_rl_policy_conf_t *p, pc_rl_item_t *i
             ipn = pc_ip_format(r->client_ip, ip);
         it->key_len = 0;
         key_put(it, p->name, strlen(p->name), &over);
-        key_put(it, "\x1f" "i", 2, &over);
+        key_put(it,
+                "\x1f"
+                "i",
+                2, &over);
         key_put(it, ip, ipn, &over);
     }
     if (over) { /* cannot happen with the caps above; stay safe */
@@ -533,7 +537,10 @@ static void redis_done(void *arg, int ok)
     rl_state_t *st = arg;
     pc_req_t *r = st->r;
     st->op = NULL;
-    pc_req_resume(r, ok ? apply(r, st->d) : on_failure(r, st->d));
+    if (r->abandoned) /* the client left while Redis decided: nothing to answer */
+        pc_req_resume(r, PC_FILTER_CONTINUE);
+    else
+        pc_req_resume(r, ok ? apply(r, st->d) : on_failure(r, st->d));
 }
 
 static pc_filter_rc_e rl_request(pc_req_t *r, const void *conf, void *state)

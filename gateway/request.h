@@ -107,7 +107,7 @@ struct pc_req_s {
     /* ... and to the request sent upstream */
     char *req_extra;
     uint32_t req_extra_len, req_extra_cap;
-    const char *user; /* who the client is (the access log's user), or NULL */
+    const char *user;          /* who the client is (the access log's user), or NULL */
     struct json_t *jwt_claims; /* the verified token's claims (a reference), or NULL */
 
     /* outcome */

@@ -31,10 +31,10 @@
 #include "jwt.h"
 #include "log.h"
 
-#define KEY_PREFIX     "portcullis:revoked:"
-#define CHANNEL        "portcullis:revoked"
-#define RESYNC_MS      60000
-#define RETRY_MAX_MS   5000
+#define KEY_PREFIX   "portcullis:revoked:"
+#define CHANNEL      "portcullis:revoked"
+#define RESYNC_MS    60000
+#define RETRY_MAX_MS 5000
 
 typedef struct {
     struct event_base *base;
@@ -346,7 +346,8 @@ int pc_revoke_redis_add(const char *jti, size_t n, int64_t exp, struct evhttp_re
         free(o);
         return -1;
     }
-    struct timeval tv = {(time_t)(st.conf.timeout / 1000), (suseconds_t)(st.conf.timeout % 1000) * 1000};
+    struct timeval tv = {(time_t)(st.conf.timeout / 1000),
+                         (suseconds_t)(st.conf.timeout % 1000) * 1000};
     evtimer_add(o->timer, &tv);
     if (redisAsyncCommand(st.cmd, publish_cb, o, "PUBLISH " CHANNEL " %b", msg, (size_t)ml) !=
         REDIS_OK) {

@@ -28,27 +28,27 @@
  * when admitted. Each key expires once its TAT has passed (it then holds
  * nothing a missing key would not).
  */
-const char pc_rl_script[] =
-    "local t = redis.call('TIME')\n"
-    "local now = t[1] * 1000000 + t[2]\n"
-    "local v, retry = {}, 0\n"
-    "for i = 1, #KEYS do\n"
-    "  local x = tonumber(redis.call('GET', KEYS[i])) or now\n"
-    "  if x < now then x = now end\n"
-    "  v[i] = x\n"
-    "  local over = x - now - ARGV[2 * i]\n"
-    "  if over > retry then retry = over end\n"
-    "end\n"
-    "if retry > 0 then\n"
-    "  for i = 1, #KEYS do v[i] = v[i] - now end\n"
-    "  return {0, retry, unpack(v)}\n"
-    "end\n"
-    "for i = 1, #KEYS do\n"
-    "  local x = v[i] + ARGV[2 * i - 1]\n"
-    "  redis.call('SET', KEYS[i], string.format('%.0f', x), 'PX', math.floor((x - now) / 1000) + 1)\n"
-    "  v[i] = x - now\n"
-    "end\n"
-    "return {1, 0, unpack(v)}\n";
+const char pc_rl_script[] = "local t = redis.call('TIME')\n"
+                            "local now = t[1] * 1000000 + t[2]\n"
+                            "local v, retry = {}, 0\n"
+                            "for i = 1, #KEYS do\n"
+                            "  local x = tonumber(redis.call('GET', KEYS[i])) or now\n"
+                            "  if x < now then x = now end\n"
+                            "  v[i] = x\n"
+                            "  local over = x - now - ARGV[2 * i]\n"
+                            "  if over > retry then retry = over end\n"
+                            "end\n"
+                            "if retry > 0 then\n"
+                            "  for i = 1, #KEYS do v[i] = v[i] - now end\n"
+                            "  return {0, retry, unpack(v)}\n"
+                            "end\n"
+                            "for i = 1, #KEYS do\n"
+                            "  local x = v[i] + ARGV[2 * i - 1]\n"
+                            "  redis.call('SET', KEYS[i], string.format('%.0f', x), 'PX', "
+                            "math.floor((x - now) / 1000) + 1)\n"
+                            "  v[i] = x - now\n"
+                            "end\n"
+                            "return {1, 0, unpack(v)}\n";
 
 typedef enum { ST_DOWN = 0, ST_CONNECTING, ST_PROBING, ST_UP } cstate_e;
 
@@ -59,9 +59,9 @@ struct pc_rl_op_s {
     void (*done)(void *arg, int ok);
     void *arg;
     int64_t deadline_us;
-    unsigned settled : 1;   /* done called, or cancelled */
-    unsigned probe : 1;     /* the SCRIPT LOAD of a new connection */
-    unsigned resent : 1;    /* sent again with EVAL after NOSCRIPT */
+    unsigned settled : 1; /* done called, or cancelled */
+    unsigned probe : 1;   /* the SCRIPT LOAD of a new connection */
+    unsigned resent : 1;  /* sent again with EVAL after NOSCRIPT */
 };
 
 struct pc_rl_redis_s {
@@ -72,7 +72,7 @@ struct pc_rl_redis_s {
     int64_t timeout_us;
     redisAsyncContext *ac;
     cstate_e state;
-    int *pub; /* the worker's published state */
+    int *pub;            /* the worker's published state */
     int64_t deadline_us; /* connecting or probing must end by then */
     int64_t retry_us;    /* down: the next attempt */
     unsigned fails;
@@ -135,9 +135,7 @@ static void settle(pc_rl_op_t *op, int ok)
  * the connection's deadline, the next reconnection. */
 static void arm(pc_rl_redis_t *c)
 {
-    int64_t at = c->state == ST_DOWN ? c->retry_us
-                 : c->state == ST_UP ? INT64_MAX
-                                     : c->deadline_us;
+    int64_t at = c->state == ST_DOWN ? c->retry_us : c->state == ST_UP ? INT64_MAX : c->deadline_us;
     if (c->ops && c->ops->deadline_us < at)
         at = c->ops->deadline_us;
     if (at == INT64_MAX) {

@@ -6,12 +6,11 @@
  * hiredis 0.14 has no timeouts, so the client arms its own: every command
  * must be answered within redis.timeout, and so must a connection attempt
  * and the SCRIPT LOAD that proves a new connection answers (a stopped
- * Redis accepts TCP connections all the same) and loads the script. The first command that times out
- * marks Redis down: the connection is dropped (every command still waiting
- * fails at once), and until a reconnection's PING is answered no request
- * waits — pc_rl_redis_usable() says 0 and the caller applies on_failure.
- * A NOSCRIPT answer (Redis restarted or flushed) is retried once with EVAL.
- * Reconnection backs off from 100 ms to 2 s.
+ * Redis accepts TCP connections all the same) and loads the script. The first command that times
+ * out marks Redis down: the connection is dropped (every command still waiting fails at once), and
+ * until a reconnection's PING is answered no request waits — pc_rl_redis_usable() says 0 and the
+ * caller applies on_failure. A NOSCRIPT answer (Redis restarted or flushed) is retried once with
+ * EVAL. Reconnection backs off from 100 ms to 2 s.
  */
 #ifndef PC_RL_REDIS_H
 #define PC_RL_REDIS_H

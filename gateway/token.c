@@ -29,13 +29,14 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: portcullis token --key FILE --alg ALG [--kid ID] [--sub S] [--ttl 1h]\n"
-               "                        [--claim NAME=VALUE]...\n"
-               "  ALG: HS256 HS384 HS512 RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 "
-               "ES512 EdDSA\n"
-               "  --key: a PEM private key or a private JWK; for HS*, a file holding the secret\n"
-               "         (one final newline ignored) or an \"oct\" JWK\n"
-               "  --claim: VALUE is JSON when it parses as JSON (7, true, [\"a\"]), else a string\n");
+    fprintf(f,
+            "usage: portcullis token --key FILE --alg ALG [--kid ID] [--sub S] [--ttl 1h]\n"
+            "                        [--claim NAME=VALUE]...\n"
+            "  ALG: HS256 HS384 HS512 RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 "
+            "ES512 EdDSA\n"
+            "  --key: a PEM private key or a private JWK; for HS*, a file holding the secret\n"
+            "         (one final newline ignored) or an \"oct\" JWK\n"
+            "  --claim: VALUE is JSON when it parses as JSON (7, true, [\"a\"]), else a string\n");
 }
 
 static int fail(const char *what)
@@ -89,8 +90,9 @@ static EVP_PKEY *jwk_private(json_t *k)
     }
     static const char *const rsa_names[] = {"n", "e", "d", "p", "q", "dp", "dq", "qi"};
     static const char *const rsa_params[] = {
-        OSSL_PKEY_PARAM_RSA_N,         OSSL_PKEY_PARAM_RSA_E,         OSSL_PKEY_PARAM_RSA_D,
-        OSSL_PKEY_PARAM_RSA_FACTOR1,   OSSL_PKEY_PARAM_RSA_FACTOR2,   OSSL_PKEY_PARAM_RSA_EXPONENT1,
+        OSSL_PKEY_PARAM_RSA_N,         OSSL_PKEY_PARAM_RSA_E,
+        OSSL_PKEY_PARAM_RSA_D,         OSSL_PKEY_PARAM_RSA_FACTOR1,
+        OSSL_PKEY_PARAM_RSA_FACTOR2,   OSSL_PKEY_PARAM_RSA_EXPONENT1,
         OSSL_PKEY_PARAM_RSA_EXPONENT2, OSSL_PKEY_PARAM_RSA_COEFFICIENT1};
     BIGNUM *bn[8] = {0};
     OSSL_PARAM_BLD *b = OSSL_PARAM_BLD_new();
@@ -109,7 +111,10 @@ static EVP_PKEY *jwk_private(json_t *k)
                             : crv && strcmp(crv, "P-384") == 0 ? "secp384r1"
                             : crv && strcmp(crv, "P-521") == 0 ? "secp521r1"
                                                                : NULL;
-        size_t size = group ? (strcmp(crv, "P-521") == 0 ? 66 : strcmp(crv, "P-384") == 0 ? 48 : 32) : 0;
+        size_t size = group ? (strcmp(crv, "P-521") == 0   ? 66
+                               : strcmp(crv, "P-384") == 0 ? 48
+                                                           : 32)
+                            : 0;
         unsigned char pub[1 + 2 * 66];
         BIGNUM *x = jwk_bn(k, "x"), *y = jwk_bn(k, "y");
         pub[0] = 4;
@@ -260,9 +265,9 @@ int pc_token_main(int argc, char **argv)
     int64_t ttl_ms = 0;
     if (!keyfile || alg < 0 || pc_parse_duration(ttl, &ttl_ms) != 0 || ttl_ms < 1000) {
         fprintf(stderr, "portcullis token: %s\n",
-                !keyfile   ? "--key FILE is required"
-                : alg < 0  ? "--alg must be one of the algorithms below"
-                           : "--ttl must be a duration of at least 1s (90s, 15m, 1h)");
+                !keyfile  ? "--key FILE is required"
+                : alg < 0 ? "--alg must be one of the algorithms below"
+                          : "--ttl must be a duration of at least 1s (90s, 15m, 1h)");
         usage(stderr);
         return 2;
     }
@@ -319,7 +324,8 @@ int pc_token_main(int argc, char **argv)
         }
         static const size_t need[] = {32, 48, 64};
         if (sl < need[alg - PC_JWS_HS256]) {
-            fprintf(stderr, "portcullis token: %s needs a secret of at least %zu bytes (RFC 7518)\n",
+            fprintf(stderr,
+                    "portcullis token: %s needs a secret of at least %zu bytes (RFC 7518)\n",
                     pc_jws_alg_name(alg), need[alg - PC_JWS_HS256]);
             goto out;
         }

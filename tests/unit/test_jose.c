@@ -81,10 +81,13 @@ TEST(jwks_keeps_only_usable_signature_keys)
     const char *doc =
         "{\"keys\":["
         "{\"kty\":\"oct\",\"kid\":\"a\",\"k\":\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY\"},"
-        "{\"kty\":\"oct\",\"kid\":\"b\",\"use\":\"enc\",\"k\":\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY\"},"
+        "{\"kty\":\"oct\",\"kid\":\"b\",\"use\":\"enc\",\"k\":"
+        "\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY\"},"
         "{\"kty\":\"oct\",\"kid\":\"c\",\"k\":\"c2hvcnQ\"},"
-        "{\"kty\":\"oct\",\"kid\":\"d\",\"alg\":\"HS512\",\"k\":\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY\"},"
-        "{\"kty\":\"oct\",\"kid\":\"e\",\"alg\":\"RS256\",\"k\":\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY\"},"
+        "{\"kty\":\"oct\",\"kid\":\"d\",\"alg\":\"HS512\",\"k\":"
+        "\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY\"},"
+        "{\"kty\":\"oct\",\"kid\":\"e\",\"alg\":\"RS256\",\"k\":"
+        "\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY\"},"
         "{\"kty\":\"EC\",\"kid\":\"f\",\"crv\":\"P-256K\",\"x\":\"AA\",\"y\":\"AA\"},"
         "{\"kty\":\"XYZ\"},"
         "7]}";
@@ -136,8 +139,9 @@ static pc_keyset_t *jwks_of(EVP_PKEY *k, const char *kid)
     if (EVP_PKEY_is_a(k, "RSA")) {
         b64_bn(k, OSSL_PKEY_PARAM_RSA_N, a);
         b64_bn(k, OSSL_PKEY_PARAM_RSA_E, b);
-        snprintf(doc, sizeof(doc), "{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"%s\",\"n\":\"%s\",\"e\":\"%s\"}]}",
-                 kid, a, b);
+        snprintf(doc, sizeof(doc),
+                 "{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"%s\",\"n\":\"%s\",\"e\":\"%s\"}]}", kid, a,
+                 b);
     } else {
         unsigned char pt[133];
         size_t n = 0;
@@ -145,7 +149,8 @@ static pc_keyset_t *jwks_of(EVP_PKEY *k, const char *kid)
         a[pc_b64url_encode(pt + 1, 32, a)] = 0;
         b[pc_b64url_encode(pt + 33, 32, b)] = 0;
         snprintf(doc, sizeof(doc),
-                 "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"kid\":\"%s\",\"x\":\"%s\",\"y\":\"%s\"}]}",
+                 "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"kid\":\"%s\",\"x\":\"%s\",\"y\":"
+                 "\"%s\"}]}",
                  kid, a, b);
     }
     return pc_jwks_parse(doc, strlen(doc), err, sizeof(err), NULL, NULL);

@@ -84,7 +84,7 @@ TEST(all_or_nothing)
     item(&d, &wide, "ip");
     item(&d, &narrow, "x");
     CHECK(pc_rl_local_decide(&d, t) == 0 && !d.admitted); /* narrow refuses ... */
-    CHECK_EQ_INT(d.items[0].ahead_us, wide.interval_us); /* ... and wide was not charged */
+    CHECK_EQ_INT(d.items[0].ahead_us, wide.interval_us);  /* ... and wide was not charged */
     CHECK(one(&wide, "ip", t, NULL) && one(&wide, "ip", t, NULL));
     CHECK(!one(&wide, "ip", t, NULL));
 }
