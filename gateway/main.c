@@ -6,6 +6,8 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +72,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "portcullis: no configuration file (-c FILE)\n");
         usage(stderr);
         return 2;
+    }
+    if (!test) {
+        /* A SIGHUP (or SIGTERM) during start-up — loading, opening the
+         * listeners — waits for its handler instead of killing the process
+         * with the default action; pc_server_run unblocks them. */
+        sigset_t handled;
+        pc_server_handled_signals(&handled);
+        pthread_sigmask(SIG_BLOCK, &handled, NULL);
     }
     pc_errlist_t errs = {0};
     pc_config_t *cfg = pc_config_load(file, &opts, &errs);

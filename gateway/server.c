@@ -304,6 +304,15 @@ static int open_logs(pc_server_t *s)
     return 0;
 }
 
+void pc_server_handled_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGHUP);
+    sigaddset(set, SIGUSR1);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+}
+
 int pc_server_run(pc_config_t *cfg, const pc_config_opts_t *opts)
 {
     pc_server_t s = {0};
@@ -319,6 +328,8 @@ int pc_server_run(pc_config_t *cfg, const pc_config_opts_t *opts)
     s.done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     s.access_log.fd = s.security_log.fd = s.error_log.fd = -1;
     signal(SIGPIPE, SIG_IGN);
+    sigset_t handled; /* blocked by main() until the handlers below exist */
+    pc_server_handled_signals(&handled);
     s.per_ip = pc_connlimit_new();
     if (s.done_fd < 0 || !s.per_ip || open_logs(&s) != 0 || bind_runtime(cfg) != 0)
         goto out;
@@ -389,6 +400,7 @@ int pc_server_run(pc_config_t *cfg, const pc_config_opts_t *opts)
     s.admin = pc_admin_start(&s, cfg, admin_fd);
     admin_fd = -1;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_sigmask(SIG_UNBLOCK, &handled, NULL); /* what came meanwhile is handled now */
     if (!s.admin) {
         pc_log(PC_LOG_ERROR, "server", "cannot start the control thread");
         for (unsigned w = 0; w < nw; w++)

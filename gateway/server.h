@@ -9,6 +9,8 @@
 
 #include <event2/event.h>
 
+#include <signal.h>
+
 #include "config.h"
 #include "connlimit.h"
 #include "log.h"
@@ -36,5 +38,10 @@ struct pc_server_s {
  * stop. Takes over the caller's reference to cfg; opts (kept) say how to
  * load it again on SIGHUP. Returns the exit code. */
 int pc_server_run(pc_config_t *cfg, const pc_config_opts_t *opts);
+
+/* The signals the main thread handles (SIGHUP, SIGUSR1, SIGINT, SIGTERM):
+ * main() blocks them before loading the configuration and pc_server_run
+ * unblocks them once their handlers are in place. */
+void pc_server_handled_signals(sigset_t *set);
 
 #endif

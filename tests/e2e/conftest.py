@@ -277,10 +277,15 @@ def request(port, method="GET", path="/", headers=None, body=b"", version="HTTP/
 
 
 def poll(fn, timeout=10.0):
+    """Calls fn until it returns true (True) or timeout passes (False); a
+    connection refused counts as not yet (a listener may still be opening)."""
     end = time.time() + timeout
     while time.time() < end:
-        if fn():
-            return True
+        try:
+            if fn():
+                return True
+        except ConnectionError:
+            pass
         time.sleep(0.1)
     return False
 
