@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #include "config.h"
@@ -80,6 +81,12 @@ int main(int argc, char **argv)
         sigset_t handled;
         pc_server_handled_signals(&handled);
         pthread_sigmask(SIG_BLOCK, &handled, NULL);
+#ifdef PC_TESTING
+        /* a start-up long enough for a test to signal it meanwhile */
+        const char *delay = getenv("PC_TEST_START_DELAY_MS");
+        if (delay)
+            usleep((useconds_t)atoi(delay) * 1000);
+#endif
     }
     pc_errlist_t errs = {0};
     pc_config_t *cfg = pc_config_load(file, &opts, &errs);
