@@ -20,7 +20,7 @@ SANFLAGS :=
 OPT := -O2
 endif
 
-PKGS := libevent_core libevent_extra libevent_openssl libevent_pthreads openssl yaml-0.1 jansson libjwt hiredis
+PKGS := libevent_core libevent_extra libevent_openssl libevent_pthreads openssl yaml-0.1 jansson libjwt hiredis libpcre2-8
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

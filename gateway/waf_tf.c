@@ -81,8 +81,7 @@ static size_t url_decode(const unsigned char *in, size_t n, unsigned char *out, 
     for (size_t i = 0; i < n; i++) {
         if (in[i] == '+') {
             out[o++] = ' ';
-        } else if (in[i] == '%' && i + 2 < n && hexval(in[i + 1]) >= 0 &&
-                   hexval(in[i + 2]) >= 0) {
+        } else if (in[i] == '%' && i + 2 < n && hexval(in[i + 1]) >= 0 && hexval(in[i + 2]) >= 0) {
             out[o++] = (unsigned char)(hexval(in[i + 1]) << 4 | hexval(in[i + 2]));
             i += 2;
         } else if (uni && in[i] == '%' && i + 5 < n && (in[i + 1] | 0x20) == 'u' &&
@@ -102,14 +101,13 @@ static size_t url_decode(const unsigned char *in, size_t n, unsigned char *out, 
 static const struct {
     const char *name;
     unsigned char c;
-} entities[] = {{"quot", '"'},    {"amp", '&'},     {"lt", '<'},     {"gt", '>'},
-                {"apos", '\''},   {"nbsp", 0xa0},   {"colon", ':'},  {"lpar", '('},
-                {"rpar", ')'},    {"sol", '/'},     {"bsol", '\\'},  {"tab", '\t'},
-                {"newline", '\n'}, {"excl", '!'},   {"num", '#'},    {"dollar", '$'},
-                {"percnt", '%'},  {"lsqb", '['},    {"rsqb", ']'},   {"lcub", '{'},
-                {"rcub", '}'},    {"period", '.'},  {"comma", ','},  {"semi", ';'},
-                {"equals", '='},  {"plus", '+'},    {"grave", '`'},  {"Hat", '^'},
-                {"ast", '*'},     {"quest", '?'},   {"vert", '|'},   {"lowbar", '_'}};
+} entities[] = {{"quot", '"'},   {"amp", '&'},    {"lt", '<'},       {"gt", '>'},   {"apos", '\''},
+                {"nbsp", 0xa0},  {"colon", ':'},  {"lpar", '('},     {"rpar", ')'}, {"sol", '/'},
+                {"bsol", '\\'},  {"tab", '\t'},   {"newline", '\n'}, {"excl", '!'}, {"num", '#'},
+                {"dollar", '$'}, {"percnt", '%'}, {"lsqb", '['},     {"rsqb", ']'}, {"lcub", '{'},
+                {"rcub", '}'},   {"period", '.'}, {"comma", ','},    {"semi", ';'}, {"equals", '='},
+                {"plus", '+'},   {"grave", '`'},  {"Hat", '^'},      {"ast", '*'},  {"quest", '?'},
+                {"vert", '|'},   {"lowbar", '_'}};
 
 /* &#DDD; &#xHH; &name; — the semicolon optional, as browsers allow. */
 static size_t html_decode(const unsigned char *in, size_t n, unsigned char *out)
@@ -145,8 +143,8 @@ static size_t html_decode(const unsigned char *in, size_t n, unsigned char *out)
             m++;
         for (k = 0; k < sizeof(entities) / sizeof(entities[0]); k++) {
             size_t el = strlen(entities[k].name);
-            if (el <= m && pc_str_ieq(pc_str_make((const char *)in + j, el),
-                                      pc_str_cstr(entities[k].name))) {
+            if (el <= m &&
+                pc_str_ieq(pc_str_make((const char *)in + j, el), pc_str_cstr(entities[k].name))) {
                 /* a prefix is enough ("&ltscript"): browsers decode the
                  * legacy ones so, and the rules should see more, not less */
                 out[o++] = entities[k].c;
@@ -170,7 +168,8 @@ static size_t js_decode(const unsigned char *in, size_t n, unsigned char *out)
             continue;
         }
         unsigned char c = in[i + 1];
-        if ((c == 'x' || c == 'X') && i + 3 < n && hexval(in[i + 2]) >= 0 && hexval(in[i + 3]) >= 0) {
+        if ((c == 'x' || c == 'X') && i + 3 < n && hexval(in[i + 2]) >= 0 &&
+            hexval(in[i + 3]) >= 0) {
             out[o++] = (unsigned char)(hexval(in[i + 2]) << 4 | hexval(in[i + 3]));
             i += 3;
         } else if ((c == 'u' || c == 'U') && i + 5 < n && hexval(in[i + 2]) >= 0 &&
@@ -331,8 +330,8 @@ static size_t comment_chars(const unsigned char *in, size_t n, unsigned char *ou
     size_t o = 0;
     for (size_t i = 0; i < n;) {
         size_t k = 0;
-        while (k < 6 && !(i + strlen(marks[k]) <= n &&
-                          memcmp(in + i, marks[k], strlen(marks[k])) == 0))
+        while (k < 6 &&
+               !(i + strlen(marks[k]) <= n && memcmp(in + i, marks[k], strlen(marks[k])) == 0))
             k++;
         if (k < 6)
             i += strlen(marks[k]);
@@ -451,9 +450,9 @@ size_t pc_tf_apply(int tf, const unsigned char *in, size_t n, unsigned char *out
     case PC_TF_LOWERCASE:
     case PC_TF_UPPERCASE:
         for (i = 0; i < n; i++)
-            out[i] = tf == PC_TF_LOWERCASE ? pc_lower(in[i])
+            out[i] = tf == PC_TF_LOWERCASE          ? pc_lower(in[i])
                      : in[i] >= 'a' && in[i] <= 'z' ? (unsigned char)(in[i] - 32)
-                                                   : in[i];
+                                                    : in[i];
         return n;
     case PC_TF_URL_DECODE:
         return url_decode(in, n, out, 0);

@@ -16,33 +16,33 @@
 #include <stddef.h>
 
 /* X(id, name) — the SecLang names. */
-#define PC_TF_LIST(X)                              \
-    X(NONE, "none")                                \
-    X(LOWERCASE, "lowercase")                      \
-    X(UPPERCASE, "uppercase")                      \
-    X(URL_DECODE, "urlDecode")                     \
-    X(URL_DECODE_UNI, "urlDecodeUni")              \
-    X(HTML_ENTITY_DECODE, "htmlEntityDecode")      \
-    X(JS_DECODE, "jsDecode")                       \
-    X(CSS_DECODE, "cssDecode")                     \
-    X(BASE64_DECODE, "base64Decode")               \
-    X(HEX_DECODE, "hexDecode")                     \
-    X(SQL_HEX_DECODE, "sqlHexDecode")              \
-    X(ESCAPE_SEQ_DECODE, "escapeSeqDecode")        \
-    X(UTF8_TO_UNICODE, "utf8toUnicode")            \
-    X(REMOVE_NULLS, "removeNulls")                 \
-    X(REPLACE_NULLS, "replaceNulls")               \
-    X(REMOVE_WHITESPACE, "removeWhitespace")       \
-    X(COMPRESS_WHITESPACE, "compressWhitespace")   \
-    X(REMOVE_COMMENTS, "removeComments")           \
-    X(REPLACE_COMMENTS, "replaceComments")         \
-    X(REMOVE_COMMENTS_CHAR, "removeCommentsChar")  \
-    X(NORMALIZE_PATH, "normalizePath")             \
-    X(NORMALIZE_PATH_WIN, "normalizePathWin")      \
-    X(CMD_LINE, "cmdLine")                         \
-    X(TRIM, "trim")                                \
-    X(TRIM_LEFT, "trimLeft")                       \
-    X(TRIM_RIGHT, "trimRight")                     \
+#define PC_TF_LIST(X)                             \
+    X(NONE, "none")                               \
+    X(LOWERCASE, "lowercase")                     \
+    X(UPPERCASE, "uppercase")                     \
+    X(URL_DECODE, "urlDecode")                    \
+    X(URL_DECODE_UNI, "urlDecodeUni")             \
+    X(HTML_ENTITY_DECODE, "htmlEntityDecode")     \
+    X(JS_DECODE, "jsDecode")                      \
+    X(CSS_DECODE, "cssDecode")                    \
+    X(BASE64_DECODE, "base64Decode")              \
+    X(HEX_DECODE, "hexDecode")                    \
+    X(SQL_HEX_DECODE, "sqlHexDecode")             \
+    X(ESCAPE_SEQ_DECODE, "escapeSeqDecode")       \
+    X(UTF8_TO_UNICODE, "utf8toUnicode")           \
+    X(REMOVE_NULLS, "removeNulls")                \
+    X(REPLACE_NULLS, "replaceNulls")              \
+    X(REMOVE_WHITESPACE, "removeWhitespace")      \
+    X(COMPRESS_WHITESPACE, "compressWhitespace")  \
+    X(REMOVE_COMMENTS, "removeComments")          \
+    X(REPLACE_COMMENTS, "replaceComments")        \
+    X(REMOVE_COMMENTS_CHAR, "removeCommentsChar") \
+    X(NORMALIZE_PATH, "normalizePath")            \
+    X(NORMALIZE_PATH_WIN, "normalizePathWin")     \
+    X(CMD_LINE, "cmdLine")                        \
+    X(TRIM, "trim")                               \
+    X(TRIM_LEFT, "trimLeft")                      \
+    X(TRIM_RIGHT, "trimRight")                    \
     X(LENGTH, "length")
 
 typedef enum {

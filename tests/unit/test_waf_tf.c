@@ -73,7 +73,8 @@ TEST(html_entities)
     T("htmlEntityDecode", "&lt;script&gt;", "<script>");
     T("htmlEntityDecode", "&#60;&#x3C;&#X3c;&#0000060", "<<<<");
     T("htmlEntityDecode", "&#60script&#62", "<script>"); /* no semicolons */
-    T("htmlEntityDecode", "&ltimg src=x onerror&equals;alert&lpar;1&rpar;", "<img src=x onerror=alert(1)");
+    T("htmlEntityDecode", "&ltimg src=x onerror&equals;alert&lpar;1&rpar;",
+      "<img src=x onerror=alert(1)");
     T("htmlEntityDecode", "javascript&colon;alert(1)", "javascript:alert(1)");
     T("htmlEntityDecode", "&LT;&QUOT;", "<\"");
     T("htmlEntityDecode", "AT&T &unknown; &# &#x;", "AT&T &unknown; &# &#x;");

@@ -1,0 +1,539 @@
+/*
+ * waf_op.c — see waf_op.h.
+ */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include "waf_op.h"
+
+#include <pcre2.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "str.h"
+
+static const char *const names[PC_OP_COUNT] = {
+#define X(id, name) name,
+    PC_OP_LIST(X)
+#undef X
+};
+
+int pc_op_parse_name(const char *name, size_t n)
+{
+    for (int i = 0; i < PC_OP_COUNT; i++)
+        if (strlen(names[i]) == n && memcmp(names[i], name, n) == 0)
+            return i;
+    return -1;
+}
+
+const char *pc_op_name(int op)
+{
+    return op >= 0 && op < PC_OP_COUNT ? names[op] : "?";
+}
+
+/* ---- Aho-Corasick (@pm): case-insensitive, a DFA over the bytes the
+ * phrases use (every other byte is one class) ---- */
+
+struct pc_ac_s {
+    uint8_t cls[256]; /* byte -> class; 0: a byte no phrase has */
+    unsigned nclass;
+    unsigned nstates;
+    int32_t *next;   /* nstates x nclass: the DFA */
+    uint8_t *accept; /* per state: some phrase ends here */
+};
+
+static void ac_free(pc_ac_t *ac)
+{
+    if (!ac)
+        return;
+    free(ac->next);
+    free(ac->accept);
+    free(ac);
+}
+
+/* Phrases: space-separated words of list. NULL when out of memory or
+ * empty. */
+static pc_ac_t *ac_build(const char *list, size_t n)
+{
+    pc_ac_t *ac = calloc(1, sizeof(*ac));
+    size_t chars = 0;
+    if (!ac)
+        return NULL;
+    ac->nclass = 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = pc_lower((unsigned char)list[i]);
+        if (c == ' ')
+            continue;
+        chars++;
+        if (!ac->cls[c])
+            ac->cls[c] = (uint8_t)ac->nclass++;
+    }
+    for (int c = 'A'; c <= 'Z'; c++)
+        ac->cls[c] = ac->cls[c + 32];
+    size_t cap = chars + 1;
+    ac->next = calloc(cap * ac->nclass, sizeof(int32_t));
+    ac->accept = calloc(cap, 1);
+    int32_t *fail = calloc(cap, sizeof(int32_t)), *queue = calloc(cap, sizeof(int32_t));
+    if (!ac->next || !ac->accept || !fail || !queue || !chars) {
+        free(fail);
+        free(queue);
+        ac_free(ac);
+        return NULL;
+    }
+    /* the trie; -1 marks a missing edge while building */
+    for (size_t i = 0; i < cap * ac->nclass; i++)
+        ac->next[i] = -1;
+    ac->nstates = 1;
+    for (size_t i = 0; i < n;) {
+        while (i < n && list[i] == ' ')
+            i++;
+        int32_t s = 0;
+        int any = 0;
+        while (i < n && list[i] != ' ') {
+            unsigned k = ac->cls[(unsigned char)list[i++]];
+            int32_t *e = &ac->next[(size_t)s * ac->nclass + k];
+            if (*e < 0)
+                *e = (int32_t)ac->nstates++;
+            s = *e;
+            any = 1;
+        }
+        if (any)
+            ac->accept[s] = 1;
+    }
+    /* failure links breadth first, turning the trie into a DFA */
+    size_t head = 0, tail = 0;
+    for (unsigned k = 0; k < ac->nclass; k++) {
+        int32_t *e = &ac->next[k];
+        if (*e < 0) {
+            *e = 0;
+        } else {
+            fail[*e] = 0;
+            queue[tail++] = *e;
+        }
+    }
+    while (head < tail) {
+        int32_t s = queue[head++];
+        if (ac->accept[fail[s]])
+            ac->accept[s] = 1;
+        for (unsigned k = 0; k < ac->nclass; k++) {
+            int32_t *e = &ac->next[(size_t)s * ac->nclass + k];
+            int32_t f = ac->next[(size_t)fail[s] * ac->nclass + k];
+            if (*e < 0) {
+                *e = f;
+            } else {
+                fail[*e] = f;
+                queue[tail++] = *e;
+            }
+        }
+    }
+    free(fail);
+    free(queue);
+    return ac;
+}
+
+static int ac_match(const pc_ac_t *ac, const unsigned char *v, size_t n)
+{
+    int32_t s = 0;
+    for (size_t i = 0; i < n; i++) {
+        s = ac->next[(size_t)s * ac->nclass + ac->cls[v[i]]];
+        if (ac->accept[s])
+            return 1;
+    }
+    return 0;
+}
+
+/* ---- compiling ---- */
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static char *read_phrases(const char *dir, const char *name, size_t nlen, size_t *out_len,
+                          char *err, size_t errlen)
+{
+    char path[1024];
+    if (name[0] == '/')
+        snprintf(path, sizeof(path), "%.*s", (int)nlen, name);
+    else
+        snprintf(path, sizeof(path), "%s/%.*s", dir ? dir : ".", (int)nlen, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fail(err, errlen, "cannot read '%s'", path);
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap), line[4096];
+    if (!buf) {
+        fclose(f);
+        fail(err, errlen, "%s", "out of memory");
+        return NULL;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        size_t l = strcspn(line, "\r\n");
+        size_t s = 0;
+        while (s < l && (line[s] == ' ' || line[s] == '\t'))
+            s++;
+        if (s == l || line[s] == '#')
+            continue;
+        while (l > s && (line[l - 1] == ' ' || line[l - 1] == '\t'))
+            l--;
+        for (size_t i = s; i < l; i++) /* a phrase file line is one phrase */
+            if (line[i] == ' ')
+                line[i] = '\x01';
+        if (n + l - s + 1 > cap) {
+            char *nb = realloc(buf, cap = (n + l - s + 1) * 2);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                fail(err, errlen, "%s", "out of memory");
+                return NULL;
+            }
+            buf = nb;
+        }
+        memcpy(buf + n, line + s, l - s);
+        n += l - s;
+        buf[n++] = ' ';
+    }
+    fclose(f);
+    *out_len = n;
+    return buf;
+}
+
+/* "32-126,9,10,13" */
+static int byte_ranges(pc_op_t *op, const char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned lo = 0, hi;
+        size_t s = i;
+        while (i < n && p[i] >= '0' && p[i] <= '9' && lo < 1000)
+            lo = lo * 10 + (unsigned)(p[i++] - '0');
+        if (i == s || lo > 255)
+            return -1;
+        hi = lo;
+        if (i < n && p[i] == '-') {
+            hi = 0;
+            s = ++i;
+            while (i < n && p[i] >= '0' && p[i] <= '9' && hi < 1000)
+                hi = hi * 10 + (unsigned)(p[i++] - '0');
+            if (i == s || hi > 255 || hi < lo)
+                return -1;
+        }
+        for (unsigned b = lo; b <= hi; b++)
+            op->bytes_ok[b / 8] |= (uint8_t)(1u << (b % 8));
+        while (i < n && (p[i] == ',' || p[i] == ' '))
+            i++;
+    }
+    return 0;
+}
+
+static int compile(pc_op_t *op, int kind, int negate, const char *param, size_t plen,
+                   const char *dir, char *err, size_t errlen)
+{
+    op->kind = (uint8_t)kind;
+    op->negate = (uint8_t) !!negate;
+    if (!(op->param = malloc(plen + 1)))
+        return fail(err, errlen, "%s", "out of memory");
+    memcpy(op->param, param, plen);
+    op->param[plen] = 0;
+    op->plen = plen;
+    switch (kind) {
+    case PC_OP_RX: {
+        int code;
+        PCRE2_SIZE at;
+        op->re = pcre2_compile((PCRE2_SPTR)param, plen, PCRE2_DOTALL | PCRE2_DOLLAR_ENDONLY, &code,
+                               &at, NULL);
+        if (!op->re) {
+            char msg[160], where[200];
+            pcre2_get_error_message(code, (PCRE2_UCHAR *)msg, sizeof(msg));
+            snprintf(where, sizeof(where), "%s at offset %zu", msg, (size_t)at);
+            return fail(err, errlen, "invalid regular expression: %s", where);
+        }
+        pcre2_jit_compile(op->re, PCRE2_JIT_COMPLETE); /* the interpreter if JIT cannot */
+        return 0;
+    }
+    case PC_OP_PM:
+    case PC_OP_PM_FROM_FILE: {
+        size_t n = plen;
+        char *list = kind == PC_OP_PM ? NULL : read_phrases(dir, param, plen, &n, err, errlen);
+        if (kind == PC_OP_PM_FROM_FILE && !list)
+            return -1;
+        op->ac = ac_build(list ? list : param, n);
+        if (list && op->ac && op->ac->cls[1]) { /* a space inside a file's phrase */
+            op->ac->cls[' '] = op->ac->cls[1];
+            op->ac->cls[1] = 0;
+        }
+        free(list);
+        if (!op->ac)
+            return fail(err, errlen, "%s", "no phrases (or out of memory)");
+        return 0;
+    }
+    case PC_OP_EQ:
+    case PC_OP_GE:
+    case PC_OP_GT:
+    case PC_OP_LE:
+    case PC_OP_LT: {
+        if (plen >= 2 && param[0] == '%' && param[1] == '{')
+            return 0; /* a macro, expanded per request */
+        char *end;
+        op->num = strtoll(op->param, &end, 10);
+        if (!plen || *end)
+            return fail(err, errlen, "'%s' is not an integer", op->param);
+        return 0;
+    }
+    case PC_OP_IP_MATCH: {
+        size_t count = 1;
+        for (size_t i = 0; i < plen; i++)
+            count += param[i] == ',';
+        pc_arena_init(&op->pool, NULL, 1024, 0);
+        pc_cidr_range_t *ranges = pc_arena_alloc(&op->pool, count * sizeof(*ranges));
+        if (!ranges)
+            return fail(err, errlen, "%s", "out of memory");
+        size_t k = 0;
+        for (char *s = op->param; s && *s;) {
+            char *comma = strchr(s, ',');
+            if (comma)
+                *comma = 0;
+            while (*s == ' ')
+                s++;
+            char msg[200];
+            if (pc_cidr_parse(s, &ranges[k++], msg, sizeof(msg)) != 0)
+                return fail(err, errlen, "%s", msg);
+            if (comma)
+                *comma = ',';
+            s = comma ? comma + 1 : NULL;
+        }
+        if (pc_cidr_set_build(&op->ips, &op->pool, ranges, k) != 0)
+            return fail(err, errlen, "%s", "out of memory");
+        return 0;
+    }
+    case PC_OP_VALIDATE_BYTE_RANGE:
+        if (byte_ranges(op, param, plen) != 0)
+            return fail(err, errlen, "'%s' is not a list of bytes and ranges (e.g. 9,10,32-126)",
+                        op->param);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+int pc_op_compile(pc_op_t *op, int kind, int negate, const char *param, size_t plen,
+                  const char *dir, char *err, size_t errlen)
+{
+    memset(op, 0, sizeof(*op));
+    int rc = compile(op, kind, negate, param, plen, dir, err, errlen);
+    if (rc != 0)
+        pc_op_free(op); /* whatever was built before the error */
+    return rc;
+}
+
+void pc_op_free(pc_op_t *op)
+{
+    if (op->re)
+        pcre2_code_free(op->re);
+    ac_free(op->ac);
+    pc_arena_free(&op->pool);
+    free(op->param);
+    memset(op, 0, sizeof(*op));
+}
+
+int pc_op_ctx_init(pc_op_ctx_t *ctx)
+{
+    memset(ctx, 0, sizeof(*ctx));
+    ctx->md = pcre2_match_data_create(PC_OP_CAPTURES, NULL);
+    ctx->mctx = pcre2_match_context_create(NULL);
+    ctx->jit = pcre2_jit_stack_create(32 * 1024, 512 * 1024, NULL);
+    if (!ctx->md || !ctx->mctx || !ctx->jit) {
+        pc_op_ctx_free(ctx);
+        return -1;
+    }
+    pcre2_set_match_limit(ctx->mctx, PC_OP_MATCH_LIMIT);
+    pcre2_set_depth_limit(ctx->mctx, PC_OP_MATCH_LIMIT);
+    pcre2_jit_stack_assign(ctx->mctx, NULL, ctx->jit);
+    return 0;
+}
+
+void pc_op_ctx_free(pc_op_ctx_t *ctx)
+{
+    if (ctx->md)
+        pcre2_match_data_free(ctx->md);
+    if (ctx->mctx)
+        pcre2_match_context_free(ctx->mctx);
+    if (ctx->jit)
+        pcre2_jit_stack_free(ctx->jit);
+    memset(ctx, 0, sizeof(*ctx));
+}
+
+/* ---- matching ---- */
+
+static int word_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+static int contains_word(const unsigned char *v, size_t n, const char *w, size_t wl)
+{
+    if (!wl)
+        return 1;
+    for (const unsigned char *p = v; n >= wl && (p = memmem(p, n - (size_t)(p - v), w, wl)); p++) {
+        size_t at = (size_t)(p - v);
+        if ((at == 0 || !word_char(v[at - 1])) && (at + wl == n || !word_char(v[at + wl])))
+            return 1;
+        if (at + 1 > n - wl)
+            break;
+    }
+    return 0;
+}
+
+/* ModSecurity's reading of a number: optional sign and leading digits;
+ * anything else is 0. */
+static int64_t to_num(const unsigned char *v, size_t n)
+{
+    size_t i = 0;
+    int neg = 0;
+    int64_t x = 0;
+    while (i < n && (v[i] == ' ' || v[i] == '\t'))
+        i++;
+    if (i < n && (v[i] == '-' || v[i] == '+'))
+        neg = v[i++] == '-';
+    for (; i < n && v[i] >= '0' && v[i] <= '9'; i++)
+        x = x > INT64_MAX / 10 - 10 ? INT64_MAX : x * 10 + (v[i] - '0');
+    return neg ? -x : x;
+}
+
+static int is_hex(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+}
+
+static int bad_url_encoding(const unsigned char *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i] == '%' && (i + 2 >= n || !is_hex(v[i + 1]) || !is_hex(v[i + 2])))
+            return 1;
+    return 0;
+}
+
+/* Not UTF-8: invalid bytes, truncated or overlong sequences, surrogates,
+ * code points past U+10FFFF. */
+static int bad_utf8(const unsigned char *v, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned char c = v[i];
+        size_t len;
+        unsigned long cp, min;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            len = 2, cp = c & 0x1fu, min = 0x80;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            len = 3, cp = c & 0x0fu, min = 0x800;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            len = 4, cp = c & 0x07u, min = 0x10000;
+        } else {
+            return 1;
+        }
+        if (i + len > n)
+            return 1;
+        for (size_t k = 1; k < len; k++) {
+            if ((v[i + k] & 0xc0) != 0x80)
+                return 1;
+            cp = cp << 6 | (v[i + k] & 0x3fu);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return 1;
+        i += len;
+    }
+    return 0;
+}
+
+static int match(const pc_op_t *op, pc_op_ctx_t *ctx, const unsigned char *v, size_t n,
+                 int64_t num_param)
+{
+    int64_t x;
+    switch (op->kind) {
+    case PC_OP_RX: {
+        int rc = pcre2_match(op->re, v, n, 0, 0, ctx->md, ctx->mctx);
+        if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT ||
+            rc == PCRE2_ERROR_JIT_STACKLIMIT || rc == PCRE2_ERROR_HEAPLIMIT) {
+            ctx->limit_hit = 1;
+            return 1; /* never a pass */
+        }
+        if (rc < 0)
+            return 0;
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(ctx->md);
+        ctx->ncaps = (unsigned)(rc < PC_OP_CAPTURES ? rc : PC_OP_CAPTURES);
+        for (unsigned i = 0; i < ctx->ncaps; i++) {
+            int set = ov[2 * i] != PCRE2_UNSET;
+            ctx->caps[i].off = set ? ov[2 * i] : 0;
+            ctx->caps[i].len = set ? ov[2 * i + 1] - ov[2 * i] : 0;
+        }
+        return 1;
+    }
+    case PC_OP_PM:
+    case PC_OP_PM_FROM_FILE:
+        return ac_match(op->ac, v, n);
+    case PC_OP_CONTAINS:
+        return !op->plen || (n >= op->plen && memmem(v, n, op->param, op->plen) != NULL);
+    case PC_OP_CONTAINS_WORD:
+        return contains_word(v, n, op->param, op->plen);
+    case PC_OP_STREQ:
+        return n == op->plen && memcmp(v, op->param, n) == 0;
+    case PC_OP_BEGINS_WITH:
+        return n >= op->plen && memcmp(v, op->param, op->plen) == 0;
+    case PC_OP_ENDS_WITH:
+        return n >= op->plen && memcmp(v + n - op->plen, op->param, op->plen) == 0;
+    case PC_OP_WITHIN:
+        return !n || (op->plen >= n && memmem(op->param, op->plen, v, n) != NULL);
+    case PC_OP_EQ:
+    case PC_OP_GE:
+    case PC_OP_GT:
+    case PC_OP_LE:
+    case PC_OP_LT: {
+        int64_t p = op->param[0] == '%' ? num_param : op->num;
+        x = to_num(v, n);
+        return op->kind == PC_OP_EQ   ? x == p
+               : op->kind == PC_OP_GE ? x >= p
+               : op->kind == PC_OP_GT ? x > p
+               : op->kind == PC_OP_LE ? x <= p
+                                      : x < p;
+    }
+    case PC_OP_IP_MATCH: {
+        pc_ip_t ip;
+        return pc_ip_parse((const char *)v, n, &ip) == 0 && pc_cidr_set_contains(&op->ips, ip);
+    }
+    case PC_OP_VALIDATE_BYTE_RANGE:
+        for (size_t i = 0; i < n; i++)
+            if (!(op->bytes_ok[v[i] / 8] & (1u << (v[i] % 8))))
+                return 1;
+        return 0;
+    case PC_OP_VALIDATE_URL_ENCODING:
+        return bad_url_encoding(v, n);
+    case PC_OP_VALIDATE_UTF8_ENCODING:
+        return bad_utf8(v, n);
+    case PC_OP_UNCONDITIONAL_MATCH:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int pc_op_match(const pc_op_t *op, pc_op_ctx_t *ctx, const unsigned char *v, size_t n,
+                int64_t num_param)
+{
+    ctx->limit_hit = 0;
+    ctx->ncaps = 0;
+    int m = match(op, ctx, v, n, num_param);
+    if (ctx->limit_hit)
+        return 1; /* a limit is a match even under negation */
+    return op->negate ? !m : m;
+}

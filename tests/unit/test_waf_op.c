@@ -1,0 +1,150 @@
+/*
+ * test_waf_op.c — the WAF operators: regex with captures and its limits
+ * (a ReDoS input is a match, not a pass), Aho-Corasick phrase matching,
+ * the string, number and address operators, the validators, negation and
+ * the compile errors.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "test.h"
+#include "waf_op.h"
+
+static pc_op_ctx_t ctx;
+static char err[256];
+
+static int compile(pc_op_t *op, const char *name, const char *param)
+{
+    int neg = name[0] == '!';
+    int kind = pc_op_parse_name(name + neg, strlen(name + neg));
+    CHECK(kind >= 0);
+    return pc_op_compile(op, kind, neg, param, strlen(param), "/tmp", err, sizeof(err));
+}
+
+/* Compiles, matches one value, frees. */
+static int m(const char *name, const char *param, const char *v)
+{
+    pc_op_t op;
+    if (compile(&op, name, param) != 0) {
+        fprintf(stderr, "compile %s %s: %s\n", name, param, err);
+        return -1;
+    }
+    int r = pc_op_match(&op, &ctx, (const unsigned char *)v, strlen(v), 0);
+    pc_op_free(&op);
+    return r;
+}
+
+TEST(regex)
+{
+    CHECK_EQ_INT(m("rx", "(?i)union\\s+select", "1 UNION  SELECT 2"), 1);
+    CHECK_EQ_INT(m("rx", "^admin$", "admin\n"), 0); /* $ is the very end */
+    CHECK_EQ_INT(m("rx", "a.b", "a\nb"), 1);        /* . matches newlines */
+    CHECK_EQ_INT(m("!rx", "^[a-z]+$", "abc"), 0);
+    CHECK_EQ_INT(m("!rx", "^[a-z]+$", "ab1"), 1);
+    pc_op_t op;
+    CHECK(compile(&op, "rx", "(\\w+)=(\\d+)") == 0);
+    const char *v = "x: id=42;";
+    CHECK_EQ_INT(pc_op_match(&op, &ctx, (const unsigned char *)v, strlen(v), 0), 1);
+    CHECK_EQ_INT(ctx.ncaps, 3);
+    CHECK_SLICE(v + ctx.caps[1].off, ctx.caps[1].len, "id");
+    CHECK_SLICE(v + ctx.caps[2].off, ctx.caps[2].len, "42");
+    pc_op_free(&op);
+    /* catastrophic backtracking: bounded, and counted as a match */
+    char evil[64];
+    memset(evil, 'a', 40);
+    strcpy(evil + 40, "!");
+    CHECK(compile(&op, "rx", "^(a+)+$") == 0);
+    CHECK_EQ_INT(pc_op_match(&op, &ctx, (const unsigned char *)evil, strlen(evil), 0), 1);
+    CHECK_EQ_INT(ctx.limit_hit, 1);
+    pc_op_free(&op);
+    CHECK(compile(&op, "!rx", "^(a+)+$") == 0); /* negated: still a match */
+    CHECK_EQ_INT(pc_op_match(&op, &ctx, (const unsigned char *)evil, strlen(evil), 0), 1);
+    pc_op_free(&op);
+    CHECK_EQ_INT(compile(&op, "rx", "(unclosed"), -1);
+    CHECK(strstr(err, "invalid regular expression") && strstr(err, "offset"));
+}
+
+TEST(phrases)
+{
+    CHECK_EQ_INT(m("pm", "he she hers", "USHERS"), 1);
+    CHECK_EQ_INT(m("pm", "select union", "UnIoN"), 1);
+    CHECK_EQ_INT(m("pm", "select union", "selec unio"), 0);
+    CHECK_EQ_INT(m("pm", "passwd shadow", "/etc/pass wd"), 0);
+    CHECK_EQ_INT(m("pm", "ab bab", "xbabx"), 1);
+    CHECK_EQ_INT(m("!pm", "ab", "xyz"), 1);
+    pc_op_t op;
+    CHECK_EQ_INT(compile(&op, "pm", "   "), -1);
+    FILE *f = fopen("/tmp/pc_test_phrases.txt", "w");
+    fputs("# scanners\nsqlmap\n  nikto  \n\nacunetix scanner\n", f);
+    fclose(f);
+    CHECK_EQ_INT(m("pmFromFile", "pc_test_phrases.txt", "Mozilla (Nikto/2.1)"), 1);
+    CHECK_EQ_INT(m("pmFromFile", "pc_test_phrases.txt", "an ACUNETIX SCANNER run"), 1);
+    CHECK_EQ_INT(m("pmFromFile", "pc_test_phrases.txt", "acunetix"), 0); /* the whole phrase */
+    CHECK_EQ_INT(m("pmFromFile", "pc_test_phrases.txt", "curl/8"), 0);
+    unlink("/tmp/pc_test_phrases.txt");
+    CHECK_EQ_INT(compile(&op, "pmFromFile", "missing.txt"), -1);
+    CHECK(strstr(err, "cannot read") != NULL);
+}
+
+TEST(strings)
+{
+    CHECK_EQ_INT(m("contains", "<script", "a<script>b"), 1);
+    CHECK_EQ_INT(m("contains", "<script", "<scrip"), 0);
+    CHECK_EQ_INT(m("containsWord", "select", "select * from"), 1);
+    CHECK_EQ_INT(m("containsWord", "select", "preselected"), 0);
+    CHECK_EQ_INT(m("containsWord", "select", "a,select;"), 1);
+    CHECK_EQ_INT(m("containsWord", "or", "for or"), 1);
+    CHECK_EQ_INT(m("streq", "GET", "GET"), 1);
+    CHECK_EQ_INT(m("streq", "GET", "GETX"), 0);
+    CHECK_EQ_INT(m("beginsWith", "/admin", "/admin/x"), 1);
+    CHECK_EQ_INT(m("endsWith", ".php", "index.php"), 1);
+    CHECK_EQ_INT(m("endsWith", ".php", "php"), 0);
+    CHECK_EQ_INT(m("within", "GET HEAD POST", "HEAD"), 1);
+    CHECK_EQ_INT(m("within", "GET HEAD POST", "PUT"), 0);
+    CHECK_EQ_INT(m("!within", "GET HEAD POST", "PUT"), 1);
+}
+
+TEST(numbers)
+{
+    CHECK_EQ_INT(m("eq", "0", "abc"), 1); /* not a number: 0 */
+    CHECK_EQ_INT(m("gt", "5", "6"), 1);
+    CHECK_EQ_INT(m("ge", "5", "5"), 1);
+    CHECK_EQ_INT(m("lt", "5", "-7"), 1);
+    CHECK_EQ_INT(m("le", "5", "12x"), 0);
+    pc_op_t op;
+    CHECK(compile(&op, "ge", "%{tx.inbound_anomaly_score_threshold}") == 0);
+    CHECK_EQ_INT(pc_op_match(&op, &ctx, (const unsigned char *)"5", 1, 5), 1);
+    CHECK_EQ_INT(pc_op_match(&op, &ctx, (const unsigned char *)"4", 1, 5), 0);
+    pc_op_free(&op);
+    CHECK_EQ_INT(compile(&op, "gt", "five"), -1);
+}
+
+TEST(addresses_and_validators)
+{
+    CHECK_EQ_INT(m("ipMatch", "192.0.2.0/24,2001:db8::/32, 10.1.2.3", "192.0.2.77"), 1);
+    CHECK_EQ_INT(m("ipMatch", "192.0.2.0/24,2001:db8::/32", "2001:db8::1"), 1);
+    CHECK_EQ_INT(m("ipMatch", "192.0.2.0/24", "192.0.3.1"), 0);
+    CHECK_EQ_INT(m("ipMatch", "192.0.2.0/24", "not an ip"), 0);
+    pc_op_t op;
+    CHECK_EQ_INT(compile(&op, "ipMatch", "300.1.1.1"), -1);
+    CHECK_EQ_INT(m("validateByteRange", "32-126,9", "ok\ttext"), 0);
+    CHECK_EQ_INT(m("validateByteRange", "32-126", "bad\x01"), 1);
+    CHECK_EQ_INT(m("validateByteRange", "32-126", "caf\xc3\xa9"), 1);
+    CHECK_EQ_INT(compile(&op, "validateByteRange", "10-5"), -1);
+    CHECK_EQ_INT(compile(&op, "validateByteRange", "1,256"), -1);
+    CHECK_EQ_INT(m("validateUrlEncoding", "", "a%20b%2F"), 0);
+    CHECK_EQ_INT(m("validateUrlEncoding", "", "a%2"), 1);
+    CHECK_EQ_INT(m("validateUrlEncoding", "", "%zz"), 1);
+    CHECK_EQ_INT(m("validateUtf8Encoding", "", "caf\xc3\xa9 \xf0\x9f\x98\x80"), 0);
+    CHECK_EQ_INT(m("validateUtf8Encoding", "", "\xc0\xaf"), 1);     /* overlong */
+    CHECK_EQ_INT(m("validateUtf8Encoding", "", "\xe0\x80\xaf"), 1); /* overlong */
+    CHECK_EQ_INT(m("validateUtf8Encoding", "", "\xed\xa0\x80"), 1); /* surrogate */
+    CHECK_EQ_INT(m("validateUtf8Encoding", "", "\xf4\x90\x80\x80"), 1);
+    CHECK_EQ_INT(m("validateUtf8Encoding", "", "\xc3"), 1); /* truncated */
+    CHECK_EQ_INT(m("unconditionalMatch", "", ""), 1);
+    CHECK_EQ_INT(pc_op_parse_name("detectSQLi", 10), -1);
+}
+
+TEST_MAIN(CHECK(pc_op_ctx_init(&ctx) == 0); RUN(regex); RUN(phrases); RUN(strings); RUN(numbers);
+          RUN(addresses_and_validators); pc_op_ctx_free(&ctx))
