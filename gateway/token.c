@@ -95,6 +95,7 @@ static EVP_PKEY *jwk_private(json_t *k)
         OSSL_PKEY_PARAM_RSA_FACTOR2,   OSSL_PKEY_PARAM_RSA_EXPONENT1,
         OSSL_PKEY_PARAM_RSA_EXPONENT2, OSSL_PKEY_PARAM_RSA_COEFFICIENT1};
     BIGNUM *bn[8] = {0};
+    unsigned char pub[1 + 2 * 66]; /* the builder keeps a pointer to it until to_param */
     OSSL_PARAM_BLD *b = OSSL_PARAM_BLD_new();
     OSSL_PARAM *params = NULL;
     EVP_PKEY_CTX *ctx = NULL;
@@ -115,7 +116,6 @@ static EVP_PKEY *jwk_private(json_t *k)
                                : strcmp(crv, "P-384") == 0 ? 48
                                                            : 32)
                             : 0;
-        unsigned char pub[1 + 2 * 66];
         BIGNUM *x = jwk_bn(k, "x"), *y = jwk_bn(k, "y");
         pub[0] = 4;
         ok = group && x && y && (bn[0] = jwk_bn(k, "d")) != NULL &&
