@@ -1,0 +1,147 @@
+/*
+ * waf_rules.h — SecLang rule files into a rule set (groundwork for the WAF
+ * filter, issue 9): the subset PRODUCT.md lists, every construct checked,
+ * every problem reported as "FILE:LINE: message" naming the construct.
+ * Nothing is silently ignored.
+ *
+ * A rule set is built once per configuration snapshot and read-only
+ * afterwards; operators are compiled (regexes JIT-compiled) at load time.
+ */
+#ifndef PC_WAF_RULES_H
+#define PC_WAF_RULES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errlist.h"
+#include "waf_op.h"
+#include "waf_tf.h"
+
+#define PC_WAF_VARS(X)                                \
+    X(ARGS, "ARGS")                                   \
+    X(ARGS_NAMES, "ARGS_NAMES")                       \
+    X(ARGS_GET, "ARGS_GET")                           \
+    X(ARGS_GET_NAMES, "ARGS_GET_NAMES")               \
+    X(ARGS_POST, "ARGS_POST")                         \
+    X(ARGS_POST_NAMES, "ARGS_POST_NAMES")             \
+    X(QUERY_STRING, "QUERY_STRING")                   \
+    X(REQUEST_URI, "REQUEST_URI")                     \
+    X(REQUEST_URI_RAW, "REQUEST_URI_RAW")             \
+    X(REQUEST_FILENAME, "REQUEST_FILENAME")           \
+    X(REQUEST_BASENAME, "REQUEST_BASENAME")           \
+    X(REQUEST_METHOD, "REQUEST_METHOD")               \
+    X(REQUEST_PROTOCOL, "REQUEST_PROTOCOL")           \
+    X(REQUEST_LINE, "REQUEST_LINE")                   \
+    X(REQUEST_HEADERS, "REQUEST_HEADERS")             \
+    X(REQUEST_HEADERS_NAMES, "REQUEST_HEADERS_NAMES") \
+    X(REQUEST_COOKIES, "REQUEST_COOKIES")             \
+    X(REQUEST_COOKIES_NAMES, "REQUEST_COOKIES_NAMES") \
+    X(REQUEST_BODY, "REQUEST_BODY")                   \
+    X(FILES, "FILES")                                 \
+    X(FILES_NAMES, "FILES_NAMES")                     \
+    X(REMOTE_ADDR, "REMOTE_ADDR")                     \
+    X(TX, "TX")                                       \
+    X(MATCHED_VAR, "MATCHED_VAR")                     \
+    X(MATCHED_VAR_NAME, "MATCHED_VAR_NAME")           \
+    X(MATCHED_VARS, "MATCHED_VARS")                   \
+    X(MATCHED_VARS_NAMES, "MATCHED_VARS_NAMES")       \
+    X(REQBODY_ERROR, "REQBODY_ERROR")
+
+typedef enum {
+#define X(id, name) PC_WV_##id,
+    PC_WAF_VARS(X)
+#undef X
+        PC_WV_COUNT
+} pc_waf_var_e;
+
+/* One target of a rule: ARGS, ARGS:name, ARGS:/regex/, !ARGS:name, &ARGS. */
+typedef struct pc_waf_var_s {
+    uint8_t kind;    /* pc_waf_var_e */
+    uint8_t count;   /* &VAR: the number of values */
+    uint8_t exclude; /* !VAR:sel: removes sel from the rule's targets */
+    char *sel;       /* selector (lower case for case-insensitive collections), or NULL */
+    struct pcre2_real_code_8 *sel_re; /* /regex/ selector */
+} pc_waf_var_t;
+
+typedef enum {
+    PC_WA_NONE = 0,
+    PC_WA_PASS,
+    PC_WA_BLOCK,
+    PC_WA_DENY,
+    PC_WA_ALLOW
+} pc_waf_disruptive_e;
+
+typedef enum { PC_SV_SET = 0, PC_SV_ADD, PC_SV_SUB, PC_SV_DEL } pc_setvar_op_e;
+
+typedef struct pc_waf_setvar_s {
+    char *name;  /* after "tx.", lower case */
+    char *value; /* may hold %{...} macros; NULL for "!tx.x" */
+    uint8_t op;  /* pc_setvar_op_e */
+} pc_waf_setvar_t;
+
+typedef enum {
+    PC_CTL_RULE_REMOVE_BY_ID = 0,
+    PC_CTL_RULE_REMOVE_TARGET_BY_ID,
+    PC_CTL_RULE_ENGINE
+} pc_ctl_e;
+
+typedef struct pc_waf_ctl_s {
+    uint8_t kind; /* pc_ctl_e */
+    uint32_t id_lo, id_hi;
+    pc_waf_var_t target; /* ruleRemoveTargetById */
+    uint8_t engine;      /* ruleEngine: pc_waf_engine_e */
+} pc_waf_ctl_t;
+
+typedef enum { PC_WE_ON = 0, PC_WE_OFF, PC_WE_DETECTION_ONLY } pc_waf_engine_e;
+
+typedef struct pc_waf_rule_s {
+    uint32_t id;   /* 0 on a chained rule */
+    uint8_t phase; /* 1..5 */
+    uint8_t disruptive;
+    uint8_t log;   /* 1 log, 0 nolog */
+    uint8_t chain; /* the next rule is chained to this one */
+    uint8_t capture;
+    uint8_t action_only; /* SecAction: no variables, always matches */
+    int status;          /* 0: the default */
+    const char *file;
+    int line;
+    pc_waf_var_t *vars;
+    size_t nvars;
+    pc_op_t op;
+    uint8_t tfs[16];
+    unsigned ntfs;
+    char *msg, *logdata, *severity, *ver;
+    char **tags;
+    size_t ntags;
+    pc_waf_setvar_t *setvars;
+    size_t nsetvars;
+    pc_waf_ctl_t *ctls;
+    size_t nctls;
+    char *skip_after;              /* a marker name */
+    char *marker;                  /* SecMarker: this entry is a marker, not a rule */
+    struct pc_waf_rule_s *chained; /* the rule evaluated when this one matches */
+} pc_waf_rule_t;
+
+typedef struct pc_waf_ruleset_s {
+    pc_waf_rule_t **rules; /* in file order; chained rules hang off their head */
+    size_t n, cap;
+    uint8_t engine;            /* SecRuleEngine */
+    pc_waf_rule_t defaults[5]; /* SecDefaultAction per phase (disruptive, log, status, tfs) */
+    char **files;              /* the file names rules point to (owned) */
+    size_t nfiles;
+    pc_waf_rule_t *open_chain; /* while loading: a rule whose chain is still to come */
+} pc_waf_ruleset_t;
+
+/* Loads path (a file; `Include` may pull others, with globs, relative to
+ * the including file). Every problem goes to errs as "FILE:LINE: message".
+ * 0 when none, else -1; the set holds what parsed either way. */
+int pc_waf_load(pc_waf_ruleset_t *rs, const char *path, pc_errlist_t *errs);
+/* The same from a string (tests); name stands for the file in messages. */
+int pc_waf_load_text(pc_waf_ruleset_t *rs, const char *name, const char *text, size_t n,
+                     pc_errlist_t *errs);
+void pc_waf_ruleset_free(pc_waf_ruleset_t *rs);
+
+/* The rule with this id (the head of its chain), or NULL. */
+pc_waf_rule_t *pc_waf_find(const pc_waf_ruleset_t *rs, uint32_t id);
+
+#endif
