@@ -54,6 +54,11 @@ static char *dupn(const char *p, size_t n)
     return s;
 }
 
+const char *pc_waf_var_name(int v)
+{
+    return v >= 0 && v < PC_WV_COUNT ? var_names[v] : "?";
+}
+
 /* ---- variables ---- */
 
 static void var_free(pc_waf_var_t *v)

@@ -141,6 +141,9 @@ int pc_waf_load_text(pc_waf_ruleset_t *rs, const char *name, const char *text, s
                      pc_errlist_t *errs);
 void pc_waf_ruleset_free(pc_waf_ruleset_t *rs);
 
+/* A variable's SecLang name ("ARGS"). */
+const char *pc_waf_var_name(int v);
+
 /* The rule with this id (the head of its chain), or NULL. */
 pc_waf_rule_t *pc_waf_find(const pc_waf_ruleset_t *rs, uint32_t id);
 

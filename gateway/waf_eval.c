@@ -1,0 +1,472 @@
+/*
+ * waf_eval.c — see waf_eval.h.
+ */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include "waf_eval.h"
+
+#include <pcre2.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "str.h"
+
+#define TF_SLOTS    256 /* transformation cache entries per transaction */
+#define EXCERPT_MAX 80
+#define MACRO_OUT   1024
+
+/* ---- data ---- */
+
+void pc_waf_tx_init(pc_waf_tx_t *tx, pc_arena_t *arena, pc_op_ctx_t *opctx)
+{
+    memset(tx, 0, sizeof(*tx));
+    tx->arena = arena;
+    tx->opctx = opctx;
+}
+
+static int push(pc_waf_tx_t *tx, int var, const char *name, size_t nlen, const char *value,
+                size_t vlen)
+{
+    typeof(tx->coll[0]) *c = &tx->coll[var];
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 8;
+        pc_waf_kv_t *a = pc_arena_alloc(tx->arena, cap * sizeof(*a));
+        if (!a)
+            return -1;
+        if (c->n)
+            memcpy(a, c->v, c->n * sizeof(*a));
+        c->v = a;
+        c->cap = cap;
+    }
+    c->v[c->n++] = (pc_waf_kv_t){name, nlen, value, vlen};
+    return 0;
+}
+
+int pc_waf_add(pc_waf_tx_t *tx, int var, const char *name, size_t nlen, const char *value,
+               size_t vlen)
+{
+    int also = -1, names = -1;
+    if (push(tx, var, name, nlen, value, vlen) != 0)
+        return -1;
+    switch (var) {
+    case PC_WV_ARGS_GET:
+        also = PC_WV_ARGS;
+        names = PC_WV_ARGS_GET_NAMES;
+        break;
+    case PC_WV_ARGS_POST:
+        also = PC_WV_ARGS;
+        names = PC_WV_ARGS_POST_NAMES;
+        break;
+    case PC_WV_ARGS:
+        names = PC_WV_ARGS_NAMES;
+        break;
+    case PC_WV_REQUEST_HEADERS:
+        names = PC_WV_REQUEST_HEADERS_NAMES;
+        break;
+    case PC_WV_REQUEST_COOKIES:
+        names = PC_WV_REQUEST_COOKIES_NAMES;
+        break;
+    case PC_WV_FILES:
+        names = PC_WV_FILES_NAMES;
+        break;
+    default:
+        return 0;
+    }
+    if (also >= 0 && pc_waf_add(tx, also, name, nlen, value, vlen) != 0)
+        return -1;
+    return names >= 0 ? push(tx, names, name, nlen, name, nlen) : 0;
+}
+
+static char *adup(pc_waf_tx_t *tx, const char *s, size_t n)
+{
+    return pc_arena_strndup(tx->arena, s, n);
+}
+
+int pc_waf_setvar(pc_waf_tx_t *tx, const char *name, const char *value)
+{
+    for (size_t i = 0; i < tx->nvars; i++)
+        if (strcasecmp(tx->vars[i].name, name) == 0) {
+            tx->vars[i].value = value ? adup(tx, value, strlen(value)) : NULL;
+            return 0;
+        }
+    if (!value)
+        return 0;
+    if (tx->nvars == tx->capvars) {
+        size_t cap = tx->capvars ? tx->capvars * 2 : 16;
+        void *a = pc_arena_alloc(tx->arena, cap * sizeof(*tx->vars));
+        if (!a)
+            return -1;
+        if (tx->nvars)
+            memcpy(a, tx->vars, tx->nvars * sizeof(*tx->vars));
+        tx->vars = a;
+        tx->capvars = cap;
+    }
+    tx->vars[tx->nvars].name = adup(tx, name, strlen(name));
+    tx->vars[tx->nvars].value = adup(tx, value, strlen(value));
+    tx->nvars++;
+    return 0;
+}
+
+const char *pc_waf_getvar(const pc_waf_tx_t *tx, const char *name)
+{
+    for (size_t i = 0; i < tx->nvars; i++)
+        if (tx->vars[i].value && strcasecmp(tx->vars[i].name, name) == 0)
+            return tx->vars[i].value;
+    return NULL;
+}
+
+/* ---- macros: %{tx.name}, %{MATCHED_VAR}, %{MATCHED_VAR_NAME}, %{rule.id},
+ * %{COLLECTION.name} ---- */
+
+typedef struct {
+    const pc_waf_rule_t *rule;
+    const char *mvar; /* matched variable name */
+    const char *mval; /* matched value */
+    size_t mval_len;
+} mctx_t;
+
+static const char *lookup(pc_waf_tx_t *tx, const mctx_t *m, const char *key, size_t kl, size_t *len,
+                          char *num)
+{
+    if (kl > 3 && strncasecmp(key, "tx.", 3) == 0) {
+        char name[128];
+        snprintf(name, sizeof(name), "%.*s", (int)(kl - 3), key + 3);
+        const char *v = pc_waf_getvar(tx, name);
+        *len = v ? strlen(v) : 0;
+        return v;
+    }
+    if (kl == 11 && strncasecmp(key, "MATCHED_VAR", 11) == 0) {
+        *len = m->mval_len;
+        return m->mval;
+    }
+    if (kl == 16 && strncasecmp(key, "MATCHED_VAR_NAME", 16) == 0) {
+        *len = m->mvar ? strlen(m->mvar) : 0;
+        return m->mvar;
+    }
+    if (kl == 7 && strncasecmp(key, "rule.id", 7) == 0) {
+        *len = pc_u64_dec(m->rule ? m->rule->id : 0, num);
+        return num;
+    }
+    const char *dot = memchr(key, '.', kl);
+    size_t cl = dot ? (size_t)(dot - key) : kl;
+    for (int v = 0; v < PC_WV_COUNT; v++) {
+        if (strlen(pc_waf_var_name(v)) != cl || strncasecmp(key, pc_waf_var_name(v), cl) != 0)
+            continue;
+        for (size_t i = 0; i < tx->coll[v].n; i++) {
+            const pc_waf_kv_t *kv = &tx->coll[v].v[i];
+            if (!dot ||
+                (kv->nlen == kl - cl - 1 && strncasecmp(kv->name, dot + 1, kv->nlen) == 0)) {
+                *len = kv->vlen;
+                return kv->value;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* s with its macros expanded (in the arena); NULL when s is. */
+static char *expand(pc_waf_tx_t *tx, const mctx_t *m, const char *s)
+{
+    if (!s)
+        return NULL;
+    if (!strstr(s, "%{"))
+        return (char *)s;
+    char out[MACRO_OUT], num[24];
+    size_t o = 0;
+    for (const char *p = s; *p && o < sizeof(out) - 1;) {
+        const char *close = p[0] == '%' && p[1] == '{' ? strchr(p, '}') : NULL;
+        if (!close) {
+            out[o++] = *p++;
+            continue;
+        }
+        size_t len = 0;
+        const char *v = lookup(tx, m, p + 2, (size_t)(close - p - 2), &len, num);
+        if (v && len > sizeof(out) - 1 - o)
+            len = sizeof(out) - 1 - o;
+        if (v)
+            memcpy(out + o, v, len), o += len;
+        p = close + 1;
+    }
+    return adup(tx, out, o);
+}
+
+static int64_t as_int(const char *s)
+{
+    return s ? strtoll(s, NULL, 10) : 0;
+}
+
+static void do_setvars(pc_waf_tx_t *tx, const pc_waf_rule_t *r, const mctx_t *m)
+{
+    for (size_t i = 0; i < r->nsetvars; i++) {
+        const pc_waf_setvar_t *sv = &r->setvars[i];
+        char *name = expand(tx, m, sv->name);
+        if (sv->op == PC_SV_DEL) {
+            pc_waf_setvar(tx, name, NULL);
+            continue;
+        }
+        const char *val = expand(tx, m, sv->value);
+        if (sv->op == PC_SV_SET) {
+            pc_waf_setvar(tx, name, val);
+        } else {
+            char buf[24];
+            int64_t x = as_int(pc_waf_getvar(tx, name)), d = as_int(val);
+            snprintf(buf, sizeof(buf), "%lld", (long long)(sv->op == PC_SV_ADD ? x + d : x - d));
+            pc_waf_setvar(tx, name, buf);
+        }
+    }
+}
+
+/* ---- transformations, once per value and chain ---- */
+
+typedef struct {
+    const char *in;
+    size_t inlen;
+    uint64_t chain;
+    const char *out;
+    size_t outlen;
+} tfent_t;
+
+static uint64_t chain_key(const pc_waf_rule_t *r)
+{
+    uint64_t k = r->ntfs;
+    for (unsigned i = 0; i < r->ntfs; i++)
+        k = k * 37 + r->tfs[i] + 1;
+    return k;
+}
+
+static const char *transform(pc_waf_tx_t *tx, const pc_waf_rule_t *r, const char *v, size_t n,
+                             size_t *outlen)
+{
+    if (!r->ntfs) {
+        *outlen = n;
+        return v;
+    }
+    uint64_t key = chain_key(r);
+    tfent_t *cache = tx->tf_cache;
+    if (!cache && !(cache = tx->tf_cache = pc_arena_calloc(tx->arena, TF_SLOTS * sizeof(*cache))))
+        return NULL;
+    size_t slot = (((uintptr_t)v >> 3) ^ n ^ key * 0x9E3779B97F4A7C15ull) % TF_SLOTS;
+    tfent_t *e = &cache[slot];
+    if (e->in == v && e->inlen == n && e->chain == key) {
+        *outlen = e->outlen;
+        return e->out;
+    }
+    /* two buffers, each big enough for any step */
+    size_t cap = PC_TF_OUT_MAX(n);
+    for (unsigned i = 0; i < r->ntfs; i++)
+        cap = PC_TF_OUT_MAX(cap);
+    unsigned char *a = pc_arena_alloc(tx->arena, cap), *b = pc_arena_alloc(tx->arena, cap);
+    if (!a || !b)
+        return NULL;
+    memcpy(a, v, n);
+    size_t len = n;
+    for (unsigned i = 0; i < r->ntfs; i++) {
+        len = pc_tf_apply(r->tfs[i], a, len, b);
+        unsigned char *t = a;
+        a = b;
+        b = t;
+    }
+    *e = (tfent_t){v, n, key, (const char *)a, len};
+    *outlen = len;
+    return (const char *)a;
+}
+
+/* ---- targets ---- */
+
+static int name_is(const pc_waf_var_t *sel, const pc_waf_kv_t *kv, pc_op_ctx_t *ctx)
+{
+    if (sel->sel_re) {
+        int rc = pcre2_match_8(sel->sel_re, (const unsigned char *)kv->name, kv->nlen, 0, 0,
+                               ctx->md, NULL);
+        return rc >= 0;
+    }
+    return strlen(sel->sel) == kv->nlen && strncasecmp(sel->sel, kv->name, kv->nlen) == 0;
+}
+
+static int removed(const pc_waf_tx_t *tx, const pc_waf_rule_t *head, int var, const pc_waf_kv_t *kv)
+{
+    for (unsigned i = 0; i < tx->nremoved; i++) {
+        const pc_waf_var_t *t = tx->removed[i].target;
+        if (head->id >= tx->removed[i].lo && head->id <= tx->removed[i].hi && t && t->kind == var &&
+            (!t->sel && !t->sel_re ? 1 : name_is(t, kv, tx->opctx)))
+            return 1;
+    }
+    return 0;
+}
+
+static int excluded(const pc_waf_rule_t *r, int var, const pc_waf_kv_t *kv, pc_op_ctx_t *ctx)
+{
+    for (size_t i = 0; i < r->nvars; i++) {
+        const pc_waf_var_t *x = &r->vars[i];
+        if (x->exclude &&
+            (x->kind == var ||
+             (x->kind == PC_WV_ARGS && (var == PC_WV_ARGS_GET || var == PC_WV_ARGS_POST))) &&
+            name_is(x, kv, ctx))
+            return 1;
+    }
+    return 0;
+}
+
+/* The TX collection as pairs (materialised when a rule targets TX). */
+static void tx_collection(pc_waf_tx_t *tx)
+{
+    tx->coll[PC_WV_TX].n = 0;
+    for (size_t i = 0; i < tx->nvars; i++)
+        if (tx->vars[i].value)
+            push(tx, PC_WV_TX, tx->vars[i].name, strlen(tx->vars[i].name), tx->vars[i].value,
+                 strlen(tx->vars[i].value));
+}
+
+/* Does rule r (one link) match? On a match, m says what matched. */
+static int rule_matches(const pc_waf_rule_t *head, const pc_waf_rule_t *r, pc_waf_tx_t *tx,
+                        mctx_t *m, int *limit_hit)
+{
+    if (r->action_only)
+        return 1;
+    int64_t numparam = 0;
+    if (r->op.param && r->op.param[0] == '%') {
+        mctx_t none = {head, NULL, NULL, 0};
+        numparam = as_int(expand(tx, &none, r->op.param));
+    }
+    for (size_t i = 0; i < r->nvars; i++) {
+        const pc_waf_var_t *t = &r->vars[i];
+        if (t->exclude)
+            continue;
+        if (t->kind == PC_WV_TX)
+            tx_collection(tx);
+        const typeof(tx->coll[0]) *c = &tx->coll[t->kind];
+        if (t->count) {
+            size_t k = 0;
+            for (size_t j = 0; j < c->n; j++)
+                k += (!t->sel && !t->sel_re) || name_is(t, &c->v[j], tx->opctx);
+            char num[24];
+            size_t nl = pc_u64_dec(k, num);
+            if (pc_op_match(&r->op, tx->opctx, (const unsigned char *)num, nl, numparam)) {
+                *m = (mctx_t){head, pc_waf_var_name(t->kind), adup(tx, num, nl), nl};
+                return 1;
+            }
+            continue;
+        }
+        for (size_t j = 0; j < c->n; j++) {
+            const pc_waf_kv_t *kv = &c->v[j];
+            if ((t->sel || t->sel_re) && !name_is(t, kv, tx->opctx))
+                continue;
+            if (excluded(r, t->kind, kv, tx->opctx) || removed(tx, head, t->kind, kv))
+                continue;
+            size_t tl;
+            const char *tv = transform(tx, r, kv->value, kv->vlen, &tl);
+            if (!tv)
+                return 1; /* out of memory: never a pass */
+            if (pc_op_match(&r->op, tx->opctx, (const unsigned char *)tv, tl, numparam)) {
+                *limit_hit |= tx->opctx->limit_hit;
+                char vn[160];
+                snprintf(vn, sizeof(vn), "%s:%.*s", pc_waf_var_name(t->kind),
+                         (int)(kv->nlen > 100 ? 100 : kv->nlen), kv->name);
+                *m = (mctx_t){head, adup(tx, vn, strlen(vn)), tv, tl};
+                if (r->capture)
+                    for (unsigned k = 0; k < tx->opctx->ncaps; k++) {
+                        char cn[4] = {(char)('0' + k), 0};
+                        char *cv = adup(tx, tv + tx->opctx->caps[k].off, tx->opctx->caps[k].len);
+                        if (cv)
+                            pc_waf_setvar(tx, cn, cv);
+                    }
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* ---- the phase ---- */
+
+static int rule_removed(const pc_waf_tx_t *tx, const pc_waf_rule_t *r)
+{
+    for (unsigned i = 0; i < tx->nremoved; i++)
+        if (!tx->removed[i].target && r->id >= tx->removed[i].lo && r->id <= tx->removed[i].hi)
+            return 1;
+    return 0;
+}
+
+static void record(pc_waf_tx_t *tx, const pc_waf_rule_t *head, const mctx_t *m, int limit_hit)
+{
+    if (tx->nhits == PC_WAF_MAX_HITS)
+        return;
+    pc_waf_hit_t *h = &tx->hits[tx->nhits++];
+    h->id = head->id;
+    h->msg = expand(tx, m, head->msg);
+    h->logdata = expand(tx, m, head->logdata);
+    h->var = m->mvar;
+    h->excerpt =
+        m->mval ? adup(tx, m->mval, m->mval_len > EXCERPT_MAX ? EXCERPT_MAX : m->mval_len) : NULL;
+    h->limit_hit = limit_hit;
+}
+
+int pc_waf_eval(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
+{
+    const char *skip_to = NULL;
+    if (tx->allowed || tx->engine == PC_WE_OFF || rs->engine == PC_WE_OFF)
+        return 0;
+    for (size_t i = 0; i < rs->n; i++) {
+        const pc_waf_rule_t *r = rs->rules[i];
+        if (r->marker) {
+            if (skip_to && strcmp(skip_to, r->marker) == 0)
+                skip_to = NULL;
+            continue;
+        }
+        if (skip_to || r->phase != phase || rule_removed(tx, r))
+            continue;
+        mctx_t m = {r, NULL, NULL, 0};
+        int limit_hit = 0;
+        const pc_waf_rule_t *link = r;
+        while (link && rule_matches(r, link, tx, &m, &limit_hit)) {
+            /* the chain's next rule sees this link's match */
+            tx->coll[PC_WV_MATCHED_VAR].n = 0;
+            push(tx, PC_WV_MATCHED_VAR, "MATCHED_VAR", 11, m.mval, m.mval_len);
+            tx->coll[PC_WV_MATCHED_VAR_NAME].n = 0;
+            if (m.mvar)
+                push(tx, PC_WV_MATCHED_VAR_NAME, "MATCHED_VAR_NAME", 16, m.mvar, strlen(m.mvar));
+            link = link->chained;
+        }
+        if (link)
+            continue; /* a link did not match */
+        for (link = r; link; link = link->chained) {
+            do_setvars(tx, link, &m);
+            for (size_t k = 0; k < link->nctls; k++) {
+                const pc_waf_ctl_t *ctl = &link->ctls[k];
+                if (ctl->kind == PC_CTL_RULE_ENGINE) {
+                    tx->engine = ctl->engine;
+                } else if (tx->nremoved < sizeof(tx->removed) / sizeof(tx->removed[0])) {
+                    tx->removed[tx->nremoved].lo = ctl->id_lo;
+                    tx->removed[tx->nremoved].hi = ctl->id_hi;
+                    tx->removed[tx->nremoved].target =
+                        ctl->kind == PC_CTL_RULE_REMOVE_TARGET_BY_ID ? &ctl->target : NULL;
+                    tx->nremoved++;
+                }
+            }
+        }
+        if (r->log && !r->action_only)
+            record(tx, r, &m, limit_hit);
+        int d = r->disruptive ? r->disruptive : rs->defaults[phase - 1].disruptive;
+        if (d == PC_WA_BLOCK) /* block: what the phase's SecDefaultAction says */
+            d = rs->defaults[phase - 1].disruptive == PC_WA_BLOCK
+                    ? PC_WA_PASS
+                    : rs->defaults[phase - 1].disruptive;
+        if (d == PC_WA_ALLOW) {
+            tx->allowed = 1;
+            return 0;
+        }
+        if (d == PC_WA_DENY && tx->engine == PC_WE_ON && rs->engine == PC_WE_ON) {
+            tx->disruptive = d;
+            tx->status = r->status ? r->status : rs->defaults[phase - 1].status;
+            tx->decided_by = r->id;
+            return d;
+        }
+        if (r->skip_after)
+            skip_to = r->skip_after;
+        if (tx->engine == PC_WE_OFF)
+            return 0;
+    }
+    return 0;
+}

@@ -1,0 +1,83 @@
+/*
+ * waf_eval.h — evaluates a rule set against one request's data (groundwork
+ * for the WAF filter, issue 9).
+ *
+ * A pc_waf_tx_t holds what the rules may look at — collections of (name,
+ * value) pairs, filled by the caller from the request (pc_waf_add) — and
+ * what evaluation produces: TX variables, the rules that matched with
+ * their messages, and the verdict. Values are not copied: they must stay
+ * valid while the transaction is used. Everything the transaction
+ * allocates comes from its arena; a transformation chain applied to a
+ * value is computed once and shared by every rule that asks for the same
+ * chain on the same value.
+ */
+#ifndef PC_WAF_EVAL_H
+#define PC_WAF_EVAL_H
+
+#include "arena.h"
+#include "waf_rules.h"
+
+typedef struct pc_waf_kv_s {
+    const char *name;
+    size_t nlen;
+    const char *value;
+    size_t vlen;
+} pc_waf_kv_t;
+
+typedef struct pc_waf_hit_s {
+    uint32_t id;
+    const char *msg;     /* expanded, or NULL */
+    const char *logdata; /* expanded, or NULL */
+    const char *var;     /* the matched variable: "ARGS:q" */
+    const char *excerpt; /* the matched value after transformations (cut) */
+    int limit_hit;       /* a regex ran into its limits */
+} pc_waf_hit_t;
+
+#define PC_WAF_MAX_HITS 64
+
+typedef struct pc_waf_tx_s {
+    pc_arena_t *arena;
+    pc_op_ctx_t *opctx; /* the worker's */
+    struct {
+        pc_waf_kv_t *v;
+        size_t n, cap;
+    } coll[PC_WV_COUNT];
+    struct {
+        char *name, *value;
+    } * vars; /* TX */
+    size_t nvars, capvars;
+    /* runtime exclusions from ctl: (id range, target) */
+    struct {
+        uint32_t lo, hi;
+        const pc_waf_var_t *target; /* NULL: the whole rule */
+    } removed[32];
+    unsigned nremoved;
+    uint8_t engine; /* pc_waf_engine_e, may change by ctl */
+    /* results */
+    pc_waf_hit_t hits[PC_WAF_MAX_HITS];
+    unsigned nhits;
+    int disruptive; /* pc_waf_disruptive_e of the rule that decided, or 0 */
+    int status;     /* its status (0: the caller's default) */
+    uint32_t decided_by;
+    int allowed; /* an allow action ended evaluation */
+    void *tf_cache;
+} pc_waf_tx_t;
+
+/* Prepares tx (its memory from arena). */
+void pc_waf_tx_init(pc_waf_tx_t *tx, pc_arena_t *arena, pc_op_ctx_t *opctx);
+
+/* Adds a value to a collection; ARGS_GET/ARGS_POST also feed ARGS, and
+ * every collection with a *_NAMES twin feeds it. 0, or -1 out of memory. */
+int pc_waf_add(pc_waf_tx_t *tx, int var, const char *name, size_t nlen, const char *value,
+               size_t vlen);
+
+/* TX variables (names case-insensitive). */
+int pc_waf_setvar(pc_waf_tx_t *tx, const char *name, const char *value);
+const char *pc_waf_getvar(const pc_waf_tx_t *tx, const char *name);
+
+/* Runs the rules of phase. Returns the disruptive action that ends the
+ * request (PC_WA_DENY, or PC_WA_BLOCK when the phase's default is deny),
+ * or 0 to go on. */
+int pc_waf_eval(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase);
+
+#endif

@@ -1,0 +1,166 @@
+/*
+ * test_waf_eval.c — the rule evaluator on a small anomaly-scoring rule set:
+ * matches through transformations, exclusions, counts, captures, chains,
+ * skipAfter, runtime ctl removals, macros in messages and setvar, the final
+ * threshold rule, and a ReDoS pattern counted as a match.
+ */
+#include <string.h>
+
+#include "test.h"
+#include "waf_eval.h"
+
+static const char rules[] =
+    "SecDefaultAction \"phase:1,log,pass\"\n"
+    "SecDefaultAction \"phase:2,log,pass\"\n"
+    "SecAction \"id:900000,phase:1,nolog,pass,setvar:tx.anomaly_score=0,setvar:tx.threshold=5,"
+    "setvar:tx.critical=5\"\n"
+    "SecRule REQUEST_URI \"@beginsWith /search\" \"id:1001,phase:1,pass,nolog,"
+    "ctl:ruleRemoveById=942100\"\n"
+    "SecRule REQUEST_HEADERS:User-Agent \"@pm sqlmap nikto\" \"id:913100,phase:1,block,"
+    "msg:'scanner',setvar:'tx.anomaly_score=+%{tx.critical}'\"\n"
+    "SecRule ARGS|!ARGS:password \"@rx union\\s+select\" \"id:942100,phase:2,block,"
+    "t:urlDecodeUni,t:lowercase,msg:'SQLi in %{MATCHED_VAR_NAME}',logdata:'%{MATCHED_VAR}',"
+    "setvar:'tx.anomaly_score=+%{tx.critical}'\"\n"
+    "SecRule ARGS \"@rx ^(a+)+$\" \"id:942200,phase:2,block,msg:'redos',"
+    "setvar:'tx.anomaly_score=+%{tx.critical}'\"\n"
+    "SecRule &ARGS \"@gt 3\" \"id:920300,phase:2,block,msg:'too many args',"
+    "setvar:'tx.anomaly_score=+2'\"\n"
+    "SecRule ARGS:id \"@rx ^(\\d+)$\" "
+    "\"id:100,phase:2,pass,nolog,capture,setvar:tx.the_id=%{tx.1}\"\n"
+    "SecRule REQUEST_METHOD \"@streq DELETE\" \"id:101,phase:2,pass,nolog,chain\"\n"
+    "  SecRule ARGS:force \"@streq yes\" \"setvar:tx.anomaly_score=+5\"\n"
+    "SecRule REQUEST_URI \"@beginsWith /health\" \"id:102,phase:2,pass,nolog,skipAfter:END\"\n"
+    "SecRule ARGS \"@contains never-after-skip\" \"id:103,phase:2,deny,status:418\"\n"
+    "SecMarker END\n"
+    "SecRule TX:ANOMALY_SCORE \"@ge %{tx.threshold}\" \"id:949110,phase:2,deny,status:403,"
+    "msg:'Anomaly score %{tx.anomaly_score}'\"\n";
+
+static pc_waf_ruleset_t rs;
+static pc_op_ctx_t ctx;
+
+typedef struct {
+    const char *method, *uri, *ua;
+    const char *args[8][2];
+} req_t;
+
+/* Runs phases 1 and 2; returns the status (0: passed) and leaves tx. */
+static int run(const req_t *q, pc_waf_tx_t *tx, pc_arena_t *a)
+{
+    pc_arena_init(a, NULL, 4096, 0);
+    pc_waf_tx_init(tx, a, &ctx);
+    pc_waf_add(tx, PC_WV_REQUEST_METHOD, "REQUEST_METHOD", 14, q->method, strlen(q->method));
+    pc_waf_add(tx, PC_WV_REQUEST_URI, "REQUEST_URI", 11, q->uri, strlen(q->uri));
+    if (q->ua)
+        pc_waf_add(tx, PC_WV_REQUEST_HEADERS, "User-Agent", 10, q->ua, strlen(q->ua));
+    for (int i = 0; i < 8 && q->args[i][0]; i++)
+        pc_waf_add(tx, PC_WV_ARGS_GET, q->args[i][0], strlen(q->args[i][0]), q->args[i][1],
+                   strlen(q->args[i][1]));
+    if (pc_waf_eval(&rs, tx, 1) || pc_waf_eval(&rs, tx, 2))
+        return tx->status;
+    return 0;
+}
+
+static int hit(const pc_waf_tx_t *tx, uint32_t id)
+{
+    for (unsigned i = 0; i < tx->nhits; i++)
+        if (tx->hits[i].id == id)
+            return (int)i + 1;
+    return 0;
+}
+
+TEST(benign_passes)
+{
+    pc_waf_tx_t tx;
+    pc_arena_t a;
+    req_t q = {"GET", "/api/items", "curl/8", {{"q", "select a union of sets"}, {"page", "2"}}};
+    CHECK_EQ_INT(run(&q, &tx, &a), 0);
+    CHECK_EQ_INT(tx.nhits, 0);
+    CHECK_EQ_STR(pc_waf_getvar(&tx, "anomaly_score"), "0");
+    pc_arena_free(&a);
+}
+
+TEST(sqli_scores_and_blocks)
+{
+    pc_waf_tx_t tx;
+    pc_arena_t a;
+    req_t q = {"GET", "/api/items", NULL, {{"q", "1%20UNION%0aSeLeCt%20pass"}}};
+    CHECK_EQ_INT(run(&q, &tx, &a), 403);
+    CHECK_EQ_INT(tx.decided_by, 949110);
+    int h = hit(&tx, 942100);
+    CHECK(h > 0);
+    if (h) {
+        CHECK_EQ_STR(tx.hits[h - 1].msg, "SQLi in ARGS:q");
+        CHECK_EQ_STR(tx.hits[h - 1].logdata, "1 union\nselect pass");
+    }
+    h = hit(&tx, 949110);
+    CHECK(h && strcmp(tx.hits[h - 1].msg, "Anomaly score 5") == 0);
+    pc_arena_free(&a);
+}
+
+TEST(exclusions_counts_captures)
+{
+    pc_waf_tx_t tx;
+    pc_arena_t a;
+    req_t q = {"POST", "/login", NULL, {{"password", "x' union select 1"}}};
+    CHECK_EQ_INT(run(&q, &tx, &a), 0); /* !ARGS:password */
+    pc_arena_free(&a);
+    req_t many = {"GET", "/x", NULL, {{"a", "1"}, {"b", "2"}, {"c", "3"}, {"id", "42"}}};
+    CHECK_EQ_INT(run(&many, &tx, &a), 0); /* 2 points: under the threshold */
+    CHECK(hit(&tx, 920300));
+    CHECK_EQ_STR(pc_waf_getvar(&tx, "anomaly_score"), "2");
+    CHECK_EQ_STR(pc_waf_getvar(&tx, "the_id"), "42");
+    pc_arena_free(&a);
+}
+
+TEST(chains_skips_and_ctl)
+{
+    pc_waf_tx_t tx;
+    pc_arena_t a;
+    req_t del = {"DELETE", "/x", NULL, {{"force", "yes"}}};
+    CHECK_EQ_INT(run(&del, &tx, &a), 403);
+    pc_arena_free(&a);
+    req_t del2 = {"DELETE", "/x", NULL, {{"force", "no"}}};
+    CHECK_EQ_INT(run(&del2, &tx, &a), 0);
+    pc_arena_free(&a);
+    req_t get = {"GET", "/x", NULL, {{"force", "yes"}}};
+    CHECK_EQ_INT(run(&get, &tx, &a), 0);
+    pc_arena_free(&a);
+    req_t health = {"GET", "/health", NULL, {{"x", "never-after-skip"}}};
+    CHECK_EQ_INT(run(&health, &tx, &a), 0);
+    pc_arena_free(&a);
+    req_t other = {"GET", "/other", NULL, {{"x", "never-after-skip"}}};
+    CHECK_EQ_INT(run(&other, &tx, &a), 418);
+    pc_arena_free(&a);
+    req_t search = {"GET", "/search", NULL, {{"q", "union select"}}};
+    CHECK_EQ_INT(run(&search, &tx, &a), 0); /* 942100 removed for /search */
+    pc_arena_free(&a);
+    req_t scanner = {"GET", "/x", "Mozilla (Nikto/2.1.6)", {{"q", "x"}}};
+    CHECK_EQ_INT(run(&scanner, &tx, &a), 403);
+    CHECK(hit(&tx, 913100));
+    pc_arena_free(&a);
+}
+
+TEST(redos_is_a_match)
+{
+    pc_waf_tx_t tx;
+    pc_arena_t a;
+    req_t q = {"GET", "/x", NULL, {{"v", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!"}}};
+    CHECK_EQ_INT(run(&q, &tx, &a), 403);
+    int h = hit(&tx, 942200);
+    CHECK(h && tx.hits[h - 1].limit_hit);
+    pc_arena_free(&a);
+}
+
+static void setup(void)
+{
+    pc_errlist_t e = {0};
+    CHECK(pc_waf_load_text(&rs, "t.conf", rules, sizeof(rules) - 1, &e) == 0);
+    for (size_t i = 0; i < e.n; i++)
+        fprintf(stderr, "%s\n", e.msgs[i]);
+    pc_errlist_free(&e);
+    CHECK(pc_op_ctx_init(&ctx) == 0);
+}
+
+TEST_MAIN(setup(); RUN(benign_passes); RUN(sqli_scores_and_blocks); RUN(exclusions_counts_captures);
+          RUN(chains_skips_and_ctl); RUN(redos_is_a_match); pc_op_ctx_free(&ctx);
+          pc_waf_ruleset_free(&rs))
