@@ -26,10 +26,7 @@ static const char *const alg_names[PC_JWS_COUNT] = {
 
 int pc_jws_alg_parse(pc_str_t s)
 {
-    for (int i = 0; i < PC_JWS_COUNT; i++)
-        if (s.n == strlen(alg_names[i]) && memcmp(s.p, alg_names[i], s.n) == 0)
-            return i;
-    return -1;
+    return pc_str_index(alg_names, PC_JWS_COUNT, s);
 }
 
 const char *pc_jws_alg_name(int alg)

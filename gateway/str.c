@@ -92,6 +92,14 @@ size_t pc_u64_dec(uint64_t v, char *out)
     return n;
 }
 
+int pc_str_index(const char *const *names, int count, pc_str_t s)
+{
+    for (int i = 0; i < count; i++)
+        if (strlen(names[i]) == s.n && memcmp(names[i], s.p, s.n) == 0)
+            return i;
+    return -1;
+}
+
 static uint64_t hash_seed;
 
 static void seed_once(void)

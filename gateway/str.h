@@ -77,6 +77,10 @@ const char *pc_suggest_best(const pc_suggest_t *s, unsigned max_dist);
  * length. The request path's replacement for snprintf("%llu"). */
 size_t pc_u64_dec(uint64_t v, char *out);
 
+/* The index of the name equal to s (case-sensitive) among count names,
+ * or -1: the lookup behind every "name -> enum" table. */
+int pc_str_index(const char *const *names, int count, pc_str_t s);
+
 /* A 64-bit hash keyed with a per-process random seed: for tables whose keys
  * clients choose (token cache, rate-limit keys), so that nobody can aim
  * collisions at one slot. Not cryptographic: compare keys in full. */

@@ -20,10 +20,7 @@ static const char *const names[PC_OP_COUNT] = {
 
 int pc_op_parse_name(const char *name, size_t n)
 {
-    for (int i = 0; i < PC_OP_COUNT; i++)
-        if (strlen(names[i]) == n && memcmp(names[i], name, n) == 0)
-            return i;
-    return -1;
+    return pc_str_index(names, PC_OP_COUNT, pc_str_make(name, n));
 }
 
 const char *pc_op_name(int op)

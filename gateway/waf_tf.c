@@ -15,9 +15,9 @@ static const char *const names[PC_TF_COUNT] = {
 
 int pc_tf_parse(const char *name, size_t n)
 {
-    for (int i = 0; i < PC_TF_COUNT; i++)
-        if (strlen(names[i]) == n && memcmp(names[i], name, n) == 0)
-            return i;
+    int i = pc_str_index(names, PC_TF_COUNT, pc_str_make(name, n));
+    if (i >= 0)
+        return i;
     if (n == 13 && memcmp(name, "normalisePath", 13) == 0)
         return PC_TF_NORMALIZE_PATH;
     if (n == 16 && memcmp(name, "normalisePathWin", 16) == 0)
