@@ -201,36 +201,60 @@ int pc_wafb_boundary(const char *ct, size_t n, const char **b, size_t *blen)
     return -1;
 }
 
-/* The value of parameter key in a Content-Disposition value, unquoted
- * into out; -1 when absent. */
-static long disp_param(const char *v, size_t n, const char *key, char *out)
+/* The parameters of a Content-Disposition value after "form-data", in
+ * order: ; key=token or ; key="quoted \" string". name and filename are
+ * unquoted into out (cap bytes; name first, filename after it); their
+ * lengths are -1 when absent. -1 when malformed (or repeated). */
+static int disp_params(const char *v, size_t n, char *out, size_t cap, long *name_len,
+                       long *file_len)
 {
-    size_t kl = strlen(key);
-    for (size_t i = 0; i + kl + 1 <= n; i++) {
-        if (v[i] != ';')
-            continue;
-        size_t j = i + 1;
-        while (j < n && (v[j] == ' ' || v[j] == '\t'))
-            j++;
-        if (j + kl + 1 > n || strncasecmp(v + j, key, kl) != 0 || v[j + kl] != '=')
-            continue;
-        j += kl + 1;
-        size_t o = 0;
-        if (j < n && v[j] == '"') {
-            for (j++; j < n && v[j] != '"'; j++) {
-                if (v[j] == '\\' && j + 1 < n)
-                    j++;
-                out[o++] = v[j];
+    size_t i = 9, o = 0; /* after "form-data" */
+    *name_len = *file_len = -1;
+    for (;;) {
+        while (i < n && (v[i] == ' ' || v[i] == '\t'))
+            i++;
+        if (i == n)
+            return 0;
+        if (v[i++] != ';')
+            return -1;
+        while (i < n && (v[i] == ' ' || v[i] == '\t'))
+            i++;
+        size_t k = i;
+        while (i < n && v[i] != '=' && v[i] != ';' && v[i] != ' ')
+            i++;
+        if (i == k || i == n || v[i] != '=')
+            return -1;
+        size_t kl = i - k;
+        long *len = kl == 4 && strncasecmp(v + k, "name", 4) == 0       ? name_len
+                    : kl == 8 && strncasecmp(v + k, "filename", 8) == 0 ? file_len
+                                                                        : NULL;
+        if (len && *len >= 0)
+            return -1; /* the same parameter twice: which one would the backend take? */
+        size_t start = o;
+        i++;
+        if (i < n && v[i] == '"') {
+            for (i++; i < n && v[i] != '"'; i++) {
+                if (v[i] == '\\' && i + 1 < n)
+                    i++;
+                if (len && o == cap)
+                    return -1;
+                if (len)
+                    out[o++] = v[i];
             }
-            if (j == n)
-                return -2; /* unterminated */
+            if (i == n)
+                return -1; /* unterminated */
+            i++;
         } else {
-            while (j < n && v[j] != ';' && v[j] != ' ')
-                out[o++] = v[j++];
+            for (; i < n && v[i] != ';' && v[i] != ' ' && v[i] != '\t'; i++) {
+                if (len && o == cap)
+                    return -1;
+                if (len)
+                    out[o++] = v[i];
+            }
         }
-        return (long)o;
+        if (len)
+            *len = (long)(o - start);
     }
-    return -1;
 }
 
 static const char *find(const char *p, size_t n, const char *needle, size_t nl)
@@ -272,7 +296,8 @@ int pc_wafb_multipart(const char *p, size_t n, const char *bnd, size_t blen, cha
         if (++count > PC_WAFB_MAX_ARGS)
             return PC_WAFB_TOO_MANY;
         long name_len = -1, file_len = -1;
-        char *name = out, *file = NULL;
+        int seen_disp = 0;
+        char *name = out;
         for (const char *h = p + i; h < hend + 2;) {
             const char *eol = find(h, (size_t)(hend + 2 - h), "\r\n", 2);
             const char *colon = memchr(h, ':', (size_t)(eol - h));
@@ -286,19 +311,17 @@ int pc_wafb_multipart(const char *p, size_t n, const char *bnd, size_t blen, cha
                 return rc;
             if ((size_t)(colon - h) == 19 && strncasecmp(h, "Content-Disposition", 19) == 0) {
                 size_t vl = (size_t)(eol - v);
-                if (name_len != -1 || vl < 9 || strncasecmp(v, "form-data", 9) != 0)
-                    return PC_WAFB_MALFORMED; /* twice, or not form data */
-                name_len = disp_param(v, vl, "name", name);
-                file = name + (name_len > 0 ? name_len : 0);
-                file_len = disp_param(v, vl, "filename", file);
-                if (name_len < 0 || file_len == -2)
-                    return PC_WAFB_MALFORMED;
+                if (seen_disp || vl < 9 || strncasecmp(v, "form-data", 9) != 0 ||
+                    disp_params(v, vl, out, n, &name_len, &file_len) != 0 || name_len < 0)
+                    return PC_WAFB_MALFORMED; /* twice, not form data, or no name */
+                seen_disp = 1;
             }
             h = eol + 2;
         }
         if (name_len < 0)
             return PC_WAFB_MALFORMED; /* no Content-Disposition */
         const char *data = hend + 4;
+        const char *file = name + name_len; /* disp_params put it after the name */
         int rc = file_len >= 0
                      ? cb(arg, PC_WAFB_FILE, name, (size_t)name_len, file, (size_t)file_len)
                      : cb(arg, PC_WAFB_ARG, name, (size_t)name_len, data, (size_t)(next - data));

@@ -112,6 +112,13 @@ TEST(multipart)
                  "H[Content-Disposition]=[form-data; name=\"q\"] A[q]=[' union select 1--] "
                  "H[Content-Disposition]=[form-data; name=\"upload\"; filename=\"../../x.php\"] "
                  "H[Content-Type]=[application/octet-stream] F[upload]=[../../x.php] ");
+    /* a parameter inside another's quoted value is not a parameter */
+    const char quoted[] = "--XyZ\r\nContent-Disposition: form-data; name=\"a; filename=b\\\"c\"\r\n"
+                          "\r\nv\r\n--XyZ--";
+    RESET();
+    CHECK_EQ_INT(pc_wafb_multipart(MP(quoted), "XyZ", 3, out, collect, NULL), PC_WAFB_OK);
+    CHECK_EQ_STR(got, "H[Content-Disposition]=[form-data; name=\"a; filename=b\\\"c\"] "
+                      "A[a; filename=b\"c]=[v] ");
     static const char *const bad[] = {
         "preamble\r\n--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--XyZ--",
         "--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n", /* no end */
@@ -125,6 +132,9 @@ TEST(multipart)
                                                                                         */
         "--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\nContent-Disposition: form-data; "
         "name=\"b\"\r\n\r\n1\r\n--XyZ--",
+        "--XyZ\r\nContent-Disposition: form-data; name=\"a\"; name=\"b\"\r\n\r\n1\r\n--XyZ--",
+        "--XyZ\r\nContent-Disposition: form-data; filename=\"x\"\r\n\r\n1\r\n--XyZ--", /* no name */
+        "--XyZ\r\nContent-Disposition: form-data name=\"a\"\r\n\r\n1\r\n--XyZ--",      /* no ';' */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         RESET();
