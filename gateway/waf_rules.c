@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "str.h"
 
@@ -802,6 +803,12 @@ static int load_file(lctx_t *c, const char *path)
         return -1;
     }
     FILE *f = fopen(path, "rb");
+    struct stat st;
+    if (f && (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode))) {
+        fclose(f); /* a FIFO or a device would hang or flood the load */
+        err(c, "'%s' is not a regular file", path);
+        return -1;
+    }
     char *text = f ? malloc(4 << 20) : NULL;
     size_t n = text ? fread(text, 1, 4 << 20, f) : 0;
     if (f)
