@@ -132,7 +132,7 @@ typedef struct pc_rl_policy_conf_s {
     /* derived */
     struct {
         uint8_t kind;  /* pc_rl_key_kind_e */
-        pc_str_t name; /* claim or header name */
+        pc_str_t name;  /* claim or header name (NUL-terminated) */
     } parts[PC_RL_KEY_PARTS];
     unsigned nparts;
     int64_t fail_mode;   /* pc_on_failure_e, resolved */

@@ -213,7 +213,7 @@ typedef struct {
     uint64_t provider; /* provider_id() */
     uint64_t keygen;   /* the key source's generation it was verified with */
     uint64_t revgen;   /* the revocation list's generation when last found clean */
-    int64_t until_ms;  /* monotonic: min(verified + cache_ttl, exp + leeway) */
+    int64_t until_ms;  /* wall clock: min(verified + cache_ttl, the end of exp + leeway) */
     char *tok;
     size_t len;
     json_t *claims;
@@ -472,7 +472,7 @@ static pc_str_t bearer(const pc_req_t *r, const char **why)
 
 /* Verifies tok (not in the cache); on success fills e (claims owned). */
 static pc_filter_rc_e verify(pc_req_t *r, const pc_jwt_provider_conf_t *p, pc_str_t tok,
-                             int64_t now_s, centry_t *e)
+                             int64_t now_ms, centry_t *e)
 {
     uint64_t gen = 0;
     pc_keyset_t *ks = p->keys;
@@ -497,7 +497,7 @@ static pc_filter_rc_e verify(pc_req_t *r, const pc_jwt_provider_conf_t *p, pc_st
         return refuse(r, PC_REPLY_unauthorized, "invalid_token", why);
     }
     int64_t exp = 0;
-    const char *why = check_claims(p, j.payload, now_s, &exp);
+    const char *why = check_claims(p, j.payload, now_ms / 1000, &exp);
     if (why) {
         pc_jws_clear(&j);
         return refuse(r, PC_REPLY_unauthorized, "invalid_token", why);
@@ -506,8 +506,10 @@ static pc_filter_rc_e verify(pc_req_t *r, const pc_jwt_provider_conf_t *p, pc_st
     j.payload = NULL;
     pc_jws_clear(&j);
     e->keygen = gen;
-    int64_t now_ms = pc_worker_now_ms(r->w);
-    int64_t until = (exp + p->leeway / 1000 - now_s) * 1000 + now_ms;
+    /* the first millisecond at which check_claims would say "expired": a
+     * cached token is therefore never used past its exp, and nbf/iat,
+     * checked once, only get truer with time */
+    int64_t until = (exp + p->leeway / 1000 + 1) * 1000;
     e->until_ms = p->cache_ttl && now_ms + p->cache_ttl < until ? now_ms + p->cache_ttl : until;
     return PC_FILTER_CONTINUE;
 }
@@ -523,7 +525,7 @@ static pc_filter_rc_e jwt_request(pc_req_t *r, const void *conf, void *state)
         return refuse(r, PC_REPLY_unauthorized, "invalid_token", why);
     if (tok.n > PC_JWT_MAX_LEN)
         return refuse(r, PC_REPLY_unauthorized, "invalid_token", "token too large");
-    int64_t now_ms = pc_worker_now_ms(r->w), now_s = now_ms / 1000;
+    int64_t now_ms = pc_worker_now_ms(r->w);
     if (!cache && !(cache = calloc(CACHE_SLOTS, sizeof(*cache))))
         return PC_FILTER_ERROR;
     uint64_t h = pc_hash_keyed(tok.p, tok.n), pid = provider_id(r, p);
@@ -531,16 +533,12 @@ static pc_filter_rc_e jwt_request(pc_req_t *r, const void *conf, void *state)
     int hit = e->tok && e->hash == h && e->provider == pid && e->len == tok.n &&
               memcmp(e->tok, tok.p, tok.n) == 0 && now_ms < e->until_ms &&
               (!p->src || e->keygen == pc_jwks_src_generation(p->src));
-    if (hit) {
-        /* the claims that change with time, checked now */
-        int64_t exp;
-        if ((why = check_claims(p, e->claims, now_s, &exp)) != NULL)
-            return refuse(r, PC_REPLY_unauthorized, "invalid_token", why);
+    if (hit) { /* until_ms keeps it inside exp + leeway: no claim to check again */
         json_incref(e->claims);
         r->jwt_claims = e->claims;
     } else {
         centry_t n = {0};
-        pc_filter_rc_e rc = verify(r, p, tok, now_s, &n);
+        pc_filter_rc_e rc = verify(r, p, tok, now_ms, &n);
         if (!n.claims)
             return rc;            /* refused (or flagged in dry-run mode) */
         r->jwt_claims = n.claims; /* the reference verify took */

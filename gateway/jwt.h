@@ -17,8 +17,9 @@
  * seen before (same bytes, same provider, same key generation, within
  * cache_ttl and its own exp) costs a hash lookup in this worker's cache;
  * otherwise its signature is checked with the cached OpenSSL keys
- * (jose.c). Claims are checked every time (time-dependent ones against
- * the loop's clock), and so is the revocation list when it changed.
+ * (jose.c) and its claims checked; a cache entry never outlives the
+ * token's exp + leeway, so a hit needs neither again. The revocation list
+ * is consulted whenever it changed since the entry was found clean.
  */
 #ifndef PC_JWT_H
 #define PC_JWT_H

@@ -383,12 +383,9 @@ static void build_key(pc_req_t *r, const pc_rl_policy_conf_t *p, pc_rl_item_t *i
         case PC_RLK_ROUTE:
             v = pc_str_cstr(r->route->name);
             break;
-        case PC_RLK_CLAIM: {
-            char name[128];
-            snprintf(name, sizeof(name), "%.*s", (int)p->parts[i].name.n, p->parts[i].name.p);
-            v = pc_str_cstr(pc_jwt_claim_text(r, name));
+        case PC_RLK_CLAIM: /* the name was copied NUL-terminated at load */
+            v = pc_str_cstr(pc_jwt_claim_text(r, p->parts[i].name.p));
             break;
-        }
         case PC_RLK_HEADER:
             for (uint32_t k = 0; k < r->http.nheaders; k++)
                 if (pc_str_ieq(r->http.headers[k].name, p->parts[i].name)) {
