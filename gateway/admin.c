@@ -318,6 +318,39 @@ static void readyz(pc_admin_t *a, struct evhttp_request *req)
     evbuffer_free(b);
 }
 
+/* "jwks": one object per JWT provider: its key source and how it fares. */
+static void jwks_status(struct evbuffer *b, const pc_config_t *cfg)
+{
+    evbuffer_add(b, "[", 1);
+    for (size_t i = 0; i < cfg->n_jwt_providers; i++) {
+        const pc_jwt_provider_conf_t *p = &cfg->jwt_providers[i];
+        evbuffer_add_printf(b, "%s{\"provider\":\"", i ? "," : "");
+        add_escaped(b, p->name);
+        if (!p->src) {
+            evbuffer_add_printf(b, "\",\"source\":\"%s\",\"keys\":%zu}",
+                                p->secret ? "secret" : "file", p->keys ? p->keys->n : 0);
+            continue;
+        }
+        pc_jwks_stats_t st;
+        pc_jwks_src_stats(p->src, &st);
+        evbuffer_add(b, "\",\"source\":\"", 12);
+        add_escaped(b, st.url);
+        evbuffer_add_printf(b,
+                            "\",\"keys\":%zu,\"generation\":%llu,\"fetches\":%llu,"
+                            "\"failures\":%llu,\"last_error\":",
+                            st.keys, (unsigned long long)st.generation,
+                            (unsigned long long)st.fetches, (unsigned long long)st.failures);
+        if (st.last_error) {
+            evbuffer_add(b, "\"", 1);
+            add_escaped(b, st.last_error);
+            evbuffer_add(b, "\"}", 2);
+        } else {
+            evbuffer_add(b, "null}", 5);
+        }
+    }
+    evbuffer_add(b, "]", 1);
+}
+
 static void status(pc_admin_t *a, struct evhttp_request *req)
 {
     const pc_server_t *s = a->srv;
@@ -358,7 +391,7 @@ static void status(pc_admin_t *a, struct evhttp_request *req)
         evbuffer_add(b, "]}", 2);
     }
     evbuffer_add(b, "},\"jwks\":", 9);
-    pc_jwks_status(b, a->cfg);
+    jwks_status(b, a->cfg);
     evbuffer_add_printf(b, ",\"revoked_tokens\":%zu,\"redis\":{\"state\":\"%s\"}}\n",
                         pc_revoke_count(),
                         !a->cfg->redis ? "not_configured"

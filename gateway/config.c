@@ -209,16 +209,22 @@ int pc_parse_hostport(const char *s, pc_sockaddr_t *addr, char *err, size_t errl
     return 0;
 }
 
+int pc_sockaddr_host(const pc_sockaddr_t *a, char *host, size_t len)
+{
+    snprintf(host, len, "?");
+    if (a->u.sa.sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &a->u.in6.sin6_addr, host, (socklen_t)len);
+        return ntohs(a->u.in6.sin6_port);
+    }
+    inet_ntop(AF_INET, &a->u.in4.sin_addr, host, (socklen_t)len);
+    return ntohs(a->u.in4.sin_port);
+}
+
 void pc_sockaddr_str(const pc_sockaddr_t *a, char *out, size_t len)
 {
-    char ip[INET6_ADDRSTRLEN] = "?";
-    if (a->u.sa.sa_family == AF_INET6) {
-        inet_ntop(AF_INET6, &a->u.in6.sin6_addr, ip, sizeof(ip));
-        snprintf(out, len, "[%s]:%u", ip, ntohs(a->u.in6.sin6_port));
-    } else {
-        inet_ntop(AF_INET, &a->u.in4.sin_addr, ip, sizeof(ip));
-        snprintf(out, len, "%s:%u", ip, ntohs(a->u.in4.sin_port));
-    }
+    char ip[INET6_ADDRSTRLEN];
+    int port = pc_sockaddr_host(a, ip, sizeof(ip));
+    snprintf(out, len, a->u.sa.sa_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip, port);
 }
 
 /* ---- interpolation ---- */

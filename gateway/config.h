@@ -132,7 +132,7 @@ typedef struct pc_rl_policy_conf_s {
     /* derived */
     struct {
         uint8_t kind;  /* pc_rl_key_kind_e */
-        pc_str_t name;  /* claim or header name (NUL-terminated) */
+        pc_str_t name; /* claim or header name (NUL-terminated) */
     } parts[PC_RL_KEY_PARTS];
     unsigned nparts;
     int64_t fail_mode;   /* pc_on_failure_e, resolved */
@@ -346,6 +346,10 @@ void pc_config_unref(pc_config_t *c);
 /* Parses "HOST:PORT", "[V6]:PORT" or ":PORT" (any address) into addr,
  * resolving host names; 0 or -1 with a message in err. */
 int pc_parse_hostport(const char *s, pc_sockaddr_t *addr, char *err, size_t errlen);
+
+/* The address as text without brackets ("1.2.3.4", "::1") into host (at
+ * least INET6_ADDRSTRLEN bytes); returns the port. */
+int pc_sockaddr_host(const pc_sockaddr_t *a, char *host, size_t len);
 
 /* Formats an address as "1.2.3.4:80" / "[::1]:80". */
 void pc_sockaddr_str(const pc_sockaddr_t *a, char *out, size_t len);

@@ -27,42 +27,39 @@
 
 /* ---- custom values ---- */
 
-static int custom_hostport(pc_cctx_t *c, const pc_ynode_t *node, void *dst)
+/* HOST:PORT as written and resolved: every address key goes through here. */
+static int hostport_into(pc_cctx_t *c, const pc_ynode_t *node, const char **address,
+                         pc_sockaddr_t *addr)
 {
-    pc_server_conf_t *s = dst;
     const char *v = pc_cfg_scalar(c, node, "an address (HOST:PORT)");
     char err[300];
     if (!v)
         return -1;
-    if (pc_parse_hostport(v, &s->addr, err, sizeof(err)) != 0) {
+    if (pc_parse_hostport(v, addr, err, sizeof(err)) != 0) {
         pc_cfg_error(c, node, "%s", err);
         return -1;
     }
-    s->address = v;
+    *address = v;
     return 0;
+}
+
+static int custom_hostport(pc_cctx_t *c, const pc_ynode_t *node, void *dst)
+{
+    pc_server_conf_t *s = dst;
+    return hostport_into(c, node, &s->address, &s->addr);
 }
 
 /* Stored at offset 0 of the listener: receives the whole listener. */
 static int custom_listener_address(pc_cctx_t *c, const pc_ynode_t *node, void *dst)
 {
     pc_listener_conf_t *l = dst;
-    pc_server_conf_t tmp;
-    if (custom_hostport(c, node, &tmp) != 0)
-        return -1;
-    l->address = tmp.address;
-    l->addr = tmp.addr;
-    return 0;
+    return hostport_into(c, node, &l->address, &l->addr);
 }
 
 static int custom_admin_address(pc_cctx_t *c, const pc_ynode_t *node, void *dst)
 {
     pc_admin_conf_t *a = dst;
-    pc_server_conf_t tmp;
-    if (custom_hostport(c, node, &tmp) != 0)
-        return -1;
-    a->address = tmp.address;
-    a->addr = tmp.addr;
-    return 0;
+    return hostport_into(c, node, &a->address, &a->addr);
 }
 
 static int custom_workers(pc_cctx_t *c, const pc_ynode_t *node, void *dst)
@@ -491,12 +488,7 @@ static const char *const on_failure_names[] = {"fail_open", "fail_closed", "loca
 static int custom_redis_address(pc_cctx_t *c, const pc_ynode_t *node, void *dst)
 {
     pc_redis_conf_t *r = dst;
-    pc_server_conf_t tmp;
-    if (custom_hostport(c, node, &tmp) != 0)
-        return -1;
-    r->address = tmp.address;
-    r->addr = tmp.addr;
-    return 0;
+    return hostport_into(c, node, &r->address, &r->addr);
 }
 
 static const pc_ckey_t redis_keys[] = {

@@ -369,47 +369,14 @@ void pc_jwks_stop(void)
     }
 }
 
-static void add_json_str(struct evbuffer *b, const char *s)
+void pc_jwks_src_stats(pc_jwks_src_t *s, pc_jwks_stats_t *out)
 {
-    evbuffer_add(b, "\"", 1);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            evbuffer_add_printf(b, "\\%c", ch);
-        else if (ch >= 0x20 && ch != 0x7f)
-            evbuffer_add(b, s, 1);
-    }
-    evbuffer_add(b, "\"", 1);
-}
-
-void pc_jwks_status(struct evbuffer *b, const pc_config_t *cfg)
-{
-    evbuffer_add(b, "[", 1);
-    for (size_t i = 0; i < cfg->n_jwt_providers; i++) {
-        const pc_jwt_provider_conf_t *p = &cfg->jwt_providers[i];
-        evbuffer_add_printf(b, "%s{\"provider\":", i ? "," : "");
-        add_json_str(b, p->name);
-        if (!p->src) {
-            evbuffer_add_printf(b, ",\"source\":\"%s\",\"keys\":%zu}",
-                                p->secret ? "secret" : "file", p->keys ? p->keys->n : 0);
-            continue;
-        }
-        pc_jwks_src_t *s = p->src;
-        evbuffer_add(b, ",\"source\":", 10);
-        add_json_str(b, s->url);
-        evbuffer_add_printf(b,
-                            ",\"keys\":%zu,\"generation\":%llu,\"fetches\":%llu,"
-                            "\"failures\":%llu,\"last_error\":",
-                            key_count(s),
-                            (unsigned long long)__atomic_load_n(&s->gen, __ATOMIC_ACQUIRE),
-                            (unsigned long long)s->fetches, (unsigned long long)s->failures);
-        if (s->last_error[0])
-            add_json_str(b, s->last_error);
-        else
-            evbuffer_add(b, "null", 4);
-        evbuffer_add(b, "}", 1);
-    }
-    evbuffer_add(b, "]", 1);
+    out->url = s->url;
+    out->keys = key_count(s);
+    out->generation = __atomic_load_n(&s->gen, __ATOMIC_ACQUIRE);
+    out->fetches = s->fetches;
+    out->failures = s->failures;
+    out->last_error = s->last_error[0] ? s->last_error : NULL;
 }
 
 void pc_jwks_free_all(void)

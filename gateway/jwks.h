@@ -24,7 +24,6 @@
 
 typedef struct pc_jwks_src_s pc_jwks_src_t;
 struct event_base;
-struct evbuffer;
 struct pc_config_s;
 
 /* 0 when url parses as an http(s) URL with a host. */
@@ -45,8 +44,14 @@ void pc_jwks_src_unknown_kid(pc_jwks_src_t *s);
 void pc_jwks_tick(struct event_base *base, const struct pc_config_s *cfg);
 /* Control thread, at its end: cancels fetches in flight. */
 void pc_jwks_stop(void);
-/* JSON for /admin/status: {"URL":{"keys":N,"loaded":...},...}. */
-void pc_jwks_status(struct evbuffer *out, const struct pc_config_s *cfg);
+/* A source's figures for /admin/status (control thread). */
+typedef struct pc_jwks_stats_s {
+    const char *url;
+    size_t keys;
+    uint64_t generation, fetches, failures;
+    const char *last_error; /* NULL after a success */
+} pc_jwks_stats_t;
+void pc_jwks_src_stats(pc_jwks_src_t *s, pc_jwks_stats_t *out);
 /* At exit: frees every source. */
 void pc_jwks_free_all(void);
 

@@ -18,7 +18,6 @@
  */
 #include "revoke_redis.h"
 
-#include <arpa/inet.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <hiredis/adapters/libevent.h>
@@ -243,14 +242,7 @@ void pc_revoke_redis_tick(struct event_base *base, const pc_redis_conf_t *conf)
         st.conf = *conf;
         st.conf.address = NULL; /* the snapshot's; st.address is ours */
         snprintf(st.address, sizeof(st.address), "%s", conf->address);
-        const struct sockaddr *sa = &conf->addr.u.sa;
-        if (sa->sa_family == AF_INET6) {
-            inet_ntop(AF_INET6, &conf->addr.u.in6.sin6_addr, st.host, sizeof(st.host));
-            st.port = ntohs(conf->addr.u.in6.sin6_port);
-        } else {
-            inet_ntop(AF_INET, &conf->addr.u.in4.sin_addr, st.host, sizeof(st.host));
-            st.port = ntohs(conf->addr.u.in4.sin_port);
-        }
+        st.port = pc_sockaddr_host(&conf->addr, st.host, sizeof(st.host));
     }
     int64_t now = pc_mono_ms();
     if (!st.cmd && !st.sub) {

@@ -3,7 +3,6 @@
  */
 #include "rl_redis.h"
 
-#include <arpa/inet.h>
 #include <event2/event.h>
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
@@ -353,14 +352,7 @@ pc_rl_redis_t *pc_rl_redis_new(struct event_base *base, const pc_redis_conf_t *c
     c->tailp = &c->ops;
     c->timeout_us = conf->timeout * 1000;
     snprintf(c->address, sizeof(c->address), "%s", conf->address);
-    const struct sockaddr *sa = &conf->addr.u.sa;
-    if (sa->sa_family == AF_INET6) {
-        inet_ntop(AF_INET6, &conf->addr.u.in6.sin6_addr, c->host, sizeof(c->host));
-        c->port = ntohs(conf->addr.u.in6.sin6_port);
-    } else {
-        inet_ntop(AF_INET, &conf->addr.u.in4.sin_addr, c->host, sizeof(c->host));
-        c->port = ntohs(conf->addr.u.in4.sin_port);
-    }
+    c->port = pc_sockaddr_host(&conf->addr, c->host, sizeof(c->host));
     connect_now(c);
     return c;
 }
