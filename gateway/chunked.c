@@ -42,16 +42,6 @@ static int tchar(unsigned char c)
     return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c |= 0x20;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 void pc_chunked_init(pc_chunked_t *d, uint32_t max_trailer)
 {
     memset(d, 0, sizeof(*d));
@@ -83,7 +73,7 @@ int pc_chunked_next(pc_chunked_t *d, const char *buf, size_t len, size_t *used, 
         }
         case S_SIZE_FIRST:
         case S_SIZE: {
-            int v = hexval(c);
+            int v = pc_hex_value(c);
             if (v >= 0) {
                 if (++d->digits > 15)
                     return PC_HTTP_ERR(PC_HTTP_E_CHUNK_SIZE);

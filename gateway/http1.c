@@ -70,16 +70,6 @@ static inline int is_tchar(unsigned char c)
     return cclass[c] & C_TCHAR;
 }
 
-static inline int is_hex(unsigned char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-static inline int hex_val(unsigned char c)
-{
-    return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
-}
-
 int pc_http_scan(pc_http_scan_t *s, const char *buf, size_t len, const pc_http_limits_t *lim,
                  size_t *end)
 {
@@ -288,7 +278,7 @@ static int valid_host(pc_str_t h)
     if (h.p[0] == '[') {
         for (i = 1; i < h.n && h.p[i] != ']'; i++) {
             unsigned char c = (unsigned char)h.p[i];
-            if (!is_hex(c) && c != ':' && c != '.')
+            if (pc_hex_value(c) < 0 && c != ':' && c != '.')
                 return 0;
         }
         if (i == h.n || i < 3)
@@ -657,11 +647,11 @@ int pc_http_normalize_path(pc_str_t in, char *out, size_t *outn)
             c = (unsigned char)in.p[i];
             dec = c;
             if (c == '%') {
-                if (i + 2 >= in.n || !is_hex((unsigned char)in.p[i + 1]) ||
-                    !is_hex((unsigned char)in.p[i + 2]))
+                if (i + 2 >= in.n || pc_hex_value((unsigned char)in.p[i + 1]) < 0 ||
+                    pc_hex_value((unsigned char)in.p[i + 2]) < 0)
                     return PC_HTTP_ERR(PC_HTTP_E_PATH_ENCODING);
-                dec = (unsigned char)(hex_val((unsigned char)in.p[i + 1]) * 16 +
-                                      hex_val((unsigned char)in.p[i + 2]));
+                dec = (unsigned char)(pc_hex_value((unsigned char)in.p[i + 1]) * 16 +
+                                      pc_hex_value((unsigned char)in.p[i + 2]));
                 if (dec == 0)
                     return PC_HTTP_ERR(PC_HTTP_E_PATH_ENCODING);
                 escaped = 1;

@@ -77,6 +77,15 @@ const char *pc_suggest_best(const pc_suggest_t *s, unsigned max_dist);
  * length. The request path's replacement for snprintf("%llu"). */
 size_t pc_u64_dec(uint64_t v, char *out);
 
+/* The value of a hexadecimal digit, or -1. */
+static inline int pc_hex_value(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c |= 0x20;
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
 /* The index of the name equal to s (case-sensitive) among count names,
  * or -1: the lookup behind every "name -> enum" table. */
 int pc_str_index(const char *const *names, int count, pc_str_t s);

@@ -8,30 +8,12 @@
 #include <string.h>
 #include <strings.h>
 
-static int hexv(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c |= 0x20;
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
+#include "waf_tf.h"
 
-/* %XX and '+' into out; invalid escapes kept as they are. */
+/* %XX and '+', invalid escapes kept: the urlDecode transformation. */
 static size_t form_decode(const char *p, size_t n, char *out)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] == '+') {
-            out[o++] = ' ';
-        } else if (p[i] == '%' && i + 2 < n && hexv((unsigned char)p[i + 1]) >= 0 &&
-                   hexv((unsigned char)p[i + 2]) >= 0) {
-            out[o++] = (char)(hexv((unsigned char)p[i + 1]) << 4 | hexv((unsigned char)p[i + 2]));
-            i += 2;
-        } else {
-            out[o++] = p[i];
-        }
-    }
-    return o;
+    return pc_tf_apply(PC_TF_URL_DECODE, (const unsigned char *)p, n, (unsigned char *)out);
 }
 
 int pc_wafb_urlencoded(const char *p, size_t n, char *out, pc_wafb_cb cb, void *arg)

@@ -405,15 +405,10 @@ static int64_t to_num(const unsigned char *v, size_t n)
     return neg ? -x : x;
 }
 
-static int is_hex(unsigned char c)
-{
-    return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
-}
-
 static int bad_url_encoding(const unsigned char *v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (v[i] == '%' && (i + 2 >= n || !is_hex(v[i + 1]) || !is_hex(v[i + 2])))
+        if (v[i] == '%' && (i + 2 >= n || pc_hex_value(v[i + 1]) < 0 || pc_hex_value(v[i + 2]) < 0))
             return 1;
     return 0;
 }

@@ -30,14 +30,6 @@ const char *pc_tf_name(int tf)
     return tf >= 0 && tf < PC_TF_COUNT ? names[tf] : "?";
 }
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c |= 0x20;
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 static int is_space(unsigned char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f' || c == 0xa0;
@@ -81,14 +73,16 @@ static size_t url_decode(const unsigned char *in, size_t n, unsigned char *out, 
     for (size_t i = 0; i < n; i++) {
         if (in[i] == '+') {
             out[o++] = ' ';
-        } else if (in[i] == '%' && i + 2 < n && hexval(in[i + 1]) >= 0 && hexval(in[i + 2]) >= 0) {
-            out[o++] = (unsigned char)(hexval(in[i + 1]) << 4 | hexval(in[i + 2]));
+        } else if (in[i] == '%' && i + 2 < n && pc_hex_value(in[i + 1]) >= 0 &&
+                   pc_hex_value(in[i + 2]) >= 0) {
+            out[o++] = (unsigned char)(pc_hex_value(in[i + 1]) << 4 | pc_hex_value(in[i + 2]));
             i += 2;
         } else if (uni && in[i] == '%' && i + 5 < n && (in[i + 1] | 0x20) == 'u' &&
-                   hexval(in[i + 2]) >= 0 && hexval(in[i + 3]) >= 0 && hexval(in[i + 4]) >= 0 &&
-                   hexval(in[i + 5]) >= 0) {
-            unsigned long cp = (unsigned long)(hexval(in[i + 2]) << 12 | hexval(in[i + 3]) << 8 |
-                                               hexval(in[i + 4]) << 4 | hexval(in[i + 5]));
+                   pc_hex_value(in[i + 2]) >= 0 && pc_hex_value(in[i + 3]) >= 0 &&
+                   pc_hex_value(in[i + 4]) >= 0 && pc_hex_value(in[i + 5]) >= 0) {
+            unsigned long cp =
+                (unsigned long)(pc_hex_value(in[i + 2]) << 12 | pc_hex_value(in[i + 3]) << 8 |
+                                pc_hex_value(in[i + 4]) << 4 | pc_hex_value(in[i + 5]));
             o += put_cp(out + o, cp);
             i += 5;
         } else {
@@ -124,9 +118,10 @@ static size_t html_decode(const unsigned char *in, size_t n, unsigned char *out)
             j += 1 + hex;
             unsigned long cp = 0;
             size_t digits = 0;
-            while (j < n && (hex ? hexval(in[j]) >= 0 : in[j] >= '0' && in[j] <= '9')) {
+            while (j < n && (hex ? pc_hex_value(in[j]) >= 0 : in[j] >= '0' && in[j] <= '9')) {
                 if (cp < 0x110000)
-                    cp = cp * (hex ? 16 : 10) + (unsigned long)(hex ? hexval(in[j]) : in[j] - '0');
+                    cp = cp * (hex ? 16 : 10) +
+                         (unsigned long)(hex ? pc_hex_value(in[j]) : in[j] - '0');
                 j++;
                 digits++;
             }
@@ -168,14 +163,17 @@ static size_t js_decode(const unsigned char *in, size_t n, unsigned char *out)
             continue;
         }
         unsigned char c = in[i + 1];
-        if ((c == 'x' || c == 'X') && i + 3 < n && hexval(in[i + 2]) >= 0 &&
-            hexval(in[i + 3]) >= 0) {
-            out[o++] = (unsigned char)(hexval(in[i + 2]) << 4 | hexval(in[i + 3]));
+        if ((c == 'x' || c == 'X') && i + 3 < n && pc_hex_value(in[i + 2]) >= 0 &&
+            pc_hex_value(in[i + 3]) >= 0) {
+            out[o++] = (unsigned char)(pc_hex_value(in[i + 2]) << 4 | pc_hex_value(in[i + 3]));
             i += 3;
-        } else if ((c == 'u' || c == 'U') && i + 5 < n && hexval(in[i + 2]) >= 0 &&
-                   hexval(in[i + 3]) >= 0 && hexval(in[i + 4]) >= 0 && hexval(in[i + 5]) >= 0) {
-            o += put_cp(out + o, (unsigned long)(hexval(in[i + 2]) << 12 | hexval(in[i + 3]) << 8 |
-                                                 hexval(in[i + 4]) << 4 | hexval(in[i + 5])));
+        } else if ((c == 'u' || c == 'U') && i + 5 < n && pc_hex_value(in[i + 2]) >= 0 &&
+                   pc_hex_value(in[i + 3]) >= 0 && pc_hex_value(in[i + 4]) >= 0 &&
+                   pc_hex_value(in[i + 5]) >= 0) {
+            o += put_cp(out + o,
+                        (unsigned long)(pc_hex_value(in[i + 2]) << 12 |
+                                        pc_hex_value(in[i + 3]) << 8 |
+                                        pc_hex_value(in[i + 4]) << 4 | pc_hex_value(in[i + 5])));
             i += 5;
         } else if (c >= '0' && c <= '7') {
             unsigned v = 0, d = 0;
@@ -209,8 +207,8 @@ static size_t css_decode(const unsigned char *in, size_t n, unsigned char *out)
         }
         size_t j = i + 1, d = 0;
         unsigned long cp = 0;
-        while (d < 6 && j < n && hexval(in[j]) >= 0) {
-            cp = cp * 16 + (unsigned long)hexval(in[j++]);
+        while (d < 6 && j < n && pc_hex_value(in[j]) >= 0) {
+            cp = cp * 16 + (unsigned long)pc_hex_value(in[j++]);
             d++;
         }
         if (d) {
@@ -260,9 +258,9 @@ static size_t hex_decode(const unsigned char *in, size_t n, unsigned char *out)
 {
     size_t o = 0;
     for (size_t i = 0; i + 1 < n; i += 2) {
-        if (hexval(in[i]) < 0 || hexval(in[i + 1]) < 0)
+        if (pc_hex_value(in[i]) < 0 || pc_hex_value(in[i + 1]) < 0)
             break;
-        out[o++] = (unsigned char)(hexval(in[i]) << 4 | hexval(in[i + 1]));
+        out[o++] = (unsigned char)(pc_hex_value(in[i]) << 4 | pc_hex_value(in[i + 1]));
     }
     return o;
 }
@@ -272,11 +270,11 @@ static size_t sql_hex_decode(const unsigned char *in, size_t n, unsigned char *o
 {
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
-        if (in[i] == '0' && i + 3 < n && (in[i + 1] | 0x20) == 'x' && hexval(in[i + 2]) >= 0 &&
-            hexval(in[i + 3]) >= 0) {
+        if (in[i] == '0' && i + 3 < n && (in[i + 1] | 0x20) == 'x' &&
+            pc_hex_value(in[i + 2]) >= 0 && pc_hex_value(in[i + 3]) >= 0) {
             size_t j = i + 2;
-            while (j + 1 < n && hexval(in[j]) >= 0 && hexval(in[j + 1]) >= 0) {
-                out[o++] = (unsigned char)(hexval(in[j]) << 4 | hexval(in[j + 1]));
+            while (j + 1 < n && pc_hex_value(in[j]) >= 0 && pc_hex_value(in[j + 1]) >= 0) {
+                out[o++] = (unsigned char)(pc_hex_value(in[j]) << 4 | pc_hex_value(in[j + 1]));
                 j += 2;
             }
             i = j - 1;
