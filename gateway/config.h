@@ -124,18 +124,18 @@ typedef enum { PC_RLK_IP = 0, PC_RLK_CLAIM, PC_RLK_HEADER, PC_RLK_ROUTE } pc_rl_
 
 typedef struct pc_rl_policy_conf_s {
     const char *name;
-    const char *key;        /* as written: "ip", "claim:sub", "header:X-Api-Key", "ip+route" */
-    pc_rate_t rate;         /* count per period_ms */
-    int64_t burst;          /* requests allowed at once beyond the rate's count */
-    int64_t headers;        /* RateLimit fields on admitted responses too */
-    const char *on_failure; /* NULL: redis.on_failure */
+    const char *key;   /* as written: "ip", "claim:sub", "header:X-Api-Key", "ip+route" */
+    pc_rate_t rate;    /* count per period_ms */
+    int64_t burst;     /* requests allowed at once beyond the rate's count */
+    int64_t headers;   /* RateLimit fields on admitted responses too */
+    int64_t fail_mode; /* pc_on_failure_e: as written, else redis.on_failure */
     /* derived */
     struct {
         uint8_t kind;  /* pc_rl_key_kind_e */
         pc_str_t name; /* claim or header name (NUL-terminated) */
     } parts[PC_RL_KEY_PARTS];
     unsigned nparts;
-    int64_t fail_mode;   /* pc_on_failure_e, resolved */
+    int fail_mode_given; /* on_failure was written on the policy */
     int64_t interval_us; /* emission interval: period / count */
     int64_t tau_us;      /* tolerance: (count + burst - 1) * interval */
     uint32_t index;

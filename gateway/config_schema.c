@@ -508,7 +508,8 @@ static const pc_ckey_t rl_policy_keys[] = {
     NUM("burst", PC_CT_INT, pc_rl_policy_conf_t, burst, "0", 0, 1000000, "an integer"),
     {"headers", PC_CT_BOOL, 0, offsetof(pc_rl_policy_conf_t, headers), "false", 0, 0, NULL, NULL, 0,
      "a boolean"},
-    STR("on_failure", pc_rl_policy_conf_t, on_failure, NULL, "fail_open, fail_closed or local"),
+    {"on_failure", PC_CT_ENUM, 0, offsetof(pc_rl_policy_conf_t, fail_mode), NULL, 0, 0,
+     on_failure_names, NULL, 0, "a failure mode"},
     END};
 static const pc_cschema_t rl_policy_schema = {rl_policy_keys, sizeof(pc_rl_policy_conf_t),
                                               pc_rl_check_policy};
@@ -1048,8 +1049,8 @@ void pc_cfg_finish(pc_cctx_t *c, const pc_ynode_t *root)
     if (build_ip_rules(c, cfg->ip_rules) != 0)
         pc_cfg_error(c, root, "out of memory");
     pc_plugins_load(c, root); /* before the routes that name them */
-    pc_jwt_finish(c, root);
-    pc_rl_finish(c, root);
+    pc_jwt_finish(c);
+    pc_rl_finish(c);
     finish_routes(c, root);
     if (pc_cidr_set_build(&cfg->trusted, c->pool, cfg->trusted_proxies, cfg->n_trusted_proxies) !=
         0)

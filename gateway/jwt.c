@@ -157,11 +157,10 @@ void pc_jwt_check_provider(pc_cctx_t *c, const pc_ynode_t *node, void *obj)
     }
 }
 
-void pc_jwt_finish(pc_cctx_t *c, const pc_ynode_t *root)
+void pc_jwt_finish(pc_cctx_t *c)
 {
     pc_config_t *cfg = c->cfg;
     size_t n = 0;
-    (void)root;
     for (size_t i = 0; i < cfg->n_jwt_providers; i++)
         n += cfg->jwt_providers[i].n_forward_claims;
     if (!n)
@@ -418,24 +417,19 @@ static size_t claim_header_value(json_t *v, char *out, size_t cap)
 
 static pc_filter_rc_e refuse(pc_req_t *r, pc_reply_e reply, const char *error, const char *why)
 {
-    char h[200];
-    int n;
-    if (reply == PC_REPLY_unauthorized)
-        n = snprintf(h, sizeof(h),
-                     "Bearer realm=\"portcullis\", error=\"invalid_token\", "
-                     "error_description=\"%s\"",
-                     why);
-    else if (reply == PC_REPLY_forbidden && strcmp(error, "insufficient_scope") == 0)
-        n = snprintf(h, sizeof(h),
-                     "Bearer realm=\"portcullis\", error=\"insufficient_scope\", "
-                     "error_description=\"%s\"",
-                     why);
-    else
-        n = 0;
-    return pc_req_block_as(r, reply, error, "jwt", why, n > 0 ? "WWW-Authenticate" : NULL,
-                           pc_str_make(h, n > 0 ? (size_t)n : 0))
-               ? PC_FILTER_RESPOND
-               : PC_FILTER_CONTINUE;
+    /* RFC 6750's challenge, on the refusals it defines (never in dry-run
+     * mode: the proxied response would carry it) */
+    int challenge = reply == PC_REPLY_unauthorized ||
+                    (reply == PC_REPLY_forbidden && strcmp(error, "insufficient_scope") == 0);
+    if (challenge && !pc_req_dry_run(r)) {
+        char h[200];
+        int n = snprintf(h, sizeof(h),
+                         "Bearer realm=\"portcullis\", error=\"%s\", error_description=\"%s\"",
+                         error, why);
+        if (pc_req_add_response_header(r, "WWW-Authenticate", pc_str_make(h, (size_t)n)) != 0)
+            return PC_FILTER_ERROR;
+    }
+    return pc_req_block_as(r, reply, error, "jwt", why) ? PC_FILTER_RESPOND : PC_FILTER_CONTINUE;
 }
 
 /* The bearer token of the request, or an empty slice with *why set. */

@@ -35,7 +35,7 @@
  * forwarded header names; loads jwks_file / secret. */
 void pc_jwt_check_provider(pc_cctx_t *c, const pc_ynode_t *node, void *obj);
 /* After the providers: the union of forward_claims headers. */
-void pc_jwt_finish(pc_cctx_t *c, const pc_ynode_t *root);
+void pc_jwt_finish(pc_cctx_t *c);
 /* Resolves a route's auth.jwt (reports unknown names). */
 void pc_jwt_resolve_route(pc_cctx_t *c, pc_route_conf_t *r, const pc_ynode_t *rn);
 /* Releases what providers hold (with the snapshot). */

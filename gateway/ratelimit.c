@@ -42,6 +42,7 @@ static int parse_part(const char *s, size_t n, pc_cctx_t *c, pc_rl_policy_conf_t
 void pc_rl_check_policy(pc_cctx_t *c, const pc_ynode_t *node, void *obj)
 {
     pc_rl_policy_conf_t *p = obj;
+    p->fail_mode_given = pc_ymap_get(node, "on_failure") != NULL;
     if (p->key) {
         int bad = 0;
         for (const char *s = p->key;;) {
@@ -73,31 +74,15 @@ void pc_rl_check_policy(pc_cctx_t *c, const pc_ynode_t *node, void *obj)
     }
     p->interval_us = p->rate.period_ms * 1000 / p->rate.count;
     p->tau_us = (p->rate.count + p->burst - 1) * p->interval_us;
-    if (p->on_failure) {
-        static const char *const modes[] = {"fail_open", "fail_closed", "local"};
-        int found = 0;
-        for (int i = 0; i < 3; i++)
-            if (strcmp(p->on_failure, modes[i]) == 0) {
-                p->fail_mode = i;
-                found = 1;
-            }
-        if (!found) {
-            size_t mark = pc_cfg_push_key(c, "on_failure");
-            pc_cfg_error(c, pc_ymap_get(node, "on_failure"),
-                         "'%s' is not one of: fail_open, fail_closed, local", p->on_failure);
-            pc_cfg_pop(c, mark);
-        }
-    }
 }
 
-void pc_rl_finish(pc_cctx_t *c, const pc_ynode_t *root)
+void pc_rl_finish(pc_cctx_t *c)
 {
     pc_config_t *cfg = c->cfg;
-    (void)root;
     for (size_t i = 0; i < cfg->n_rate_limits; i++) {
         pc_rl_policy_conf_t *p = &cfg->rate_limits[i];
         p->index = (uint32_t)i;
-        if (!p->on_failure)
+        if (!p->fail_mode_given)
             p->fail_mode = cfg->redis ? cfg->redis->on_failure : PC_FAIL_LOCAL;
     }
     size_t n = 0;
@@ -493,7 +478,7 @@ static pc_filter_rc_e apply(pc_req_t *r, pc_rl_decision_t *d)
         const pc_rl_item_t *it = restrictive(d, 1, &left);
         return it && add_fields(r, it, left) != 0 ? PC_FILTER_ERROR : PC_FILTER_CONTINUE;
     }
-    if (r->route->dry_run)
+    if (pc_req_dry_run(r)) /* no fields: they would ride on the proxied response */
         return pc_req_block(r, PC_REPLY_too_many_requests, "ratelimit", "rate limited")
                    ? PC_FILTER_RESPOND
                    : PC_FILTER_CONTINUE;
@@ -516,7 +501,7 @@ static pc_filter_rc_e on_failure(pc_req_t *r, pc_rl_decision_t *d)
         int64_t mode = d->items[i].policy->fail_mode;
         if (mode == PC_FAIL_CLOSED)
             return pc_req_block_as(r, PC_REPLY_service_unavailable, "rate_limit_unavailable",
-                                   "ratelimit", "redis unavailable", NULL, PC_STR_NULL)
+                                   "ratelimit", "redis unavailable")
                        ? PC_FILTER_RESPOND
                        : PC_FILTER_CONTINUE;
         if (mode == PC_FAIL_LOCAL)

@@ -23,7 +23,7 @@
 
 /* ---- configuration (called by config_schema.c) ---- */
 void pc_rl_check_policy(pc_cctx_t *c, const pc_ynode_t *node, void *obj);
-void pc_rl_finish(pc_cctx_t *c, const pc_ynode_t *root);
+void pc_rl_finish(pc_cctx_t *c);
 void pc_rl_resolve_route(pc_cctx_t *c, pc_route_conf_t *r, const pc_ynode_t *rn);
 
 extern const pc_filter_ops_t pc_rl_filter_ops;

@@ -299,13 +299,18 @@ void pc_req_respond_http_error(pc_req_t *r, int rc)
 
 int pc_req_block(pc_req_t *r, pc_reply_e reply, const char *blocked_by, const char *detail)
 {
-    return pc_req_block_as(r, reply, NULL, blocked_by, detail, NULL, PC_STR_NULL);
+    return pc_req_block_as(r, reply, NULL, blocked_by, detail);
+}
+
+int pc_req_dry_run(const pc_req_t *r)
+{
+    return r->route && r->route->dry_run;
 }
 
 int pc_req_block_as(pc_req_t *r, pc_reply_e reply, const char *error, const char *blocked_by,
-                    const char *detail, const char *hname, pc_str_t hvalue)
+                    const char *detail)
 {
-    if (r->route && r->route->dry_run) {
+    if (pc_req_dry_run(r)) {
         if (r->nflags < PC_REQ_FLAGS_MAX) {
             r->flags[r->nflags].reason = blocked_by;
             r->flags[r->nflags].detail = detail;
@@ -314,8 +319,6 @@ int pc_req_block_as(pc_req_t *r, pc_reply_e reply, const char *error, const char
         }
         return 0;
     }
-    if (hname && pc_req_add_response_header(r, hname, hvalue) != 0)
-        reply = PC_REPLY_internal_error;
     pc_req_respond_as(r, reply, error, detail);
     r->blocked_by = blocked_by;
     return -1;

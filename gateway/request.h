@@ -165,10 +165,14 @@ void pc_req_respond_as(pc_req_t *r, pc_reply_e reason, const char *error, const 
  * the request goes on (returns 0). */
 int pc_req_block(pc_req_t *r, pc_reply_e reply, const char *blocked_by, const char *detail);
 
-/* pc_req_block with the JSON body's "error" (NULL: the reply's name) and
- * one more header on the reply (hname NULL: none). */
+/* pc_req_block with the JSON body's "error" (NULL: the reply's name). */
 int pc_req_block_as(pc_req_t *r, pc_reply_e reply, const char *error, const char *blocked_by,
-                    const char *detail, const char *hname, pc_str_t hvalue);
+                    const char *detail);
+
+/* Is the request's route in dry-run mode? Controls add the fields of a
+ * refusal (WWW-Authenticate, Retry-After...) only when it is not: the
+ * request then goes on, and a proxied response must not carry them. */
+int pc_req_dry_run(const pc_req_t *r);
 
 /* Adds a header line to the response, proxied or local (Name: value).
  * 0, or -1 when out of memory. */

@@ -197,7 +197,9 @@ def test_dry_run_only_logs(gateway, upstream):
     g = start(gateway, upstream, pol, [{"match": {"path_prefix": "/"}, "upstream": "app",
                                         "rate_limits": ["one"], "dry_run": True}],
               logging={"security": {"path": "stderr"}})
-    assert [request(g.port, path="/x").status for _ in range(3)] == [200] * 3
+    got = [request(g.port, path="/x") for _ in range(3)]
+    assert [r.status for r in got] == [200] * 3
+    assert all(r.header("Retry-After") is None and r.header("RateLimit") is None for r in got)
     assert poll(lambda: g.stderr().count('"would_status":429') == 2, timeout=3)
 
 
