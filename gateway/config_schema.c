@@ -366,7 +366,7 @@ static void check_cors(pc_cctx_t *c, const pc_ynode_t *node, void *obj);
 static const pc_cschema_t cors_schema = {cors_keys, sizeof(pc_cors_conf_t), check_cors};
 
 static const char *const jws_alg_names[] = {
-#define X(id, name) name,
+#define X(id, name, fam, md, crv, group, size) name,
     PC_JWS_ALGS(X)
 #undef X
     NULL};

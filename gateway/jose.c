@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/obj_mac.h>
+#include <openssl/objects.h>
 #include <openssl/param_build.h>
 #include <openssl/rsa.h>
 #include <pthread.h>
@@ -18,20 +19,23 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const alg_names[PC_JWS_COUNT] = {
-#define X(id, name) name,
+const pc_jws_alg_info_t pc_jws_algs[PC_JWS_COUNT] = {
+#define X(id, name, fam, md, crv, group, size) {name, fam, md, crv, group, size},
     PC_JWS_ALGS(X)
 #undef X
 };
 
 int pc_jws_alg_parse(pc_str_t s)
 {
-    return pc_str_index(alg_names, PC_JWS_COUNT, s);
+    for (int i = 0; i < PC_JWS_COUNT; i++)
+        if (s.n == strlen(pc_jws_algs[i].name) && memcmp(s.p, pc_jws_algs[i].name, s.n) == 0)
+            return i;
+    return -1;
 }
 
 const char *pc_jws_alg_name(int alg)
 {
-    return alg >= 0 && alg < PC_JWS_COUNT ? alg_names[alg] : "?";
+    return alg >= 0 && alg < PC_JWS_COUNT ? pc_jws_algs[alg].name : "?";
 }
 
 /* ---- base64url ---- */
@@ -141,8 +145,11 @@ void pc_keyset_unref(pc_keyset_t *ks)
 /* HS algorithms a secret of len bytes may use: at least the hash size. */
 static uint32_t hmac_algs(size_t len)
 {
-    return (len >= 32 ? PC_JWS_BIT(PC_JWS_HS256) : 0) | (len >= 48 ? PC_JWS_BIT(PC_JWS_HS384) : 0) |
-           (len >= 64 ? PC_JWS_BIT(PC_JWS_HS512) : 0);
+    uint32_t algs = 0;
+    for (int i = 0; i < PC_JWS_COUNT; i++)
+        if (pc_jws_algs[i].family == PC_JWS_FAM_HMAC && len >= pc_jws_algs[i].size)
+            algs |= PC_JWS_BIT(i);
+    return algs;
 }
 
 pc_keyset_t *pc_keyset_secret(const void *secret, size_t len, char *err, size_t errlen)
@@ -228,20 +235,14 @@ static const char *jwk_rsa(json_t *k, pc_jwk_t *out)
 
 static const char *jwk_ec(json_t *k, pc_jwk_t *out)
 {
-    static const struct {
-        const char *crv, *group;
-        int nid;
-        size_t size;
-        int alg;
-    } curves[] = {{"P-256", "prime256v1", NID_X9_62_prime256v1, 32, PC_JWS_ES256},
-                  {"P-384", "secp384r1", NID_secp384r1, 48, PC_JWS_ES384},
-                  {"P-521", "secp521r1", NID_secp521r1, 66, PC_JWS_ES512}};
     const char *crv = json_string_value(json_object_get(k, "crv"));
-    size_t c = 0;
-    while (c < 3 && !(crv && strcmp(crv, curves[c].crv) == 0))
-        c++;
-    if (c == 3)
+    int alg = 0;
+    while (alg < PC_JWS_COUNT &&
+           !(pc_jws_algs[alg].crv && crv && strcmp(crv, pc_jws_algs[alg].crv) == 0))
+        alg++;
+    if (alg == PC_JWS_COUNT)
         return "an EC key needs \"crv\" P-256, P-384 or P-521";
+    const pc_jws_alg_info_t *cv = &pc_jws_algs[alg];
     size_t xl = 0, yl = 0;
     unsigned char *x = member_b64(k, "x", &xl), *y = member_b64(k, "y", &yl);
     unsigned char pub[1 + 2 * 66];
@@ -249,14 +250,14 @@ static const char *jwk_ec(json_t *k, pc_jwk_t *out)
     OSSL_PARAM_BLD *b = OSSL_PARAM_BLD_new();
     EC_GROUP *g = NULL;
     EVP_PKEY_CTX *chk = NULL;
-    if (!x || !y || xl != curves[c].size || yl != curves[c].size) {
+    if (!x || !y || xl != cv->size || yl != cv->size) {
         why = "an EC key needs base64url \"x\" and \"y\" of the curve's size";
         goto out;
     }
     pub[0] = 4; /* uncompressed point */
     memcpy(pub + 1, x, xl);
     memcpy(pub + 1 + xl, y, yl);
-    if (!b || !OSSL_PARAM_BLD_push_utf8_string(b, OSSL_PKEY_PARAM_GROUP_NAME, curves[c].group, 0) ||
+    if (!b || !OSSL_PARAM_BLD_push_utf8_string(b, OSSL_PKEY_PARAM_GROUP_NAME, cv->group, 0) ||
         !OSSL_PARAM_BLD_push_octet_string(b, OSSL_PKEY_PARAM_PUB_KEY, pub, 1 + 2 * xl) ||
         !(out->pkey = pkey_fromdata("EC", b))) {
         why = "the EC point is not on the curve";
@@ -268,12 +269,12 @@ static const char *jwk_ec(json_t *k, pc_jwk_t *out)
         why = "the EC point is not on the curve";
         goto out;
     }
-    g = EC_GROUP_new_by_curve_name(curves[c].nid);
+    g = EC_GROUP_new_by_curve_name(OBJ_sn2nid(cv->group));
     out->order = g ? BN_dup(EC_GROUP_get0_order(g)) : NULL;
     if (!out->order)
         why = "out of memory";
-    out->ec_size = curves[c].size;
-    out->algs = PC_JWS_BIT(curves[c].alg);
+    out->ec_size = cv->size;
+    out->algs = PC_JWS_BIT(alg);
 out:
     EVP_PKEY_CTX_free(chk);
     EC_GROUP_free(g);
@@ -410,38 +411,20 @@ out:
 /* The digests, fetched once: OpenSSL 3 otherwise looks each one up in its
  * provider tables on every EVP_DigestVerifyInit (a measurable share of a
  * verification). */
-static EVP_MD *mds[3];
+static EVP_MD *mds[PC_JWS_COUNT];
 
 static void fetch_mds(void)
 {
-    static const char *const names[] = {"SHA256", "SHA384", "SHA512"};
-    for (int i = 0; i < 3; i++)
-        mds[i] = EVP_MD_fetch(NULL, names[i], NULL);
+    for (int i = 0; i < PC_JWS_COUNT; i++)
+        if (pc_jws_algs[i].md)
+            mds[i] = EVP_MD_fetch(NULL, pc_jws_algs[i].md, NULL);
 }
 
 static const EVP_MD *alg_md(int alg)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, fetch_mds);
-    switch (alg) {
-    case PC_JWS_RS256:
-    case PC_JWS_PS256:
-    case PC_JWS_ES256:
-    case PC_JWS_HS256:
-        return mds[0];
-    case PC_JWS_RS384:
-    case PC_JWS_PS384:
-    case PC_JWS_ES384:
-    case PC_JWS_HS384:
-        return mds[1];
-    case PC_JWS_RS512:
-    case PC_JWS_PS512:
-    case PC_JWS_ES512:
-    case PC_JWS_HS512:
-        return mds[2];
-    default:
-        return NULL; /* EdDSA: no pre-hash */
-    }
+    return mds[alg]; /* NULL for EdDSA: no pre-hash */
 }
 
 static int verify_hmac(const pc_jwk_t *k, int alg, const char *data, size_t n,
@@ -484,7 +467,7 @@ static int verify_pkey(const pc_jwk_t *k, int alg, const char *data, size_t n,
                        const unsigned char *sig, size_t sl)
 {
     unsigned char der[160]; /* a P-521 DER signature is at most 139 bytes */
-    if (alg == PC_JWS_ES256 || alg == PC_JWS_ES384 || alg == PC_JWS_ES512) {
+    if (pc_jws_algs[alg].family == PC_JWS_FAM_EC) {
         if (!ecdsa_der(k, sig, sl, der, &sl))
             return 0;
         sig = der;
@@ -495,7 +478,7 @@ static int verify_pkey(const pc_jwk_t *k, int alg, const char *data, size_t n,
     EVP_PKEY_CTX *pctx = NULL;
     int rc = -1;
     if (ctx && EVP_DigestVerifyInit(ctx, &pctx, alg_md(alg), NULL, k->pkey) == 1) {
-        if (alg >= PC_JWS_PS256 && alg <= PC_JWS_PS512 &&
+        if (pc_jws_algs[alg].family == PC_JWS_FAM_PSS &&
             (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) <= 0 ||
              EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) <= 0))
             goto out;

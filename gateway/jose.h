@@ -28,28 +28,50 @@
 #define PC_JWT_MAX_LEN   16384 /* longer tokens are refused unread */
 #define PC_JWKS_MAX_KEYS 64
 
-/* X(id, name) in the order bits are assigned. */
-#define PC_JWS_ALGS(X) \
-    X(RS256, "RS256")  \
-    X(RS384, "RS384")  \
-    X(RS512, "RS512")  \
-    X(PS256, "PS256")  \
-    X(PS384, "PS384")  \
-    X(PS512, "PS512")  \
-    X(ES256, "ES256")  \
-    X(ES384, "ES384")  \
-    X(ES512, "ES512")  \
-    X(EDDSA, "EdDSA")  \
-    X(HS256, "HS256")  \
-    X(HS384, "HS384")  \
-    X(HS512, "HS512")
+typedef enum {
+    PC_JWS_FAM_RSA = 0, /* RSASSA-PKCS1-v1_5 */
+    PC_JWS_FAM_PSS,     /* RSASSA-PSS, salt = hash length */
+    PC_JWS_FAM_EC,      /* ECDSA, JOSE r||s */
+    PC_JWS_FAM_OKP,     /* EdDSA (Ed25519) */
+    PC_JWS_FAM_HMAC
+} pc_jws_family_e;
+
+/* X(id, name, family, digest, JOSE curve, OpenSSL group, size) in the order
+ * bits are assigned. size: ES*, bytes of a coordinate (and of r, s); HS*,
+ * the least secret length, the hash size (RFC 7518 §3.2). */
+#define PC_JWS_ALGS(X)                                                    \
+    X(RS256, "RS256", PC_JWS_FAM_RSA, "SHA256", NULL, NULL, 0)            \
+    X(RS384, "RS384", PC_JWS_FAM_RSA, "SHA384", NULL, NULL, 0)            \
+    X(RS512, "RS512", PC_JWS_FAM_RSA, "SHA512", NULL, NULL, 0)            \
+    X(PS256, "PS256", PC_JWS_FAM_PSS, "SHA256", NULL, NULL, 0)            \
+    X(PS384, "PS384", PC_JWS_FAM_PSS, "SHA384", NULL, NULL, 0)            \
+    X(PS512, "PS512", PC_JWS_FAM_PSS, "SHA512", NULL, NULL, 0)            \
+    X(ES256, "ES256", PC_JWS_FAM_EC, "SHA256", "P-256", "prime256v1", 32) \
+    X(ES384, "ES384", PC_JWS_FAM_EC, "SHA384", "P-384", "secp384r1", 48)  \
+    X(ES512, "ES512", PC_JWS_FAM_EC, "SHA512", "P-521", "secp521r1", 66)  \
+    X(EDDSA, "EdDSA", PC_JWS_FAM_OKP, NULL, NULL, NULL, 0)                \
+    X(HS256, "HS256", PC_JWS_FAM_HMAC, "SHA256", NULL, NULL, 32)          \
+    X(HS384, "HS384", PC_JWS_FAM_HMAC, "SHA384", NULL, NULL, 48)          \
+    X(HS512, "HS512", PC_JWS_FAM_HMAC, "SHA512", NULL, NULL, 64)
 
 typedef enum {
-#define X(id, name) PC_JWS_##id,
+#define X(id, name, fam, md, crv, group, size) PC_JWS_##id,
     PC_JWS_ALGS(X)
 #undef X
         PC_JWS_COUNT
 } pc_jws_alg_e;
+
+/* What the verifier and `portcullis token` know of each algorithm. */
+typedef struct pc_jws_alg_info_s {
+    const char *name;
+    pc_jws_family_e family;
+    const char *md;    /* digest (and PSS's MGF1 digest); NULL for EdDSA */
+    const char *crv;   /* ES*: the curve as JOSE names it */
+    const char *group; /* ES*: ... and as OpenSSL does */
+    size_t size;
+} pc_jws_alg_info_t;
+
+extern const pc_jws_alg_info_t pc_jws_algs[PC_JWS_COUNT];
 
 #define PC_JWS_BIT(a) (1u << (a))
 #define PC_JWS_HMAC_ALGS \

@@ -41,36 +41,22 @@
 #define WHY_MAX     160  /* a reason, which the caller prefixes with the file name */
 #define RSA_MIN_BIT 2048 /* the gateway refuses smaller moduli (RFC 7518 §3.3) */
 
-typedef enum { TOK_HMAC, TOK_RSA, TOK_PSS, TOK_EC, TOK_ED25519 } tok_family_e;
+/* The algorithms, as the verifier knows them (jose.h): how each is signed
+ * and which key fits it. */
+typedef pc_jws_alg_info_t tok_alg_t;
 
-/* One algorithm: how it is signed and which key fits it. */
-typedef struct tok_alg_s {
-    const char *name;
-    tok_family_e family;
-    jwt_alg_t jwt;     /* libjwt's id; JWT_ALG_NONE: signed here with OpenSSL */
-    const char *md;    /* PS*: the digest (and MGF1 digest) */
-    const char *group; /* ES*: the curve as OpenSSL names it */
-    const char *crv;   /* ES*: the curve as JOSE names it */
-    size_t size;       /* HS*: least secret bytes, the hash size (RFC 7518 §3.2);
-                        * ES*: bytes of a coordinate (and of r, s) */
-} tok_alg_t;
-
-static const tok_alg_t algs[] = {
-    {"HS256", TOK_HMAC, JWT_ALG_HS256, NULL, NULL, NULL, 32},
-    {"HS384", TOK_HMAC, JWT_ALG_HS384, NULL, NULL, NULL, 48},
-    {"HS512", TOK_HMAC, JWT_ALG_HS512, NULL, NULL, NULL, 64},
-    {"RS256", TOK_RSA, JWT_ALG_RS256, NULL, NULL, NULL, 0},
-    {"RS384", TOK_RSA, JWT_ALG_RS384, NULL, NULL, NULL, 0},
-    {"RS512", TOK_RSA, JWT_ALG_RS512, NULL, NULL, NULL, 0},
-    {"PS256", TOK_PSS, JWT_ALG_NONE, "SHA256", NULL, NULL, 0},
-    {"PS384", TOK_PSS, JWT_ALG_NONE, "SHA384", NULL, NULL, 0},
-    {"PS512", TOK_PSS, JWT_ALG_NONE, "SHA512", NULL, NULL, 0},
-    {"ES256", TOK_EC, JWT_ALG_ES256, NULL, "prime256v1", "P-256", 32},
-    {"ES384", TOK_EC, JWT_ALG_ES384, NULL, "secp384r1", "P-384", 48},
-    {"ES512", TOK_EC, JWT_ALG_ES512, NULL, "secp521r1", "P-521", 66},
-    {"EdDSA", TOK_ED25519, JWT_ALG_NONE, NULL, NULL, NULL, 0},
-};
-#define NALGS (sizeof(algs) / sizeof(algs[0]))
+/* libjwt 1.10 signs HS*, RS* and ES*; PS* and EdDSA (JWT_ALG_NONE here)
+ * are signed with OpenSSL. */
+static jwt_alg_t libjwt_alg(const tok_alg_t *a)
+{
+    static const jwt_alg_t ids[PC_JWS_COUNT] = {
+        [PC_JWS_HS256] = JWT_ALG_HS256, [PC_JWS_HS384] = JWT_ALG_HS384,
+        [PC_JWS_HS512] = JWT_ALG_HS512, [PC_JWS_RS256] = JWT_ALG_RS256,
+        [PC_JWS_RS384] = JWT_ALG_RS384, [PC_JWS_RS512] = JWT_ALG_RS512,
+        [PC_JWS_ES256] = JWT_ALG_ES256, [PC_JWS_ES384] = JWT_ALG_ES384,
+        [PC_JWS_ES512] = JWT_ALG_ES512};
+    return ids[a - pc_jws_algs];
+}
 
 /* The command line, as given (every string borrowed from argv). */
 typedef struct tok_opts_s {
@@ -125,10 +111,8 @@ static int is_utf8(const char *s)
 
 static const tok_alg_t *alg_find(const char *name)
 {
-    for (size_t i = 0; i < NALGS; i++)
-        if (strcmp(algs[i].name, name) == 0)
-            return &algs[i];
-    return NULL;
+    int i = pc_jws_alg_parse(pc_str_cstr(name));
+    return i < 0 ? NULL : &pc_jws_algs[i];
 }
 
 /*
@@ -347,9 +331,9 @@ static EVP_PKEY *jwk_rsa_ec(json_t *jwk, int is_rsa, char *why)
     } else {
         const char *crv = json_string_value(json_object_get(jwk, "crv"));
         const tok_alg_t *a = NULL;
-        for (size_t i = 0; i < NALGS && crv; i++)
-            if (algs[i].crv && strcmp(algs[i].crv, crv) == 0)
-                a = &algs[i];
+        for (int i = 0; i < PC_JWS_COUNT && crv; i++)
+            if (pc_jws_algs[i].crv && strcmp(pc_jws_algs[i].crv, crv) == 0)
+                a = &pc_jws_algs[i];
         size_t size = a ? a->size : 0;
         if (!a)
             snprintf(why, WHY_MAX, "an EC JWK's \"crv\" must be P-256, P-384 or P-521");
@@ -404,25 +388,25 @@ static int key_fits(EVP_PKEY *k, const tok_alg_t *a, char *why)
     char g[64] = "";
     size_t gl = 0;
     switch (a->family) {
-    case TOK_RSA:
-    case TOK_PSS:
+    case PC_JWS_FAM_RSA:
+    case PC_JWS_FAM_PSS:
         if (!EVP_PKEY_is_a(k, "RSA"))
             snprintf(why, WHY_MAX, "%s needs an RSA key", a->name);
         else if (EVP_PKEY_get_bits(k) < RSA_MIN_BIT)
             snprintf(why, WHY_MAX, "%s needs an RSA key of at least %d bits, not %d", a->name,
                      RSA_MIN_BIT, EVP_PKEY_get_bits(k));
         break;
-    case TOK_EC:
+    case PC_JWS_FAM_EC:
         if (!EVP_PKEY_is_a(k, "EC") ||
             !EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, g, sizeof(g), &gl) ||
             strcmp(g, a->group) != 0)
             snprintf(why, WHY_MAX, "%s needs an EC key on %s", a->name, a->crv);
         break;
-    case TOK_ED25519:
+    case PC_JWS_FAM_OKP:
         if (!EVP_PKEY_is_a(k, "ED25519"))
             snprintf(why, WHY_MAX, "EdDSA needs an Ed25519 key");
         break;
-    case TOK_HMAC:
+    case PC_JWS_FAM_HMAC:
         break;
     }
     return why[0] ? -1 : 0;
@@ -458,10 +442,10 @@ static int load_key(const char *path, const tok_alg_t *a, tok_key_t *k, char *er
         else if (jalg && strcmp(jalg, a->name) != 0)
             snprintf(err, ERR_MAX, "%s: the JWK is for \"alg\": \"%.16s\", not %s", path, jalg,
                      a->name);
-        else if ((a->family == TOK_HMAC) != (strcmp(kty, "oct") == 0))
+        else if ((a->family == PC_JWS_FAM_HMAC) != (strcmp(kty, "oct") == 0))
             snprintf(err, ERR_MAX, "%s: %s needs %s, not a \"%.8s\" JWK", path, a->name,
-                     a->family == TOK_HMAC ? "an \"oct\" JWK" : "a private key", kty);
-        else if (a->family == TOK_HMAC) {
+                     a->family == PC_JWS_FAM_HMAC ? "an \"oct\" JWK" : "a private key", kty);
+        else if (a->family == PC_JWS_FAM_HMAC) {
             const char *ks = json_string_value(json_object_get(k->jwk, "k"));
             size_t kl = ks ? strlen(ks) : 0;
             long m = -1;
@@ -482,7 +466,7 @@ static int load_key(const char *path, const tok_alg_t *a, tok_key_t *k, char *er
         } else {
             snprintf(err, ERR_MAX, "%s: unsupported JWK \"kty\": \"%.8s\"", path, kty);
         }
-    } else if (a->family == TOK_HMAC) {
+    } else if (a->family == PC_JWS_FAM_HMAC) {
         /* the file's bytes, but for one final newline an editor may add */
         k->secret_len = n;
         if (n && buf[n - 1] == '\n')
@@ -499,10 +483,10 @@ static int load_key(const char *path, const tok_alg_t *a, tok_key_t *k, char *er
             snprintf(err, ERR_MAX,
                      "%s: not an unencrypted private key (PEM: PKCS#8, RSA or EC) nor a JWK", path);
     }
-    if (!err[0] && a->family == TOK_HMAC && k->secret_len < a->size)
+    if (!err[0] && a->family == PC_JWS_FAM_HMAC && k->secret_len < a->size)
         snprintf(err, ERR_MAX, "%s: %s needs a secret of at least %zu bytes, not %zu", path,
                  a->name, a->size, k->secret_len);
-    else if (!err[0] && a->family != TOK_HMAC && key_fits(k->pkey, a, why) != 0)
+    else if (!err[0] && a->family != PC_JWS_FAM_HMAC && key_fits(k->pkey, a, why) != 0)
         snprintf(err, ERR_MAX, "%s: %s", path, why);
     OPENSSL_cleanse(buf, n);
     free(buf);
@@ -546,7 +530,7 @@ static char *sign_libjwt(const tok_alg_t *a, const unsigned char *key, size_t ke
     char *tok = NULL;
     if (keylen <= INT32_MAX && jwt_new(&j) == 0 && jwt_add_grants_json(j, payload) == 0 &&
         (!kid || jwt_add_header(j, "kid", kid) == 0) &&
-        jwt_set_alg(j, a->jwt, key, (int)keylen) == 0)
+        jwt_set_alg(j, libjwt_alg(a), key, (int)keylen) == 0)
         tok = jwt_encode_str(j);
     jwt_free(j);
     return tok;
@@ -574,7 +558,7 @@ static char *sign_openssl(EVP_PKEY *k, const tok_alg_t *a, const char *kid, cons
         n += pc_b64url_encode((const unsigned char *)payload, pl, out + n);
     }
     ok = ok && EVP_DigestSignInit_ex(ctx, &pctx, a->md, NULL, NULL, k, NULL) == 1 &&
-         (a->family != TOK_PSS ||
+         (a->family != PC_JWS_FAM_PSS ||
           (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) > 0 &&
            EVP_PKEY_CTX_set_rsa_mgf1_md_name(pctx, a->md, NULL) > 0 &&
            EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) > 0)) &&
@@ -617,9 +601,9 @@ int pc_token_main(int argc, char **argv)
         snprintf(err, sizeof(err), "out of memory");
         goto out;
     }
-    if (o.alg->family == TOK_HMAC)
+    if (o.alg->family == PC_JWS_FAM_HMAC)
         tok = sign_libjwt(o.alg, k.secret, k.secret_len, o.kid, payload);
-    else if (o.alg->jwt != JWT_ALG_NONE)
+    else if (libjwt_alg(o.alg) != JWT_ALG_NONE)
         tok = (pem = pem_of(k.pkey, &pem_len)) != NULL
                   ? sign_libjwt(o.alg, (const unsigned char *)pem, pem_len, o.kid, payload)
                   : NULL;
