@@ -253,24 +253,20 @@ static const char *transform(pc_waf_tx_t *tx, const pc_waf_rule_t *r, const char
         *outlen = e->outlen;
         return e->out;
     }
-    /* two buffers, each big enough for any step */
-    size_t cap = PC_TF_OUT_MAX(n);
-    for (unsigned i = 0; i < r->ntfs; i++)
-        cap = PC_TF_OUT_MAX(cap);
-    unsigned char *a = pc_arena_alloc(tx->arena, cap), *b = pc_arena_alloc(tx->arena, cap);
-    if (!a || !b)
-        return NULL;
-    memcpy(a, v, n);
+    /* each step into a buffer sized for what it gets: sizing both for the
+     * worst case of every step compounds (3^k) over a chain */
+    const unsigned char *in = (const unsigned char *)v;
     size_t len = n;
     for (unsigned i = 0; i < r->ntfs; i++) {
-        len = pc_tf_apply(r->tfs[i], a, len, b);
-        unsigned char *t = a;
-        a = b;
-        b = t;
+        unsigned char *out = pc_arena_alloc(tx->arena, PC_TF_OUT_MAX(len));
+        if (!out)
+            return NULL;
+        len = pc_tf_apply(r->tfs[i], in, len, out);
+        in = out;
     }
-    *e = (tfent_t){v, n, key, (const char *)a, len};
+    *e = (tfent_t){v, n, key, (const char *)in, len};
     *outlen = len;
-    return (const char *)a;
+    return (const char *)in;
 }
 
 /* ---- targets ---- */

@@ -151,6 +151,31 @@ TEST(redos_is_a_match)
     pc_arena_free(&a);
 }
 
+TEST(long_transformation_chains)
+{
+    /* buffers sized per step: a chain of 15 used to ask for 3^16 times the
+     * value and, failing, count as a match */
+    static const char chain[] =
+        "SecRule ARGS \"@streq never\" \"id:1,phase:2,deny,status:403,t:lowercase,t:trim,"
+        "t:lowercase,t:trim,t:lowercase,t:trim,t:lowercase,t:trim,t:lowercase,t:trim,t:lowercase,"
+        "t:trim,t:lowercase,t:trim,t:utf8toUnicode\"\n";
+    pc_waf_ruleset_t set = {0};
+    pc_errlist_t e = {0};
+    CHECK(pc_waf_load_text(&set, "c.conf", chain, sizeof(chain) - 1, &e) == 0);
+    char value[4096];
+    memset(value, 'A', sizeof(value));
+    pc_arena_t a;
+    pc_waf_tx_t tx;
+    pc_arena_init(&a, NULL, 4096, 1 << 24);
+    pc_waf_tx_init(&tx, &a, &ctx);
+    pc_waf_add(&tx, PC_WV_ARGS_GET, "v", 1, value, sizeof(value));
+    CHECK_EQ_INT(pc_waf_eval(&set, &tx, 2), 0);
+    CHECK_EQ_INT(tx.nhits, 0);
+    pc_arena_free(&a);
+    pc_waf_ruleset_free(&set);
+    pc_errlist_free(&e);
+}
+
 static void setup(void)
 {
     pc_errlist_t e = {0};
@@ -162,5 +187,5 @@ static void setup(void)
 }
 
 TEST_MAIN(setup(); RUN(benign_passes); RUN(sqli_scores_and_blocks); RUN(exclusions_counts_captures);
-          RUN(chains_skips_and_ctl); RUN(redos_is_a_match); pc_op_ctx_free(&ctx);
-          pc_waf_ruleset_free(&rs))
+          RUN(chains_skips_and_ctl); RUN(redos_is_a_match); RUN(long_transformation_chains);
+          pc_op_ctx_free(&ctx); pc_waf_ruleset_free(&rs))
