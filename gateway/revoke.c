@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "jwt.h"
+#include "str.h"
 
 #define REVOKE_MAX   1000000 /* entries; adding past it fails (503 at the admin API) */
 #define REVOKE_SLOTS 4096    /* buckets (chained) */
@@ -28,10 +29,7 @@ static uint64_t generation; /* atomic */
 
 static size_t bucket(const char *s, size_t n)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    return (size_t)(h % REVOKE_SLOTS);
+    return (size_t)(pc_hash_keyed(s, n) % REVOKE_SLOTS);
 }
 
 int pc_revoke_add(const char *jti, size_t n, int64_t exp)
