@@ -371,13 +371,12 @@ static void build_key(pc_req_t *r, const pc_rl_policy_conf_t *p, pc_rl_item_t *i
         case PC_RLK_CLAIM: /* the name was copied NUL-terminated at load */
             v = pc_str_cstr(pc_jwt_claim_text(r, p->parts[i].name.p));
             break;
-        case PC_RLK_HEADER:
-            for (uint32_t k = 0; k < r->http.nheaders; k++)
-                if (pc_str_ieq(r->http.headers[k].name, p->parts[i].name)) {
-                    v = r->http.headers[k].value;
-                    break;
-                }
+        case PC_RLK_HEADER: {
+            const pc_http_header_t *h =
+                pc_http_find_name(r->http.headers, r->http.nheaders, p->parts[i].name);
+            v = h ? h->value : PC_STR_NULL;
             break;
+        }
         }
         if (!v.p || !v.n) {
             fallback = 1;
