@@ -54,7 +54,8 @@ PLUGIN_LDFLAGS = $(if $(SANFLAGS),,-Wl,-z,defs) $(shell pkg-config --libs libcry
 PYTEST := /usr/bin/python3 -m pytest
 
 .PHONY: all deps test unit replay conftest e2e fuzz run bench lint clean
-all: deps $(BUILD)/portcullis $(BUILD)/portcullis-test $(BUILD)/demo-upstream $(PLUGIN_SOS)
+all: deps $(BUILD)/portcullis $(BUILD)/portcullis-test $(BUILD)/demo-upstream $(BUILD)/waf-check \
+  $(PLUGIN_SOS)
 
 deps:
 	@scripts/deps.sh build
@@ -88,6 +89,10 @@ $(BUILD)/plugins/test_%.so: tests/plugins/%.c gateway/include/portcullis/plugin.
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(GW_LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -iquote gateway -iquote tests/unit -o $@ $^ $(LDLIBS_ALL)
+
+# The WAF engine without a gateway, for rule tests (tests/waf/run).
+$(BUILD)/waf-check: tests/waf/waf_check.c $(GW_LIB_OBJS)
+	$(CC) $(ALL_CFLAGS) -iquote gateway -o $@ $^ $(LDLIBS_ALL)
 
 # Each fuzz target linked with a plain main() that replays its corpus.
 $(BUILD)/replay/%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(GW_LIB_OBJS)

@@ -45,7 +45,8 @@
     X(MATCHED_VAR_NAME, "MATCHED_VAR_NAME")           \
     X(MATCHED_VARS, "MATCHED_VARS")                   \
     X(MATCHED_VARS_NAMES, "MATCHED_VARS_NAMES")       \
-    X(REQBODY_ERROR, "REQBODY_ERROR")
+    X(REQBODY_ERROR, "REQBODY_ERROR")                 \
+    X(MULTIPART_PART_HEADERS, "MULTIPART_PART_HEADERS")
 
 typedef enum {
 #define X(id, name) PC_WV_##id,
