@@ -26,8 +26,11 @@ PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wformat=2 -Werror
 CFLAGS ?= $(OPT) -g
+# The shipped rule set, used when the configuration names none.
+PC_RULES_DIR ?= $(CURDIR)/rules
 ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE -pthread $(WARN) $(CFLAGS) $(SANFLAGS) $(PKG_CFLAGS) -MMD -MP \
-  -DPC_LIBJWT_VERSION='"$(shell pkg-config --modversion libjwt 2>/dev/null)"'
+  -DPC_LIBJWT_VERSION='"$(shell pkg-config --modversion libjwt 2>/dev/null)"' \
+  -DPC_RULES_DIR='"$(PC_RULES_DIR)"'
 LDLIBS_ALL = $(PKG_LIBS) -pthread $(SANFLAGS)
 
 GW_SRCS := $(wildcard gateway/*.c gateway/filters/*.c)

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "filters/waf.h"
 #include "jwt.h"
 #include "plugin.h"
 #include "tls.h"
@@ -634,6 +635,7 @@ static void config_free(pc_config_t *cfg)
 {
     pc_plugins_release(cfg); /* their conf may point into the pool */
     pc_jwt_release(cfg);
+    pc_waf_release(cfg);
     for (size_t i = 0; i < cfg->n_listeners; i++)
         if (cfg->listeners[i].tls)
             pc_tls_free(cfg->listeners[i].tls->tls);

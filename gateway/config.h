@@ -241,6 +241,32 @@ typedef struct pc_route_auth_s {
     } require;
 } pc_route_auth_t;
 
+/* waf (filters/waf.c). */
+typedef enum { PC_WAF_BLOCK = 0, PC_WAF_DETECT, PC_WAF_OFF } pc_waf_mode_e;
+typedef enum { PC_WAF_OVER_REJECT = 0, PC_WAF_OVER_PASS } pc_waf_over_e;
+
+typedef struct pc_waf_conf_s {
+    int64_t mode;                  /* pc_waf_mode_e */
+    PC_ARRAY(const char *, rules); /* rule files or globs (empty: the shipped set) */
+    int64_t paranoia_level;
+    int64_t anomaly_threshold;
+    int64_t body_inspect_limit;
+    int64_t on_body_over_limit;  /* pc_waf_over_e */
+    struct pc_waf_ruleset_s *rs; /* loaded when some route inspects (owned) */
+} pc_waf_conf_t;
+
+/* routes[].waf as written, and what the route's filter runs with. */
+typedef struct pc_route_waf_s {
+    int64_t mode;                            /* -1: the global mode */
+    PC_ARRAY(const char *, exclude_rules);   /* "942100" or "942100-942199" */
+    PC_ARRAY(const char *, exclude_targets); /* "[RULE_ID[-RULE_ID]:]TARGET" */
+    /* resolved */
+    const pc_waf_conf_t *g;
+    struct pc_waf_exclusion_s *excl; /* rules, then targets */
+    size_t nexcl;
+    int64_t max_body; /* the route's limits.max_body: what a multipart body may take */
+} pc_route_waf_t;
+
 /* plugins[]: a plugin to load (plugin.c). */
 typedef struct pc_plugin_conf_s {
     const char *path;
@@ -272,6 +298,8 @@ typedef struct pc_route_conf_s {
     pc_route_auth_t *auth;               /* NULL: no authentication (auth: none or absent) */
     PC_ARRAY(const char *, rate_limits); /* policy names */
     const pc_rl_policy_conf_t **rl;      /* resolved, n_rate_limits of them */
+    pc_route_waf_t *waf_set;             /* routes[].waf as written (NULL: none) */
+    pc_route_waf_t *waf;                 /* in effect (NULL: the WAF is off here) */
     PC_ARRAY(const char *, plugins);     /* plugin names, run after the built-in controls */
     struct pc_plugin_s **plugin_refs;    /* resolved, n_plugins of them */
     pc_chain_t chain;                    /* request filters, built once per snapshot */
@@ -324,6 +352,7 @@ typedef struct pc_config_s {
     PC_ARRAY(pc_plugin_conf_t, plugins); /* released (fini, dlclose) with the snapshot */
     PC_ARRAY(pc_jwt_provider_conf_t, jwt_providers);
     PC_ARRAY(pc_rl_policy_conf_t, rate_limits);
+    pc_waf_conf_t waf;
     PC_ARRAY(pc_str_t, health_paths); /* upstream health-check paths: never rate-limited */
     pc_str_t *claim_headers;          /* every forward_claims header: client copies are dropped */
     size_t n_claim_headers;

@@ -16,6 +16,7 @@
 #include "jose.h"
 #include "jwt.h"
 #include "plugin.h"
+#include "filters/waf.h"
 #include "ratelimit.h"
 #include "tls.h"
 
@@ -421,6 +422,32 @@ static const pc_ckey_t auth_keys[] = {
     END};
 static const pc_cschema_t auth_schema = {auth_keys, sizeof(pc_route_auth_t), NULL};
 
+static const char *const waf_mode_names[] = {"block", "detect", "off", NULL};
+static const char *const waf_over_names[] = {"reject", "pass", NULL};
+static const pc_ckey_t waf_keys[] = {
+    {"mode", PC_CT_ENUM, 0, offsetof(pc_waf_conf_t, mode), "block", 0, 0, waf_mode_names, NULL, 0,
+     "block, detect or off"},
+    {"rules", PC_CT_LIST, 0, offsetof(pc_waf_conf_t, rules), NULL, 0, 0, &str_elem, NULL, 0,
+     "a list of rule files or globs"},
+    NUM("paranoia_level", PC_CT_INT, pc_waf_conf_t, paranoia_level, "1", 1, 4, "1 to 4"),
+    NUM("anomaly_threshold", PC_CT_INT, pc_waf_conf_t, anomaly_threshold, "5", 1, 1000000,
+        "a positive integer"),
+    NUM("body_inspect_limit", PC_CT_SIZE, pc_waf_conf_t, body_inspect_limit, "1MiB", 1,
+        (int64_t)1 << 30, "a size"),
+    {"on_body_over_limit", PC_CT_ENUM, 0, offsetof(pc_waf_conf_t, on_body_over_limit), "reject", 0,
+     0, waf_over_names, NULL, 0, "reject or pass"},
+    END};
+static const pc_cschema_t waf_schema = {waf_keys, sizeof(pc_waf_conf_t), NULL};
+static const pc_ckey_t route_waf_keys[] = {
+    {"mode", PC_CT_ENUM, 0, offsetof(pc_route_waf_t, mode), NULL, 0, 0, waf_mode_names, NULL, 0,
+     "block, detect or off"},
+    {"exclude_rules", PC_CT_LIST, 0, offsetof(pc_route_waf_t, exclude_rules), NULL, 0, 0, &str_elem,
+     NULL, 0, "a list of rule ids or ranges (942100-942199)"},
+    {"exclude_targets", PC_CT_LIST, 0, offsetof(pc_route_waf_t, exclude_targets), NULL, 0, 0,
+     &str_elem, NULL, 0, "a list of [RULE_ID:]TARGET (e.g. 942430:ARGS:sort)"},
+    END};
+static const pc_cschema_t route_waf_schema = {route_waf_keys, sizeof(pc_route_waf_t), NULL};
+
 static const pc_ckey_t route_keys[] = {
     STR("name", pc_route_conf_t, name, NULL, "a name"),
     {"match", PC_CT_STRUCT, PC_K_REQUIRED, offsetof(pc_route_conf_t, match), NULL, 0, 0,
@@ -442,6 +469,8 @@ static const pc_ckey_t route_keys[] = {
      "none or { jwt: PROVIDER, require: {...} }"},
     {"rate_limits", PC_CT_LIST, 0, offsetof(pc_route_conf_t, rate_limits), NULL, 0, 0, &str_elem,
      NULL, 0, "a list of rate-limit policy names"},
+    {"waf", PC_CT_OPTIONAL, 0, offsetof(pc_route_conf_t, waf_set), NULL, 0, 0, &route_waf_schema,
+     NULL, 0, "a waf section"},
 #ifdef PC_TESTING
     NUM("test_suspend", PC_CT_DURATION, pc_route_conf_t, test_suspend, NULL, 0, HOUR, "a duration"),
     NUM("test_respond", PC_CT_INT, pc_route_conf_t, test_respond, NULL, 0, 599, "a status"),
@@ -556,6 +585,8 @@ static const pc_ckey_t root_keys[] = {
     {"jwt", PC_CT_STRUCT, 0, 0, NULL, 0, 0, &jwt_schema, NULL, 0, "a jwt section"},
     {"rate_limits", PC_CT_NAMED, 0, offsetof(pc_config_t, rate_limits), NULL, 0, 0,
      &rl_policy_schema, NULL, 0, "a map of rate-limit policies"},
+    {"waf", PC_CT_STRUCT, 0, offsetof(pc_config_t, waf), NULL, 0, 0, &waf_schema, NULL, 0,
+     "a waf section"},
     /* handled before the walk (config.c apply_stage); listed so it is known */
     {"stages", PC_CT_CUSTOM, 0, 0, NULL, 0, 0, NULL, custom_handled_before, 0, "a map of stages"},
     END};
@@ -1011,6 +1042,7 @@ static void finish_routes(pc_cctx_t *c, const pc_ynode_t *root)
         pc_plugins_resolve(c, r, rn);
         pc_jwt_resolve_route(c, r, rn);
         pc_rl_resolve_route(c, r, rn);
+        pc_waf_resolve_route(c, r, rn);
         if (pc_builtin_chain(c, r) != 0)
             pc_cfg_error(c, rn, "out of memory");
         pc_cfg_pop(c, m2);
@@ -1051,6 +1083,7 @@ void pc_cfg_finish(pc_cctx_t *c, const pc_ynode_t *root)
     pc_plugins_load(c, root); /* before the routes that name them */
     pc_jwt_finish(c);
     pc_rl_finish(c);
+    pc_waf_finish(c, root);
     finish_routes(c, root);
     if (pc_cidr_set_build(&cfg->trusted, c->pool, cfg->trusted_proxies, cfg->n_trusted_proxies) !=
         0)

@@ -258,13 +258,28 @@ static int upload_data(void *arg, const char *p, size_t n, int last)
 static void upload_init(pc_req_t *r)
 {
     const pc_http_request_t *h = &r->http;
-    pc_relay_init(&r->upload, &r->conn->sock, &r->conn->in, NULL, h->body, h->content_length,
-                  h->body, r->up_head, r->up_head_len);
-    if (h->body == PC_BODY_CHUNKED) {
-        /* a dry-run route lets the body through and flags it at the end */
-        r->upload.limit = r->route->dry_run ? -1 : r->route->limits.max_body;
-        pc_chunked_init(&r->upload.chunked, (uint32_t)r->route->limits.max_header_bytes);
+    if (r->hold_done) {
+        /* the whole body is in memory, sent after the head */
+        pc_relay_init(&r->upload, NULL, NULL, NULL, PC_BODY_NONE, 0, PC_BODY_LENGTH, r->up_head,
+                      r->up_head_len);
+        r->upload.held = r->hbuf;
+        r->upload.held_len = r->hbuf_len;
+        r->upload.total = r->hbuf_len;
+        return;
     }
+    if (r->hold_overflow && r->upload.src) {
+        /* what was read goes first, then the rest streams as usual */
+        pc_relay_forward(&r->upload, h->body, r->up_head, r->up_head_len, r->hbuf, r->hbuf_len);
+    } else {
+        pc_relay_init(&r->upload, &r->conn->sock, &r->conn->in, NULL, h->body, h->content_length,
+                      h->body, r->up_head, r->up_head_len);
+        if (h->body == PC_BODY_CHUNKED) {
+            /* a dry-run route lets the body through and flags it at the end */
+            r->upload.limit = r->route->dry_run ? -1 : r->route->limits.max_body;
+            pc_chunked_init(&r->upload.chunked, (uint32_t)r->route->limits.max_header_bytes);
+        }
+    }
+    r->upload.on_data = NULL;
     for (size_t i = 0; i < r->route->chain.n; i++) {
         if (r->route->chain.filters[i].ops->request_body) {
             r->upload.on_data = upload_data;
@@ -647,11 +662,138 @@ static int precheck_chunked(pc_req_t *r)
     return 0;
 }
 
+/* ---- a held body ---- */
+
+/* The relay's on_data while the body is read into memory. */
+static int hold_data(void *arg, const char *p, size_t n, int last)
+{
+    pc_req_t *r = arg;
+    (void)last;
+    if (n == 0)
+        return 0;
+    if (r->hbuf_len + n > (uint64_t)r->hold_limit) {
+        if (r->hold_reject &&
+            pc_req_block(r, PC_REPLY_content_too_large, r->hold_blocked_by, r->hold_detail) != 0)
+            return -1;        /* answered */
+        r->hold_overflow = 1; /* kept (one slice past the limit), then the rest streams */
+    }
+    if (r->hbuf_len + n > r->hbuf_cap) {
+        size_t cap = r->hbuf_cap ? r->hbuf_cap * 2 : 16384;
+        while (cap < r->hbuf_len + n)
+            cap *= 2;
+        char *b = realloc(r->hbuf, cap);
+        if (!b) {
+            pc_req_respond(r, PC_REPLY_service_unavailable, "out of memory holding the body");
+            return -1;
+        }
+        r->hbuf = b;
+        r->hbuf_cap = cap;
+    }
+    memcpy(r->hbuf + r->hbuf_len, p, n);
+    r->hbuf_len += n;
+    return r->hold_overflow ? -1 : 0;
+}
+
+static void begin(pc_req_t *r);
+
+void pc_proxy_hold_run(pc_req_t *r)
+{
+    pc_relay_t *up = &r->upload;
+    if (r->client_timed_out) {
+        r->client_timed_out = 0;
+        pc_req_respond(r, PC_REPLY_request_timeout, "client body timeout");
+        r->close_after = 1;
+        return;
+    }
+    int rc = pc_relay_step(up);
+    switch (rc) {
+    case PC_RELAY_AGAIN:
+        too_slow(r);
+        return;
+    case PC_RELAY_DONE:
+        r->body_unread = 0;
+        r->hold_done = 1;
+        pc_conn_arm(r->conn, r->cfg->limits.idle_timeout);
+        /* the request_body filters see the whole body at once; upstream, it
+         * is framed with its length */
+        if (upload_data(r, r->hbuf ? r->hbuf : "", r->hbuf_len, 1) != 0)
+            return;
+        r->http.body = PC_BODY_LENGTH;
+        r->http.content_length = (int64_t)r->hbuf_len;
+        begin(r);
+        return;
+    case PC_RELAY_E_ABORT:
+        if (!r->hold_overflow) {
+            r->close_after = 1; /* answered by hold_data; the rest is never read */
+            return;
+        }
+        if (upload_data(r, r->hbuf, r->hbuf_len, 0) != 0) {
+            r->close_after = 1;
+            return;
+        }
+        begin(r);
+        return;
+    case PC_RELAY_E_SRC:
+        r->body_unread = 0;
+        abort_request(r, "client closed during the request body");
+        return;
+    case PC_RELAY_E_FRAMING:
+        r->close_after = 1;
+        pc_req_respond(r, PC_REPLY_bad_request, pc_http_err_detail(up->err));
+        return;
+    case PC_RELAY_E_LIMIT:
+    default:
+        r->close_after = 1;
+        pc_req_respond(r, PC_REPLY_content_too_large, "body over max_body");
+        return;
+    }
+}
+
+/* Reads the body into memory before the upstream is contacted. */
+static void hold(pc_req_t *r)
+{
+    const pc_http_request_t *h = &r->http;
+    if (h->body == PC_BODY_LENGTH && h->content_length > r->hold_limit) {
+        /* known to be over the limit: refused, or streamed as it comes */
+        if (r->hold_reject &&
+            pc_req_block(r, PC_REPLY_content_too_large, r->hold_blocked_by, r->hold_detail) != 0)
+            return;
+        r->hold_overflow = 1;
+        begin(r);
+        return;
+    }
+    r->state = PC_RS_BODY;
+    pc_relay_init(&r->upload, &r->conn->sock, &r->conn->in, NULL, h->body, h->content_length,
+                  PC_BODY_NONE, NULL, 0);
+    if (h->body == PC_BODY_CHUNKED) {
+        r->upload.limit = r->route->dry_run ? -1 : r->route->limits.max_body;
+        pc_chunked_init(&r->upload.chunked, (uint32_t)r->route->limits.max_header_bytes);
+    }
+    r->upload.on_data = hold_data;
+    r->upload.arg = r;
+    if (h->expect_continue && pc_buf_unread(&r->conn->in) == 0)
+        send_continue(r);
+    pc_conn_arm(r->conn, r->cfg->limits.body_timeout);
+    pc_proxy_hold_run(r);
+}
+
 void pc_proxy_start(pc_req_t *r)
 {
     const pc_http_request_t *h = &r->http;
     if (h->body == PC_BODY_CHUNKED && precheck_chunked(r) != 0)
         return;
+    if (r->hold_limit &&
+        (h->body == PC_BODY_CHUNKED || (h->body == PC_BODY_LENGTH && h->content_length > 0))) {
+        hold(r);
+        return;
+    }
+    begin(r);
+}
+
+/* Connects upstream and starts relaying. */
+static void begin(pc_req_t *r)
+{
+    const pc_http_request_t *h = &r->http;
     r->state = PC_RS_PROXY;
     r->upstream_name = r->route->up->name;
     r->upstream_us = -1;
@@ -670,8 +812,8 @@ void pc_proxy_start(pc_req_t *r)
             pc_req_respond(r, PC_REPLY_bad_gateway, "no upstream server reachable");
         return;
     }
-    pc_conn_arm(r->conn, h->body == PC_BODY_NONE ? r->cfg->limits.idle_timeout
-                                                 : r->cfg->limits.body_timeout);
+    pc_conn_arm(r->conn, h->body == PC_BODY_NONE || r->hold_done ? r->cfg->limits.idle_timeout
+                                                                 : r->cfg->limits.body_timeout);
     pc_proxy_run(r);
 }
 

@@ -15,6 +15,9 @@ void pc_proxy_start(pc_req_t *r);
 /* Makes progress after an event on either side. */
 void pc_proxy_run(pc_req_t *r);
 
+/* Makes progress reading a held body (state PC_RS_BODY, pc_req_hold_body). */
+void pc_proxy_hold_run(pc_req_t *r);
+
 /* Detaches the upstream connection from r: pooled when reusable. */
 void pc_proxy_detach(pc_req_t *r, int reusable);
 

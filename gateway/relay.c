@@ -3,6 +3,7 @@
  */
 #include "relay.h"
 
+#include <assert.h>
 #include <string.h>
 
 #include "http1.h"
@@ -31,6 +32,7 @@ static void queue(pc_relay_t *rl, const void *p, size_t n)
 {
     if (n == 0)
         return;
+    assert(rl->iovcnt < (int)(sizeof(rl->iov) / sizeof(rl->iov[0])));
     rl->iov[rl->iovcnt].iov_base = (void *)p;
     rl->iov[rl->iovcnt].iov_len = n;
     rl->iovcnt++;
@@ -122,17 +124,11 @@ static int decode(pc_relay_t *rl, const char **data, size_t *len)
     }
 }
 
-/* Queues one payload slice with the destination's framing. */
-static int queue_slice(pc_relay_t *rl, const char *data, size_t len)
+/* Queues payload with the destination's framing. */
+static void frame(pc_relay_t *rl, const char *data, size_t len)
 {
-    if (rl->limit >= 0 && rl->total + len > (uint64_t)rl->limit)
-        return -PC_RELAY_E_LIMIT;
-    rl->total += len;
-    if (rl->on_data && rl->on_data(rl->arg, data, len, rl->src_done) != 0)
-        return -PC_RELAY_E_ABORT;
-    rl->last_seen = rl->src_done;
-    if (rl->out == PC_BODY_NONE)
-        return 0;
+    if (rl->out == PC_BODY_NONE || len == 0)
+        return;
     if (rl->out == PC_BODY_CHUNKED) {
         static const char hex[] = "0123456789abcdef";
         char *h = rl->chunk_hdr + sizeof(rl->chunk_hdr);
@@ -149,7 +145,31 @@ static int queue_slice(pc_relay_t *rl, const char *data, size_t len)
     } else {
         queue(rl, data, len);
     }
+}
+
+/* Queues one payload slice from the source. */
+static int queue_slice(pc_relay_t *rl, const char *data, size_t len)
+{
+    if (rl->limit >= 0 && rl->total + len > (uint64_t)rl->limit)
+        return -PC_RELAY_E_LIMIT;
+    rl->total += len;
+    if (rl->on_data && rl->on_data(rl->arg, data, len, rl->src_done) != 0)
+        return -PC_RELAY_E_ABORT;
+    rl->last_seen = rl->src_done;
+    frame(rl, data, len);
     return 0;
+}
+
+void pc_relay_forward(pc_relay_t *rl, int out, const char *pre, size_t pre_len, const char *held,
+                      size_t held_len)
+{
+    rl->out = (uint8_t)out;
+    rl->pre = pre;
+    rl->pre_len = pre_len;
+    rl->held = held;
+    rl->held_len = held_len;
+    rl->pre_queued = 0;
+    rl->iovcnt = rl->iovpos = 0;
 }
 
 int pc_relay_step(pc_relay_t *rl)
@@ -170,6 +190,11 @@ int pc_relay_step(pc_relay_t *rl)
              * in one writev, when there is one. */
             rl->pre_queued = 1;
             queue(rl, rl->pre, rl->pre_len);
+            if (rl->held_len) {
+                /* up to four iovecs: written before anything more is queued */
+                frame(rl, rl->held, rl->held_len);
+                continue;
+            }
         }
         if (rl->src_done) {
             if (rl->on_data && !rl->last_seen) {

@@ -42,6 +42,8 @@ typedef struct pc_relay_s {
     uint64_t written; /* bytes written to dst (framing included) */
     const char *pre;  /* written before the body */
     size_t pre_len;
+    const char *held; /* payload already read, written after pre with out's framing */
+    size_t held_len;
     /* Sees each payload slice before it is written (and once with last = 1);
      * non-zero aborts with PC_RELAY_E_ABORT. */
     int (*on_data)(void *arg, const char *p, size_t n, int last);
@@ -61,6 +63,12 @@ typedef struct pc_relay_s {
 /* Prepares a relay. content_length is used when in is PC_BODY_LENGTH. */
 void pc_relay_init(pc_relay_t *rl, pc_sock_t *src, pc_buf_t *buf, pc_sock_t *dst, int in,
                    int64_t content_length, int out, const char *pre, size_t pre_len);
+
+/* Turns a relay that has been reading into memory (dst NULL, out
+ * PC_BODY_NONE, stopped by on_data) into one that writes pre, then the
+ * payload already read (held), then the rest of the source, framed as out. */
+void pc_relay_forward(pc_relay_t *rl, int out, const char *pre, size_t pre_len, const char *held,
+                      size_t held_len);
 
 /* Makes as much progress as the sockets allow. Returns a PC_RELAY_* code. */
 int pc_relay_step(pc_relay_t *rl);

@@ -13,6 +13,7 @@
 #include "conn.h"
 #include "proxy.h"
 #include "router.h"
+#include "waf_eval.h"
 #include "worker.h"
 
 static const struct {
@@ -261,6 +262,8 @@ void pc_req_run(pc_req_t *r)
         uint8_t st = r->state;
         if (st == PC_RS_PROXY) {
             pc_proxy_run(r);
+        } else if (st == PC_RS_BODY) {
+            pc_proxy_hold_run(r);
         } else if (st == PC_RS_REPLY) {
             int rc = pc_relay_step(&r->download);
             r->bytes_out = r->download.written;
@@ -302,21 +305,35 @@ int pc_req_block(pc_req_t *r, pc_reply_e reply, const char *blocked_by, const ch
     return pc_req_block_as(r, reply, NULL, blocked_by, detail);
 }
 
+void pc_req_hold_body(pc_req_t *r, int64_t limit, int reject, const char *blocked_by,
+                      const char *detail)
+{
+    r->hold_limit = limit > 0 ? limit : 1;
+    r->hold_reject = reject != 0;
+    r->hold_blocked_by = blocked_by;
+    r->hold_detail = detail;
+}
+
 int pc_req_dry_run(const pc_req_t *r)
 {
     return r->route && r->route->dry_run;
+}
+
+void pc_req_flag(pc_req_t *r, pc_reply_e reply, const char *blocked_by, const char *detail)
+{
+    if (r->nflags < PC_REQ_FLAGS_MAX) {
+        r->flags[r->nflags].reason = blocked_by;
+        r->flags[r->nflags].detail = detail;
+        r->flags[r->nflags].status = reasons[reply].status;
+        r->nflags++;
+    }
 }
 
 int pc_req_block_as(pc_req_t *r, pc_reply_e reply, const char *error, const char *blocked_by,
                     const char *detail)
 {
     if (pc_req_dry_run(r)) {
-        if (r->nflags < PC_REQ_FLAGS_MAX) {
-            r->flags[r->nflags].reason = blocked_by;
-            r->flags[r->nflags].detail = detail;
-            r->flags[r->nflags].status = reasons[reply].status;
-            r->nflags++;
-        }
+        pc_req_flag(r, reply, blocked_by, detail);
         return 0;
     }
     pc_req_respond_as(r, reply, error, detail);
@@ -546,6 +563,27 @@ static int log_begin(pc_req_t *r, pc_logbuf_t *b, pc_wbuf_t *o)
     return 0;
 }
 
+/* "rules":[id,...] — the WAF rules that matched (at most 32 listed). */
+static void log_rules(pc_wbuf_t *o, const pc_req_t *r)
+{
+    pc_wb_cstr(o, ",\"rules\":[");
+    for (unsigned i = 0; i < r->nwaf_hits && i < 32; i++) {
+        if (i)
+            pc_wb_put(o, ",", 1);
+        pc_wb_u64(o, r->waf_hits[i].id);
+    }
+    pc_wb_put(o, "]", 1);
+}
+
+/* A JSON string element of an array: ,"..." (escaped, capped). */
+static void log_elem(pc_wbuf_t *o, int *first, const char *s, size_t cap)
+{
+    pc_wb_cstr(o, *first ? "\"" : ",\"");
+    pc_wb_json(o, s, strlen(s), cap);
+    pc_wb_put(o, "\"", 1);
+    *first = 0;
+}
+
 /* The security-log line for a blocked request (docs/operations.md). */
 static void security_log(pc_req_t *r)
 {
@@ -561,18 +599,39 @@ static void security_log(pc_req_t *r)
     pc_wb_cstr(&o, r->blocked_by ? ",\"dry_run\":false" : ",\"dry_run\":true");
     if (!r->blocked_by)
         json_num(&o, "would_status", (uint64_t)r->flags[0].status);
-    pc_wb_cstr(&o, ",\"rules\":[],\"messages\":[");
+    log_rules(&o, r);
+    pc_wb_cstr(&o, ",\"messages\":[");
     int first = 1;
     for (size_t i = 0; i <= r->nflags; i++) {
         const char *m = i < r->nflags ? r->flags[i].detail : r->blocked_by ? r->detail : NULL;
-        if (!m)
-            continue;
-        pc_wb_cstr(&o, first ? "\"" : ",\"");
-        pc_wb_json(&o, m, strlen(m), 256);
-        pc_wb_put(&o, "\"", 1);
-        first = 0;
+        if (m)
+            log_elem(&o, &first, m, 256);
     }
-    pc_wb_cstr(&o, "],\"matched\":[],\"excerpt\":null}\n");
+    /* each matched WAF rule's message and variable; the excerpt of the
+     * first match that has one (already cut by the engine) */
+    const char *excerpt = NULL;
+    for (unsigned i = 0; i < r->nwaf_hits && i < 16; i++) {
+        if (r->waf_hits[i].msg && (!r->detail || strcmp(r->waf_hits[i].msg, r->detail) != 0))
+            log_elem(&o, &first, r->waf_hits[i].msg, 256);
+    }
+    pc_wb_cstr(&o, "],\"matched\":[");
+    first = 1;
+    for (unsigned i = 0; i < r->nwaf_hits && i < 16; i++) {
+        if (r->waf_hits[i].var && strncmp(r->waf_hits[i].var, "TX:", 3) != 0) {
+            log_elem(&o, &first, r->waf_hits[i].var, 128);
+            if (!excerpt)
+                excerpt = r->waf_hits[i].excerpt;
+        }
+    }
+    pc_wb_cstr(&o, "],\"excerpt\":");
+    if (excerpt) {
+        pc_wb_put(&o, "\"", 1);
+        pc_wb_json(&o, excerpt, strlen(excerpt), 128);
+        pc_wb_put(&o, "\"", 1);
+    } else {
+        pc_wb_cstr(&o, "null");
+    }
+    pc_wb_cstr(&o, "}\n");
     if (pc_wb_ok(&o))
         pc_worker_log_commit(w, &w->security, o.n);
 }
@@ -596,7 +655,7 @@ static void access_log(pc_req_t *r, int64_t duration_us)
     json_field(&o, "route", rt, rt ? strlen(rt) : 0, 128);
     json_field(&o, "user", r->user, r->user ? strlen(r->user) : 0, 256);
     json_field(&o, "blocked_by", r->blocked_by, r->blocked_by ? strlen(r->blocked_by) : 0, 32);
-    pc_wb_cstr(&o, ",\"rules\":[]");
+    log_rules(&o, r);
     if (r->detail)
         json_field(&o, "detail", r->detail, strlen(r->detail), 128);
     pc_wb_cstr(&o, "}\n");
@@ -623,7 +682,10 @@ void pc_req_finish(pc_req_t *r)
     access_log(r, duration);
     if (r->blocked_by || r->nflags)
         security_log(r);
+    if (r->side_arena)
+        pc_arena_free(r->side_arena);
     pc_worker_snap_release(r->w, r->snap);
+    free(r->hbuf);
     pc_arena_t a = r->arena; /* r lives inside its own arena */
     pc_arena_free(&a);
 }

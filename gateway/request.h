@@ -57,6 +57,7 @@ typedef enum {
 /* Where the request is in its life. */
 typedef enum {
     PC_RS_FILTERS = 0, /* request filters running (or suspended) */
+    PC_RS_BODY,        /* reading a held body in full before the upstream sees it */
     PC_RS_PROXY,       /* talking to the upstream */
     PC_RS_REPLY,       /* sending a local reply */
     PC_RS_DONE         /* finished: the connection will log and free it */
@@ -107,7 +108,10 @@ struct pc_req_s {
     /* ... and to the request sent upstream */
     char *req_extra;
     uint32_t req_extra_len, req_extra_cap;
-    const char *user;          /* who the client is (the access log's user), or NULL */
+    const char *user;                    /* who the client is (the access log's user), or NULL */
+    const struct pc_waf_hit_s *waf_hits; /* WAF rules that matched (logged), or NULL */
+    unsigned nwaf_hits;
+    pc_arena_t *side_arena;    /* a filter's own arena (in r's), freed after the logs */
     struct json_t *jwt_claims; /* the verified token's claims (a reference), or NULL */
 
     /* outcome */
@@ -136,6 +140,15 @@ struct pc_req_s {
     uint64_t rate_base;       /* body bytes received when that window started */
     char *up_head;            /* the request head as sent upstream (kept for a retry) */
     size_t up_head_len;
+
+    /* a body held back until complete (pc_req_hold_body) */
+    int64_t hold_limit; /* 0: the body streams */
+    const char *hold_blocked_by, *hold_detail;
+    unsigned hold_reject : 1;   /* over hold_limit: 413 (else the rest streams) */
+    unsigned hold_done : 1;     /* hbuf holds the whole body */
+    unsigned hold_overflow : 1; /* the body passed hold_limit: it streams, uninspected */
+    char *hbuf;                 /* malloc'd: can be larger than the arena allows */
+    size_t hbuf_len, hbuf_cap;
 };
 
 /* Sets up r for a request just parsed on conn (head already parsed into
@@ -165,6 +178,10 @@ void pc_req_respond_as(pc_req_t *r, pc_reply_e reason, const char *error, const 
  * the request goes on (returns 0). */
 int pc_req_block(pc_req_t *r, pc_reply_e reply, const char *blocked_by, const char *detail);
 
+/* Records what a control would have done without doing it (dry run, WAF
+ * detect mode): the security log and the dry-run metrics show it. */
+void pc_req_flag(pc_req_t *r, pc_reply_e reply, const char *blocked_by, const char *detail);
+
 /* pc_req_block with the JSON body's "error" (NULL: the reply's name). */
 int pc_req_block_as(pc_req_t *r, pc_reply_e reply, const char *error, const char *blocked_by,
                     const char *detail);
@@ -181,6 +198,15 @@ int pc_req_add_response_header(pc_req_t *r, const char *name, pc_str_t value);
 /* Adds a header line to the request sent upstream (before the proxy builds
  * its head). 0, or -1 when out of memory. */
 int pc_req_add_request_header(pc_req_t *r, const char *name, pc_str_t value);
+
+/* From request_headers: read the request body in full, up to limit bytes,
+ * before anything goes upstream; request_body filters then see it in one
+ * call (last = 1). A body over the limit is refused with 413 (reject:
+ * pc_req_block with blocked_by and detail, so a dry-run route only flags
+ * it), or streams on (hold_overflow set; request_body filters see what was
+ * read, then the rest in pieces). */
+void pc_req_hold_body(pc_req_t *r, int64_t limit, int reject, const char *blocked_by,
+                      const char *detail);
 
 /* Answers locally with an empty body and the added headers (e.g. 204 to a
  * CORS preflight). */

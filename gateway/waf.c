@@ -126,8 +126,8 @@ static int media_suffix(pc_str_t v, const char *suffix)
 int pc_waf_body_kind(const pc_http_request_t *h)
 {
     const pc_http_header_t *ct = pc_http_find_name(h->headers, h->nheaders, ctype_name);
-    if (!ct)
-        return PC_WAF_BODY_TEXT;
+    if (!ct) /* no parser reads it as form or JSON; raw uploads often have none */
+        return PC_WAF_BODY_NONE;
     pc_str_t v = ct->value;
     if (media_is(v, "application/x-www-form-urlencoded"))
         return PC_WAF_BODY_URLENCODED;

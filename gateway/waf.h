@@ -18,11 +18,11 @@
 
 /* How the WAF treats a request body, from its Content-Type. */
 typedef enum {
-    PC_WAF_BODY_NONE = 0,   /* not inspected (octet-stream, images, archives, ...) */
+    PC_WAF_BODY_NONE = 0,   /* not inspected (none, octet-stream, images, archives, ...) */
     PC_WAF_BODY_URLENCODED, /* application/x-www-form-urlencoded */
     PC_WAF_BODY_MULTIPART,  /* multipart/form-data */
     PC_WAF_BODY_JSON,       /* application/json, application/...+json */
-    PC_WAF_BODY_TEXT        /* text/..., XML, or no Content-Type: REQUEST_BODY only */
+    PC_WAF_BODY_TEXT        /* text/... or XML: REQUEST_BODY only */
 } pc_waf_body_e;
 
 /* Starts a transaction: the TX variables every rule set may read —

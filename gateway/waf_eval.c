@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "str.h"
 
@@ -416,6 +417,9 @@ int pc_waf_eval(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
         mctx_t m = {r, NULL, NULL, 0};
         int limit_hit = 0;
         const pc_waf_rule_t *link = r;
+        struct timespec t0;
+        if (tx->timed)
+            clock_gettime(CLOCK_MONOTONIC, &t0);
         while (link && rule_matches(r, link, tx, &m, &limit_hit)) {
             /* the chain's next rule sees this link's match */
             tx->coll[PC_WV_MATCHED_VAR].n = 0;
@@ -425,8 +429,19 @@ int pc_waf_eval(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
                 push(tx, PC_WV_MATCHED_VAR_NAME, "MATCHED_VAR_NAME", 16, m.mvar, strlen(m.mvar));
             link = link->chained;
         }
+        if (tx->timed) {
+            struct timespec t1;
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            __atomic_add_fetch(
+                &r->stat->ns,
+                (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec)),
+                __ATOMIC_RELAXED);
+            __atomic_add_fetch(&r->stat->evals, 1, __ATOMIC_RELAXED);
+        }
         if (link)
             continue; /* a link did not match */
+        if (!r->action_only)
+            __atomic_add_fetch(&r->stat->hits, 1, __ATOMIC_RELAXED);
         for (link = r; link; link = link->chained) {
             do_setvars(tx, link, &m);
             for (size_t k = 0; k < link->nctls; k++) {

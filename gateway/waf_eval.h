@@ -50,9 +50,10 @@ typedef struct pc_waf_tx_s {
     struct {
         uint32_t lo, hi;
         const pc_waf_var_t *target; /* NULL: the whole rule */
-    } removed[32];
+    } removed[64];
     unsigned nremoved;
     uint8_t engine; /* pc_waf_engine_e, may change by ctl */
+    uint8_t timed;  /* time each rule into its counters (a sample of requests) */
     /* results */
     pc_waf_hit_t hits[PC_WAF_MAX_HITS];
     unsigned nhits;

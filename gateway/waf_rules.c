@@ -6,6 +6,7 @@
 
 #include <glob.h>
 #include <pcre2.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,7 +63,7 @@ const char *pc_waf_var_name(int v)
 
 /* ---- variables ---- */
 
-static void var_free(pc_waf_var_t *v)
+void pc_waf_var_free(pc_waf_var_t *v)
 {
     free(v->sel);
     if (v->sel_re)
@@ -118,6 +119,58 @@ static int parse_var(lctx_t *c, const char *p, size_t n, pc_waf_var_t *v)
         return -1;
     }
     return 0;
+}
+
+int pc_waf_parse_target(const char *s, size_t n, pc_waf_var_t *v, char *err, size_t errlen)
+{
+    pc_errlist_t errs = {0};
+    lctx_t c = {NULL, &errs, NULL, 0, 0, 0};
+    int rc = 0;
+    if (n && (s[0] == '&' || s[0] == '!')) {
+        snprintf(err, errlen, "a target cannot start with '%c'", s[0]);
+        return -1;
+    }
+    if (parse_var(&c, s, n, v) != 0) {
+        /* the message without the "-: " file prefix */
+        const char *m = errs.n ? errs.msgs[0] : "invalid target";
+        snprintf(err, errlen, "%s", strncmp(m, "-: ", 3) == 0 ? m + 3 : m);
+        rc = -1;
+    }
+    pc_errlist_free(&errs);
+    return rc;
+}
+
+/* ---- counters ---- */
+
+#define STATS_CAP 8192 /* rule ids with counters; later ones share `overflow` */
+
+static pc_waf_stat_t stats[STATS_CAP], overflow;
+static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
+
+pc_waf_stat_t *pc_waf_stat(uint32_t id)
+{
+    /* Looked up at load time only (rules keep the pointer): a lock is fine. */
+    pthread_mutex_lock(&stats_lock);
+    size_t i = (id * 2654435761u) % STATS_CAP, k = 0;
+    while (k < STATS_CAP && stats[i].id && stats[i].id != id) {
+        i = (i + 1) % STATS_CAP;
+        k++;
+    }
+    pc_waf_stat_t *s = &overflow;
+    if (id && k < STATS_CAP) {
+        if (!stats[i].id)
+            __atomic_store_n(&stats[i].id, id, __ATOMIC_RELEASE);
+        s = &stats[i];
+    }
+    pthread_mutex_unlock(&stats_lock);
+    return s;
+}
+
+void pc_waf_stats_each(void (*fn)(const pc_waf_stat_t *s, void *arg), void *arg)
+{
+    for (size_t i = 0; i < STATS_CAP; i++)
+        if (__atomic_load_n(&stats[i].id, __ATOMIC_ACQUIRE))
+            fn(&stats[i], arg);
 }
 
 /* VAR|VAR|... into the rule's list (appended). */
@@ -260,7 +313,7 @@ static int parse_ctl(lctx_t *c, pc_waf_rule_t *r, const char *v, size_t n)
     }
     pc_waf_ctl_t *a = realloc(r->ctls, (r->nctls + 1) * sizeof(*a));
     if (!a) {
-        var_free(&ctl.target);
+        pc_waf_var_free(&ctl.target);
         err(c, "out of memory");
         return -1;
     }
@@ -440,7 +493,7 @@ static void rule_free(pc_waf_rule_t *r)
     while (r) {
         pc_waf_rule_t *next = r->chained;
         for (size_t i = 0; i < r->nvars; i++)
-            var_free(&r->vars[i]);
+            pc_waf_var_free(&r->vars[i]);
         free(r->vars);
         pc_op_free(&r->op);
         free(r->msg);
@@ -456,7 +509,7 @@ static void rule_free(pc_waf_rule_t *r)
         }
         free(r->setvars);
         for (size_t i = 0; i < r->nctls; i++)
-            var_free(&r->ctls[i].target);
+            pc_waf_var_free(&r->ctls[i].target);
         free(r->ctls);
         free(r->skip_after);
         free(r->marker);
@@ -492,6 +545,7 @@ static int add_rule(lctx_t *c, pc_waf_rule_t *r)
         rs->rules = a;
         rs->cap = cap;
     }
+    r->stat = pc_waf_stat(r->id);
     rs->rules[rs->n++] = r;
     return 0;
 }

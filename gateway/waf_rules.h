@@ -121,7 +121,25 @@ typedef struct pc_waf_rule_s {
     char *skip_after;              /* a marker name */
     char *marker;                  /* SecMarker: this entry is a marker, not a rule */
     struct pc_waf_rule_s *chained; /* the rule evaluated when this one matches */
+    struct pc_waf_stat_s *stat;    /* the rule id's counters (pc_waf_stat), shared by reloads */
 } pc_waf_rule_t;
+
+/* One request in this many has each rule's evaluation timed. */
+#define PC_WAF_TIME_EVERY 32
+
+/* Counters per rule id, kept across reloads (a process-wide table). */
+typedef struct pc_waf_stat_s {
+    uint32_t id;
+    uint64_t hits;  /* atomic */
+    uint64_t evals; /* atomic: evaluations timed (a sample of requests) */
+    uint64_t ns;    /* atomic: time those evaluations took */
+} pc_waf_stat_t;
+
+/* The counters of rule id (created on first use; a shared overflow entry,
+ * with id 0 and never listed, for id 0 and once the table is full). */
+pc_waf_stat_t *pc_waf_stat(uint32_t id);
+/* Calls fn for each rule id that has counters, in no particular order. */
+void pc_waf_stats_each(void (*fn)(const pc_waf_stat_t *s, void *arg), void *arg);
 
 typedef struct pc_waf_ruleset_s {
     pc_waf_rule_t **rules; /* in file order; chained rules hang off their head */
@@ -141,6 +159,11 @@ int pc_waf_load(pc_waf_ruleset_t *rs, const char *path, pc_errlist_t *errs);
 int pc_waf_load_text(pc_waf_ruleset_t *rs, const char *name, const char *text, size_t n,
                      pc_errlist_t *errs);
 void pc_waf_ruleset_free(pc_waf_ruleset_t *rs);
+
+/* Parses one target ("ARGS:password", "REQUEST_COOKIES:/^_ga/") as a rule
+ * or ctl:ruleRemoveTargetById would. 0, or -1 with a message in err. */
+int pc_waf_parse_target(const char *s, size_t n, pc_waf_var_t *v, char *err, size_t errlen);
+void pc_waf_var_free(pc_waf_var_t *v);
 
 /* A variable's SecLang name ("ARGS"). */
 const char *pc_waf_var_name(int v);

@@ -3,6 +3,7 @@
  */
 #include "worker.h"
 #include "request.h"
+#include "waf_op.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -511,6 +512,11 @@ static void *worker_main(void *arg)
     pc_jwt_thread_done();
     pc_rl_redis_free(w->rl_redis);
     w->rl_redis = NULL;
+    if (w->waf_ctx) {
+        pc_op_ctx_free(w->waf_ctx);
+        free(w->waf_ctx);
+        w->waf_ctx = NULL;
+    }
     pc_logbuf_flush(&w->access);
     pc_logbuf_flush(&w->security);
     if (write(w->srv->done_fd, &one, sizeof(one)) != sizeof(one))

@@ -90,6 +90,9 @@ struct pc_worker_s {
     struct pc_rl_redis_s *rl_redis; /* rate limiting's Redis connection, made on first use */
     int redis_state;                /* pc_redis_state_e, read by the admin thread (atomic) */
 
+    struct pc_op_ctx_s *waf_ctx; /* the WAF's match context, made on first use */
+    uint32_t waf_sample;         /* requests seen by the WAF, to time a sample */
+
     uint64_t rng[2];
     time_t date_sec; /* cached Date header value */
     char date[32];

@@ -8,6 +8,7 @@
 #include "../ratelimit.h"
 #include "cors.h"
 #include "test.h"
+#include "waf.h"
 
 /* Room for every built-in filter a route can have (cors, jwt, ratelimit, the test filter)
  * and one per plugin: raise it with each new built-in. */
@@ -25,6 +26,8 @@ int pc_builtin_chain(pc_cctx_t *c, pc_route_conf_t *r)
         f[n++] = (pc_filter_t){&pc_jwt_filter_ops, r->auth};
     if (r->n_rate_limits) /* after jwt: claim keys need the verified token */
         f[n++] = (pc_filter_t){&pc_rl_filter_ops, r};
+    if (r->waf) /* after the cheaper controls: a refused request costs no inspection */
+        f[n++] = (pc_filter_t){&pc_waf_filter_ops, r->waf};
 #ifdef PC_TESTING
     if (r->test_suspend || r->test_respond)
         f[n++] = (pc_filter_t){&pc_test_filter_ops, r};
