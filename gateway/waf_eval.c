@@ -422,11 +422,17 @@ int pc_waf_eval(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
             clock_gettime(CLOCK_MONOTONIC, &t0);
         while (link && rule_matches(r, link, tx, &m, &limit_hit)) {
             /* the chain's next rule sees this link's match */
-            tx->coll[PC_WV_MATCHED_VAR].n = 0;
+            /* (a rule stops at its first match: MATCHED_VARS holds that one) */
+            tx->coll[PC_WV_MATCHED_VAR].n = tx->coll[PC_WV_MATCHED_VARS].n = 0;
             push(tx, PC_WV_MATCHED_VAR, "MATCHED_VAR", 11, m.mval, m.mval_len);
-            tx->coll[PC_WV_MATCHED_VAR_NAME].n = 0;
-            if (m.mvar)
+            push(tx, PC_WV_MATCHED_VARS, m.mvar ? m.mvar : "", m.mvar ? strlen(m.mvar) : 0,
+                 m.mval, m.mval_len);
+            tx->coll[PC_WV_MATCHED_VAR_NAME].n = tx->coll[PC_WV_MATCHED_VARS_NAMES].n = 0;
+            if (m.mvar) {
                 push(tx, PC_WV_MATCHED_VAR_NAME, "MATCHED_VAR_NAME", 16, m.mvar, strlen(m.mvar));
+                push(tx, PC_WV_MATCHED_VARS_NAMES, m.mvar, strlen(m.mvar), m.mvar,
+                     strlen(m.mvar));
+            }
             link = link->chained;
         }
         if (tx->timed) {

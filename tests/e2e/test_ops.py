@@ -653,7 +653,7 @@ def test_reload_under_load_loses_nothing(gateway, upstream):
         assert wait_until(lambda: load.count("two") >= 100, timeout=5), load.results[-5:]
         mark = len(load.results)
         assert served_by(held.get("/v2/after")) == "two"  # its next request uses the new routes
-        assert status_doc(aport)["config_generation"] == 2
+        assert wait_until(lambda: status_doc(aport)["config_generation"] == 2)
 
         # an invalid configuration changes nothing
         rewrite(g, "listeners: []\nbogus: 1\n")
@@ -672,7 +672,7 @@ def test_reload_under_load_loses_nothing(gateway, upstream):
         assert late and set(late) == {"two"}, late  # after the switch, no request went to the old upstream
         assert served_by(held.get("/v2/last")) == "two"
         held.close()
-        assert status_doc(aport)["config_generation"] == 2
+        assert wait_until(lambda: status_doc(aport)["config_generation"] == 2)
         assert sample(scrape(aport), "portcullis_config_generation") == 2
         # counters survive reloads: every request of the load is counted
         ms = scrape(aport)
