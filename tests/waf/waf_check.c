@@ -37,6 +37,28 @@ static int latin1(const char *utf8, size_t n, char *out, size_t *outn)
     return 0;
 }
 
+/* Bytes as code points 0-255 (the input's convention): any byte sequence
+ * becomes a valid JSON string. */
+static json_t *bytes_string(const char *s)
+{
+    size_t n = strlen(s), o = 0;
+    char *u = malloc(2 * n + 1);
+    if (!u)
+        return json_null();
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x80) {
+            u[o++] = (char)c;
+        } else {
+            u[o++] = (char)(0xC0 | (c >> 6));
+            u[o++] = (char)(0x80 | (c & 0x3F));
+        }
+    }
+    json_t *j = json_stringn(u, o);
+    free(u);
+    return j ? j : json_null();
+}
+
 static json_t *check(const pc_waf_ruleset_t *rs, pc_op_ctx_t *ctx, const char *raw, size_t n,
                      int paranoia, int threshold)
 {
@@ -90,12 +112,11 @@ static json_t *check(const pc_waf_ruleset_t *rs, pc_op_ctx_t *ctx, const char *r
         json_t *o = json_object();
         json_object_set_new(o, "id", json_integer(ht->id));
         if (ht->msg)
-            json_object_set_new(o, "msg", json_string(ht->msg));
+            json_object_set_new(o, "msg", bytes_string(ht->msg));
         if (ht->var)
-            json_object_set_new(o, "var", json_stringn_nocheck(ht->var, strlen(ht->var)));
+            json_object_set_new(o, "var", bytes_string(ht->var));
         if (ht->excerpt)
-            json_object_set_new(o, "excerpt",
-                                json_stringn_nocheck(ht->excerpt, strlen(ht->excerpt)));
+            json_object_set_new(o, "excerpt", bytes_string(ht->excerpt));
         json_array_append_new(hits, o);
     }
     json_object_set_new(out, "hits", hits);
@@ -153,7 +174,11 @@ int main(int argc, char **argv)
         } else {
             out = check(&rs, &ctx, raw, rn, paranoia, threshold);
         }
-        char *s = json_dumps(out, JSON_COMPACT);
+        char *s = json_dumps(out, JSON_COMPACT | JSON_ENSURE_ASCII);
+        if (!s) {
+            fprintf(stderr, "waf-check: cannot write a result\n");
+            return 1;
+        }
         puts(s);
         fflush(stdout);
         free(s);
