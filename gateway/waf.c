@@ -87,9 +87,13 @@ int pc_waf_collect_head(pc_waf_tx_t *tx, const pc_http_request_t *h, const char 
         sink_t s = {tx, PC_WV_ARGS_GET, 0};
         if (!out)
             return -1;
-        /* a query string is never "malformed": whatever it holds is data */
-        if (pc_wafb_urlencoded(h->query.p, h->query.n, out, sink, &s) == PC_WAFB_NOMEM)
+        /* a query string is never "malformed": whatever it holds is data;
+         * but arguments past the limit would go uninspected */
+        int qrc = pc_wafb_urlencoded(h->query.p, h->query.n, out, sink, &s);
+        if (qrc == PC_WAFB_NOMEM)
             return -1;
+        if (qrc == PC_WAFB_TOO_MANY)
+            return PC_WAFB_TOO_MANY;
     }
     if (remote)
         rc |= pc_waf_add(tx, PC_WV_REMOTE_ADDR, "REMOTE_ADDR", 11, remote, strlen(remote));

@@ -13,8 +13,8 @@
 #include <time.h>
 
 #include "str.h"
+#include "waf_pf.h"
 
-#define TF_SLOTS    256 /* transformation cache entries per transaction */
 #define EXCERPT_MAX 80
 #define MACRO_OUT   1024
 
@@ -41,7 +41,7 @@ static int push(pc_waf_tx_t *tx, int var, const char *name, size_t nlen, const c
         c->v = a;
         c->cap = cap;
     }
-    c->v[c->n++] = (pc_waf_kv_t){name, nlen, value, vlen};
+    c->v[c->n++] = (pc_waf_kv_t){name, nlen, value, vlen, NULL};
     return 0;
 }
 
@@ -221,43 +221,32 @@ static void do_setvars(pc_waf_tx_t *tx, const pc_waf_rule_t *r, const mctx_t *m)
 
 /* ---- transformations, once per value and chain ---- */
 
+/* A value's result for each chain of the rule set (rule->chain), made on
+ * first use: exact, whatever the number of values and chains. */
 typedef struct {
-    const char *in;
-    size_t inlen;
-    uint64_t chain;
     const char *out;
-    size_t outlen;
-} tfent_t;
+    size_t len;
+} tfres_t;
 
-static uint64_t chain_key(const pc_waf_rule_t *r)
-{
-    uint64_t k = r->ntfs;
-    for (unsigned i = 0; i < r->ntfs; i++)
-        k = k * 37 + r->tfs[i] + 1;
-    return k;
-}
-
-static const char *transform(pc_waf_tx_t *tx, const pc_waf_rule_t *r, const char *v, size_t n,
+static const char *transform(pc_waf_tx_t *tx, const pc_waf_rule_t *r, pc_waf_kv_t *kv,
                              size_t *outlen)
 {
     if (!r->ntfs) {
-        *outlen = n;
-        return v;
+        *outlen = kv->vlen;
+        return kv->value;
     }
-    uint64_t key = chain_key(r);
-    tfent_t *cache = tx->tf_cache;
-    if (!cache && !(cache = tx->tf_cache = pc_arena_calloc(tx->arena, TF_SLOTS * sizeof(*cache))))
+    tfres_t *res = kv->tf;
+    if (!res && !(res = kv->tf = pc_arena_calloc(tx->arena, tx->nchains * sizeof(*res))))
         return NULL;
-    size_t slot = (((uintptr_t)v >> 3) ^ n ^ key * 0x9E3779B97F4A7C15ull) % TF_SLOTS;
-    tfent_t *e = &cache[slot];
-    if (e->in == v && e->inlen == n && e->chain == key) {
-        *outlen = e->outlen;
+    tfres_t *e = &res[r->tfchain];
+    if (e->out) {
+        *outlen = e->len;
         return e->out;
     }
     /* each step into a buffer sized for what it gets: sizing both for the
      * worst case of every step compounds (3^k) over a chain */
-    const unsigned char *in = (const unsigned char *)v;
-    size_t len = n;
+    const unsigned char *in = (const unsigned char *)kv->value;
+    size_t len = kv->vlen;
     for (unsigned i = 0; i < r->ntfs; i++) {
         unsigned char *out = pc_arena_alloc(tx->arena, PC_TF_OUT_MAX(len));
         if (!out)
@@ -265,7 +254,7 @@ static const char *transform(pc_waf_tx_t *tx, const pc_waf_rule_t *r, const char
         len = pc_tf_apply(r->tfs[i], in, len, out);
         in = out;
     }
-    *e = (tfent_t){v, n, key, (const char *)in, len};
+    *e = (tfres_t){(const char *)in, len};
     *outlen = len;
     return (const char *)in;
 }
@@ -295,6 +284,8 @@ static int removed(const pc_waf_tx_t *tx, const pc_waf_rule_t *head, int var, co
 
 static int excluded(const pc_waf_rule_t *r, int var, const pc_waf_kv_t *kv, pc_op_ctx_t *ctx)
 {
+    if (!(r->excl_kinds & (1u << var)))
+        return 0;
     for (size_t i = 0; i < r->nvars; i++) {
         const pc_waf_var_t *x = &r->vars[i];
         if (x->exclude &&
@@ -333,7 +324,7 @@ static int rule_matches(const pc_waf_rule_t *head, const pc_waf_rule_t *r, pc_wa
             continue;
         if (t->kind == PC_WV_TX)
             tx_collection(tx);
-        const typeof(tx->coll[0]) *c = &tx->coll[t->kind];
+        typeof(tx->coll[0]) *c = &tx->coll[t->kind];
         if (t->count) {
             size_t k = 0;
             for (size_t j = 0; j < c->n; j++)
@@ -347,13 +338,13 @@ static int rule_matches(const pc_waf_rule_t *head, const pc_waf_rule_t *r, pc_wa
             continue;
         }
         for (size_t j = 0; j < c->n; j++) {
-            const pc_waf_kv_t *kv = &c->v[j];
+            pc_waf_kv_t *kv = &c->v[j];
             if ((t->sel || t->sel_re) && !name_is(t, kv, tx->opctx))
                 continue;
             if (excluded(r, t->kind, kv, tx->opctx) || removed(tx, head, t->kind, kv))
                 continue;
             size_t tl;
-            const char *tv = transform(tx, r, kv->value, kv->vlen, &tl);
+            const char *tv = transform(tx, r, kv, &tl);
             if (!tv)
                 return 1; /* out of memory: never a pass */
             if (pc_op_match(&r->op, tx->opctx, (const unsigned char *)tv, tl, numparam)) {
@@ -400,11 +391,64 @@ static void record(pc_waf_tx_t *tx, const pc_waf_rule_t *head, const mctx_t *m, 
     h->limit_hit = limit_hit;
 }
 
+/* Scans the values added since the last scan with each of the phase's
+ * prefilter groups: a rule is a candidate once one of its literals is in
+ * one of the (transformed) values of the collections its group reads.
+ * -1 when out of memory. */
+static int prefilter(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
+{
+    size_t words = (rs->npf + 63) / 64;
+    if (!tx->pf_hit) {
+        tx->pf_hit = pc_arena_calloc(tx->arena, words * sizeof(uint64_t));
+        tx->pf_done = pc_arena_calloc(tx->arena, rs->npf_groups * PC_WV_COUNT * sizeof(uint32_t));
+        if (!tx->pf_hit || !tx->pf_done)
+            return -1;
+    }
+    uint64_t local[PC_PF_GROUP_MAX / 64];
+    for (unsigned g = 0; g < rs->npf_groups; g++) {
+        const pc_pf_group_t *pg = &rs->pf_groups[g];
+        size_t lw = (pg->nrules + 63) / 64;
+        if (pg->phase != phase)
+            continue;
+        for (int c = 0; c < PC_WV_COUNT; c++) {
+            if (!(pg->colls & (1u << c)))
+                continue;
+            uint32_t *done = &tx->pf_done[g * PC_WV_COUNT + (unsigned)c];
+            for (; *done < tx->coll[c].n; (*done)++) {
+                pc_waf_kv_t *kv = &tx->coll[c].v[*done];
+                size_t tl;
+                const char *tv = transform(tx, pg->chain_of, kv, &tl);
+                if (!tv)
+                    return -1;
+                memset(local, 0, lw * sizeof(uint64_t));
+                pc_ac_sets(pg->ac, (const unsigned char *)tv, tl, local);
+                for (size_t w = 0; w < lw; w++)
+                    for (uint64_t m = local[w]; m; m &= m - 1) {
+                        uint32_t pf = pg->bit[w * 64 + (unsigned)__builtin_ctzll(m)];
+                        tx->pf_hit[pf / 64] |= (uint64_t)1 << (pf % 64);
+                    }
+            }
+        }
+    }
+    return 0;
+}
+
+/* Can rule r match anything? (no prefilter, or one of its literals seen) */
+static int candidate(const pc_waf_ruleset_t *rs, const pc_waf_tx_t *tx, const pc_waf_rule_t *r)
+{
+    if (r->pf < 0 || rs->no_prefilter)
+        return 1;
+    return (tx->pf_hit[r->pf / 64] >> (r->pf % 64)) & 1;
+}
+
 int pc_waf_eval(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
 {
     const char *skip_to = NULL;
     if (tx->allowed || tx->engine == PC_WE_OFF || rs->engine == PC_WE_OFF)
         return 0;
+    tx->nchains = rs->nchains;
+    if (rs->npf && !rs->no_prefilter && prefilter(rs, tx, phase) != 0)
+        return PC_WA_DENY; /* out of memory: never a pass */
     for (size_t i = 0; i < rs->n; i++) {
         const pc_waf_rule_t *r = rs->rules[i];
         if (r->marker) {
@@ -412,7 +456,7 @@ int pc_waf_eval(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
                 skip_to = NULL;
             continue;
         }
-        if (skip_to || r->phase != phase || rule_removed(tx, r))
+        if (skip_to || r->phase != phase || rule_removed(tx, r) || !candidate(rs, tx, r))
             continue;
         mctx_t m = {r, NULL, NULL, 0};
         int limit_hit = 0;
@@ -425,13 +469,12 @@ int pc_waf_eval(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
             /* (a rule stops at its first match: MATCHED_VARS holds that one) */
             tx->coll[PC_WV_MATCHED_VAR].n = tx->coll[PC_WV_MATCHED_VARS].n = 0;
             push(tx, PC_WV_MATCHED_VAR, "MATCHED_VAR", 11, m.mval, m.mval_len);
-            push(tx, PC_WV_MATCHED_VARS, m.mvar ? m.mvar : "", m.mvar ? strlen(m.mvar) : 0,
-                 m.mval, m.mval_len);
+            push(tx, PC_WV_MATCHED_VARS, m.mvar ? m.mvar : "", m.mvar ? strlen(m.mvar) : 0, m.mval,
+                 m.mval_len);
             tx->coll[PC_WV_MATCHED_VAR_NAME].n = tx->coll[PC_WV_MATCHED_VARS_NAMES].n = 0;
             if (m.mvar) {
                 push(tx, PC_WV_MATCHED_VAR_NAME, "MATCHED_VAR_NAME", 16, m.mvar, strlen(m.mvar));
-                push(tx, PC_WV_MATCHED_VARS_NAMES, m.mvar, strlen(m.mvar), m.mvar,
-                     strlen(m.mvar));
+                push(tx, PC_WV_MATCHED_VARS_NAMES, m.mvar, strlen(m.mvar), m.mvar, strlen(m.mvar));
             }
             link = link->chained;
         }

@@ -22,6 +22,7 @@ typedef struct pc_waf_kv_s {
     size_t nlen;
     const char *value;
     size_t vlen;
+    void *tf; /* its transformations, per chain of the rule set (made on first use) */
 } pc_waf_kv_t;
 
 typedef struct pc_waf_hit_s {
@@ -60,8 +61,12 @@ typedef struct pc_waf_tx_s {
     int disruptive; /* pc_waf_disruptive_e of the rule that decided, or 0 */
     int status;     /* its status (0: the caller's default) */
     uint32_t decided_by;
-    int allowed; /* an allow action ended evaluation */
-    void *tf_cache;
+    int allowed;      /* an allow action ended evaluation */
+    unsigned nchains; /* the rule set's (pc_waf_eval) */
+    /* the prefilter (waf_pf.h): rules with a candidate value, and how many
+     * values of each (group, collection) have been scanned */
+    uint64_t *pf_hit;
+    uint32_t *pf_done;
 } pc_waf_tx_t;
 
 /* Prepares tx (its memory from arena). */

@@ -28,76 +28,81 @@ const char *pc_op_name(int op)
     return op >= 0 && op < PC_OP_COUNT ? names[op] : "?";
 }
 
-/* ---- Aho-Corasick (@pm): case-insensitive, a DFA over the bytes the
- * phrases use (every other byte is one class) ---- */
+/* ---- Aho-Corasick: case-insensitive, a DFA over the bytes the phrases
+ * use (every other byte is one class). Each phrase belongs to a set; a
+ * search reports which sets have a phrase in the value (@pm: one set; the
+ * rule-set prefilter: one set per rule). ---- */
 
 struct pc_ac_s {
     uint8_t cls[256]; /* byte -> class; 0: a byte no phrase has */
     unsigned nclass;
     unsigned nstates;
+    unsigned words;  /* 64-bit words of a set mask */
     int32_t *next;   /* nstates x nclass: the DFA */
     uint8_t *accept; /* per state: some phrase ends here */
+    uint64_t *sets;  /* nstates x words: the sets of the phrases ending here */
 };
 
-static void ac_free(pc_ac_t *ac)
+void pc_ac_free(pc_ac_t *ac)
 {
     if (!ac)
         return;
     free(ac->next);
     free(ac->accept);
+    free(ac->sets);
     free(ac);
 }
 
-/* Phrases: space-separated words of list. NULL when out of memory or
- * empty. */
-static pc_ac_t *ac_build(const char *list, size_t n)
+pc_ac_t *pc_ac_new(const char *const *phrases, const size_t *lens, const uint32_t *set, size_t n,
+                   uint32_t nsets)
 {
     pc_ac_t *ac = calloc(1, sizeof(*ac));
     size_t chars = 0;
     if (!ac)
         return NULL;
     ac->nclass = 1;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = pc_lower((unsigned char)list[i]);
-        if (c == ' ')
-            continue;
-        chars++;
-        if (!ac->cls[c])
-            ac->cls[c] = (uint8_t)ac->nclass++;
-    }
+    ac->words = (nsets + 63) / 64;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < lens[i]; j++) {
+            unsigned char c = pc_lower((unsigned char)phrases[i][j]);
+            chars++;
+            if (!ac->cls[c])
+                ac->cls[c] = (uint8_t)ac->nclass++;
+        }
     for (int c = 'A'; c <= 'Z'; c++)
         ac->cls[c] = ac->cls[c + 32];
     size_t cap = chars + 1;
     ac->next = calloc(cap * ac->nclass, sizeof(int32_t));
     ac->accept = calloc(cap, 1);
+    ac->sets = calloc(cap * ac->words, sizeof(uint64_t));
     int32_t *fail = calloc(cap, sizeof(int32_t)), *queue = calloc(cap, sizeof(int32_t));
-    if (!ac->next || !ac->accept || !fail || !queue || !chars) {
+    if (!ac->next || !ac->accept || !ac->sets || !fail || !queue || !chars || !nsets ||
+        ac->nclass > 255) {
         free(fail);
         free(queue);
-        ac_free(ac);
+        pc_ac_free(ac);
         return NULL;
     }
     /* the trie; -1 marks a missing edge while building */
     for (size_t i = 0; i < cap * ac->nclass; i++)
         ac->next[i] = -1;
     ac->nstates = 1;
-    for (size_t i = 0; i < n;) {
-        while (i < n && list[i] == ' ')
-            i++;
+    for (size_t i = 0; i < n; i++) {
         int32_t s = 0;
-        int any = 0;
-        while (i < n && list[i] != ' ') {
-            unsigned k = ac->cls[(unsigned char)list[i++]];
+        for (size_t j = 0; j < lens[i]; j++) {
+            unsigned k = ac->cls[(unsigned char)phrases[i][j]];
             int32_t *e = &ac->next[(size_t)s * ac->nclass + k];
             if (*e < 0)
                 *e = (int32_t)ac->nstates++;
             s = *e;
-            any = 1;
         }
-        if (any)
+        if (s && set[i] < nsets) {
             ac->accept[s] = 1;
+            ac->sets[(size_t)s * ac->words + set[i] / 64] |= (uint64_t)1 << (set[i] % 64);
+        }
     }
-    /* failure links breadth first, turning the trie into a DFA */
+    /* failure links breadth first, turning the trie into a DFA; a state
+     * also reports what its failure state reports */
     size_t head = 0, tail = 0;
     for (unsigned k = 0; k < ac->nclass; k++) {
         int32_t *e = &ac->next[k];
@@ -110,8 +115,11 @@ static pc_ac_t *ac_build(const char *list, size_t n)
     }
     while (head < tail) {
         int32_t s = queue[head++];
-        if (ac->accept[fail[s]])
+        if (ac->accept[fail[s]]) {
             ac->accept[s] = 1;
+            for (unsigned w = 0; w < ac->words; w++)
+                ac->sets[(size_t)s * ac->words + w] |= ac->sets[(size_t)fail[s] * ac->words + w];
+        }
         for (unsigned k = 0; k < ac->nclass; k++) {
             int32_t *e = &ac->next[(size_t)s * ac->nclass + k];
             int32_t f = ac->next[(size_t)fail[s] * ac->nclass + k];
@@ -125,6 +133,49 @@ static pc_ac_t *ac_build(const char *list, size_t n)
     }
     free(fail);
     free(queue);
+    return ac;
+}
+
+void pc_ac_sets(const pc_ac_t *ac, const unsigned char *v, size_t n, uint64_t *out)
+{
+    int32_t s = 0;
+    for (size_t i = 0; i < n; i++) {
+        s = ac->next[(size_t)s * ac->nclass + ac->cls[v[i]]];
+        if (ac->accept[s])
+            for (unsigned w = 0; w < ac->words; w++)
+                out[w] |= ac->sets[(size_t)s * ac->words + w];
+    }
+}
+
+/* @pm: space-separated phrases of list, one set. NULL when out of memory
+ * or empty. */
+static pc_ac_t *ac_build(const char *list, size_t n)
+{
+    size_t cnt = 0;
+    for (size_t i = 0; i < n; i++)
+        cnt += list[i] != ' ' && (i == 0 || list[i - 1] == ' ');
+    const char **ph = calloc(cnt + 1, sizeof(*ph));
+    size_t *lens = calloc(cnt + 1, sizeof(*lens));
+    uint32_t *set = calloc(cnt + 1, sizeof(*set));
+    pc_ac_t *ac = NULL;
+    if (ph && lens && set) {
+        size_t k = 0;
+        for (size_t i = 0; i < n;) {
+            while (i < n && list[i] == ' ')
+                i++;
+            size_t s = i;
+            while (i < n && list[i] != ' ')
+                i++;
+            if (i > s) {
+                ph[k] = list + s;
+                lens[k++] = i - s;
+            }
+        }
+        ac = pc_ac_new(ph, lens, set, k, 1);
+    }
+    free(ph);
+    free(lens);
+    free(set);
     return ac;
 }
 
@@ -335,7 +386,7 @@ void pc_op_free(pc_op_t *op)
 {
     if (op->re)
         pcre2_code_free(op->re);
-    ac_free(op->ac);
+    pc_ac_free(op->ac);
     pc_arena_free(&op->pool);
     free(op->param);
     memset(op, 0, sizeof(*op));

@@ -77,6 +77,16 @@ typedef struct pc_op_ctx_s {
     unsigned ncaps;
 } pc_op_ctx_t;
 
+/* Aho-Corasick over phrases (case-insensitive): phrase i belongs to set
+ * set[i] (< nsets). NULL when out of memory, empty, or too many distinct
+ * bytes. */
+pc_ac_t *pc_ac_new(const char *const *phrases, const size_t *lens, const uint32_t *set, size_t n,
+                   uint32_t nsets);
+void pc_ac_free(pc_ac_t *ac);
+/* Sets into out (nsets bits, (nsets + 63) / 64 words) the sets that have a
+ * phrase in v. */
+void pc_ac_sets(const pc_ac_t *ac, const unsigned char *v, size_t n, uint64_t *out);
+
 /* The operator named name (without '@'), or -1. */
 int pc_op_parse_name(const char *name, size_t n);
 const char *pc_op_name(int op);

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "str.h"
+#include "waf_pf.h"
 
 #define MAX_INCLUDE_DEPTH 8
 #define MAX_ARGS          4
@@ -528,6 +529,7 @@ static pc_waf_rule_t *new_rule(lctx_t *c)
     r->file = c->file;
     r->line = c->line;
     r->log = 1;
+    r->pf = -1;
     return r;
 }
 
@@ -882,8 +884,47 @@ static int load_file(lctx_t *c, const char *path)
 }
 
 /* After everything loaded: a chain still open, skipAfter targets. */
+/* Numbers the distinct transformation chains: a value keeps one result per
+ * chain (waf_eval.c). */
+static int number_chains(pc_waf_ruleset_t *rs) /* and the exclusion masks */
+{
+    size_t links = 0;
+    for (size_t i = 0; i < rs->n; i++)
+        for (pc_waf_rule_t *r = rs->rules[i]; r; r = r->chained)
+            links++;
+    const pc_waf_rule_t **first = malloc((links + 1) * sizeof(*first));
+    if (!first)
+        return -1;
+    rs->nchains = 0;
+    for (size_t i = 0; i < rs->n; i++)
+        for (pc_waf_rule_t *r = rs->rules[i]; r; r = r->chained) {
+            unsigned k = 0;
+            while (k < rs->nchains &&
+                   !(first[k]->ntfs == r->ntfs && memcmp(first[k]->tfs, r->tfs, r->ntfs) == 0))
+                k++;
+            if (k == rs->nchains) {
+                if (k == UINT16_MAX) {
+                    free(first);
+                    return -1;
+                }
+                first[rs->nchains++] = r;
+            }
+            r->tfchain = (uint16_t)k;
+            r->excl_kinds = 0;
+            for (size_t v = 0; v < r->nvars; v++)
+                if (r->vars[v].exclude) /* !ARGS:x also excludes from ARGS_GET, ARGS_POST */
+                    r->excl_kinds |=
+                        r->vars[v].kind == PC_WV_ARGS
+                            ? (1u << PC_WV_ARGS | 1u << PC_WV_ARGS_GET | 1u << PC_WV_ARGS_POST)
+                            : 1u << r->vars[v].kind;
+        }
+    free(first);
+    return 0;
+}
+
 static void finish(lctx_t *c)
 {
+    pc_pf_free(c->rs);
     if (c->rs->open_chain) {
         c->line = c->rs->open_chain->line;
         err(c, "the last rule ends with 'chain' but no rule follows");
@@ -905,6 +946,9 @@ static void finish(lctx_t *c)
             c->failed = 1;
         }
     }
+    if (number_chains(c->rs) != 0)
+        err(c, "out of memory");
+    pc_pf_build(c->rs);
 }
 
 int pc_waf_load(pc_waf_ruleset_t *rs, const char *path, pc_errlist_t *errs)
@@ -929,6 +973,7 @@ int pc_waf_load_text(pc_waf_ruleset_t *rs, const char *name, const char *text, s
 
 void pc_waf_ruleset_free(pc_waf_ruleset_t *rs)
 {
+    pc_pf_free(rs);
     for (size_t i = 0; i < rs->n; i++)
         rule_free(rs->rules[i]);
     free(rs->rules);

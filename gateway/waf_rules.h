@@ -122,6 +122,9 @@ typedef struct pc_waf_rule_s {
     char *marker;                  /* SecMarker: this entry is a marker, not a rule */
     struct pc_waf_rule_s *chained; /* the rule evaluated when this one matches */
     struct pc_waf_stat_s *stat;    /* the rule id's counters (pc_waf_stat), shared by reloads */
+    int32_t pf;                    /* prefilter index (waf_pf.h), -1: evaluated on every value */
+    uint16_t tfchain;              /* its transformation chain's index in the rule set */
+    uint32_t excl_kinds;           /* collections (1u << PC_WV_*) with a !VAR:name exclusion */
 } pc_waf_rule_t;
 
 /* One request in this many has each rule's evaluation timed. */
@@ -148,7 +151,12 @@ typedef struct pc_waf_ruleset_s {
     pc_waf_rule_t defaults[5]; /* SecDefaultAction per phase (disruptive, log, status, tfs) */
     char **files;              /* the file names rules point to (owned) */
     size_t nfiles;
-    pc_waf_rule_t *open_chain; /* while loading: a rule whose chain is still to come */
+    pc_waf_rule_t *open_chain;       /* while loading: a rule whose chain is still to come */
+    struct pc_pf_group_s *pf_groups; /* the prefilter (waf_pf.h) */
+    unsigned npf_groups;
+    uint32_t npf;     /* rules with a prefilter */
+    unsigned nchains; /* distinct transformation chains (pc_waf_rule_t.tfchain) */
+    int no_prefilter; /* evaluate every rule on every value (tests compare) */
 } pc_waf_ruleset_t;
 
 /* Loads path (a file; `Include` may pull others, with globs, relative to

@@ -5,7 +5,7 @@
 set -eu
 
 build="gcc make pkg-config openssl libevent-dev libssl-dev libyaml-dev libjansson-dev libpcre2-dev libhiredis-dev libjwt-dev"
-test="$build python3 python3-pytest redis-server curl openssl wrk"
+test="$build python3 python3-pytest python3-yaml redis-server curl openssl wrk"
 lint="clang-format cppcheck"
 fuzz="$build clang libclang-rt-14-dev"
 bench="$build wrk curl openssl"

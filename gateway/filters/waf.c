@@ -299,8 +299,19 @@ static pc_filter_rc_e waf_headers(pc_req_t *r, const void *conf, void *state)
     char ip[48];
     ip[pc_ip_format(r->client_ip, ip)] = 0;
     char *remote = pc_arena_strndup(&st->arena, ip, strlen(ip));
-    if (!remote || pc_waf_tx_start(&st->tx, (int)g->paranoia_level, (int)g->anomaly_threshold) ||
-        pc_waf_collect_head(&st->tx, h, remote) != 0) {
+    int hrc =
+        remote && pc_waf_tx_start(&st->tx, (int)g->paranoia_level, (int)g->anomaly_threshold) == 0
+            ? pc_waf_collect_head(&st->tx, h, remote)
+            : -1;
+    if (hrc == PC_WAFB_TOO_MANY) {
+        if (w->mode == PC_WAF_DETECT) {
+            pc_req_flag(r, PC_REPLY_bad_request, "waf", "more query arguments than the WAF takes");
+        } else if (pc_req_block_as(r, PC_REPLY_bad_request, "invalid_query", "waf",
+                                   "more query arguments than the WAF takes") != 0) {
+            st->done = 1;
+            return PC_FILTER_RESPOND;
+        }
+    } else if (hrc != 0) {
         pc_req_respond(r, PC_REPLY_service_unavailable, "WAF out of memory");
         return PC_FILTER_RESPOND;
     }

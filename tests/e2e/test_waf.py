@@ -370,3 +370,19 @@ def test_configuration_errors(tmp_path, upstream):
     # ... unless a route turns it on
     cfg["routes"][0]["waf"] = {"mode": "block"}
     assert check(tmp_path, cfg)[0] != 0
+
+
+def test_query_arguments_past_the_limit_are_refused(gateway, tmp_path, upstream):
+    """Arguments past the 1,024th would go uninspected: the request is
+    refused (flagged in detect mode) instead."""
+    routes = [{"match": {"path_prefix": "/detect/"}, "upstream": "app", "waf": {"mode": "detect"}},
+              {"match": {"path_prefix": "/"}, "upstream": "app"}]
+    g = start(gateway, tmp_path, upstream, routes=routes,
+              limits={"max_uri": "64KiB"})
+    q = "&".join("a%d=1" % i for i in range(1100)) + "&z=" + SQLI
+    r = request(g.port, path="/x?" + q)
+    assert r.status == 400 and r.json()["error"] == "invalid_query"
+    assert upstream.requests == []
+    q = "&".join("a%d=1" % i for i in range(1100))
+    assert request(g.port, path="/detect/x?" + q).status == 200
+    assert request(g.port, path="/x?" + "&".join("a%d=1" % i for i in range(1000))).status == 200

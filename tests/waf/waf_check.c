@@ -3,7 +3,11 @@
  * the gateway's waf filter sees them, without a gateway: the rule-test
  * runner (tests/waf/run) and rule authors use it.
  *
- *   waf-check [-p PARANOIA] [-a THRESHOLD] RULEFILE_OR_GLOB... < requests.jsonl
+ *   waf-check [-n] [-p PARANOIA] [-a THRESHOLD] RULEFILE_OR_GLOB... < requests.jsonl
+ *
+ * -n evaluates every rule on every value (no prefilter, see waf_pf.h): the
+ * verdicts must not change. -T times every rule and prints "id ns hits" per
+ * rule to stderr at the end.
  *
  * Input: one JSON object per line, {"request": "<raw HTTP/1.1 request>"}
  * (bytes as code points 0-255). Output: one JSON object per line,
@@ -16,6 +20,7 @@
 #include <string.h>
 
 #include "waf.h"
+#include "waf_body.h"
 
 static int latin1(const char *utf8, size_t n, char *out, size_t *outn)
 {
@@ -59,6 +64,16 @@ static json_t *bytes_string(const char *s)
     return j ? j : json_null();
 }
 
+static int timed; /* -T: time every rule, print the costliest at the end */
+
+static void print_stat(const pc_waf_stat_t *s, void *arg)
+{
+    (void)arg;
+    if (s->evals)
+        fprintf(stderr, "%u %llu %llu\n", s->id, (unsigned long long)s->ns,
+                (unsigned long long)s->hits);
+}
+
 static json_t *check(const pc_waf_ruleset_t *rs, pc_op_ctx_t *ctx, const char *raw, size_t n,
                      int paranoia, int threshold)
 {
@@ -87,9 +102,15 @@ static json_t *check(const pc_waf_ruleset_t *rs, pc_op_ctx_t *ctx, const char *r
     pc_arena_init(&a, NULL, 16384, 0);
     pc_waf_tx_t tx;
     pc_waf_tx_init(&tx, &a, ctx);
+    tx.timed = (uint8_t)timed;
     int status = 0;
-    if (pc_waf_tx_start(&tx, paranoia, threshold) != 0 ||
-        pc_waf_collect_head(&tx, &h, "127.0.0.1") != 0) {
+    int hrc = pc_waf_tx_start(&tx, paranoia, threshold) == 0
+                  ? pc_waf_collect_head(&tx, &h, "127.0.0.1")
+                  : -1;
+    if (hrc == PC_WAFB_TOO_MANY) {
+        status = 400;
+        json_object_set_new(out, "error", json_string("more query arguments than the WAF takes"));
+    } else if (hrc != 0) {
         json_object_set_new(out, "error", json_string("out of memory"));
     } else if (pc_waf_eval(rs, &tx, 1)) {
         status = tx.status ? tx.status : 403;
@@ -126,7 +147,10 @@ static json_t *check(const pc_waf_ruleset_t *rs, pc_op_ctx_t *ctx, const char *r
 
 int main(int argc, char **argv)
 {
-    int paranoia = 1, threshold = 5, i = 1;
+    int paranoia = 1, threshold = 5, i = 1, no_prefilter = 0;
+
+    for (; i < argc && (strcmp(argv[i], "-n") == 0 || strcmp(argv[i], "-T") == 0); i++)
+        *(argv[i][1] == 'n' ? &no_prefilter : &timed) = 1;
     for (; i + 1 < argc && argv[i][0] == '-'; i += 2) {
         if (strcmp(argv[i], "-p") == 0)
             paranoia = atoi(argv[i + 1]);
@@ -136,8 +160,9 @@ int main(int argc, char **argv)
             break;
     }
     if (i >= argc) {
-        fprintf(stderr,
-                "usage: waf-check [-p PARANOIA] [-a THRESHOLD] RULES... < requests.jsonl\n");
+        fprintf(
+            stderr,
+            "usage: waf-check [-n] [-T] [-p PARANOIA] [-a THRESHOLD] RULES... < requests.jsonl\n");
         return 2;
     }
     char text[8192];
@@ -155,6 +180,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", errs.msgs[e]);
     if (lrc != 0)
         return 1;
+    rs.no_prefilter = no_prefilter;
     pc_op_ctx_t ctx;
     if (pc_op_ctx_init(&ctx) != 0)
         return 1;
@@ -187,6 +213,8 @@ int main(int argc, char **argv)
         free(raw);
     }
     free(line);
+    if (timed) /* "id ns hits" per rule, for sort -k2 -n */
+        pc_waf_stats_each(print_stat, NULL);
     pc_op_ctx_free(&ctx);
     pc_waf_ruleset_free(&rs);
     pc_errlist_free(&errs);

@@ -1,0 +1,606 @@
+/*
+ * waf_pf.c — see waf_pf.h.
+ *
+ * A recursive descent over the pattern computes, for each part, the
+ * literal set it requires ("top" when nothing is known):
+ *   - a sequence requires the best of its parts' sets, where consecutive
+ *     single characters that must occur (x, x+, x{2,}, [xX], \.) form one
+ *     literal;
+ *   - an alternation requires the union of its branches' sets (top if any
+ *     branch is top, or the union grows too large);
+ *   - a group repeated at least once requires what its contents require;
+ *   - anything optional, any class of more than a few bytes, `.`, \d \w
+ *     \s..., back-references and lookarounds require nothing.
+ * Constructs that change what the pattern means in ways this does not
+ * model (extended mode, \Q..\E, verbs such as (*UTF), conditionals,
+ * recursion, bytes over 0x7f whose case folding depends on the mode) make
+ * the whole result unknown.
+ */
+#include "waf_pf.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "str.h"
+#include "waf_op.h"
+#include "waf_rules.h"
+
+#define MAX_DEPTH 32
+
+typedef struct {
+    const char *p;
+    size_t i, n;
+    int abort;
+    int depth;
+} st_t;
+
+typedef struct {
+    int top;
+    pc_pf_lits_t l;
+} set_t;
+
+enum { A_CHAR, A_SET, A_ANY, A_ZERO, A_NONE };
+
+static unsigned shortest(const set_t *s)
+{
+    unsigned m = PC_PF_LIT_MAX;
+    for (unsigned i = 0; i < s->l.n; i++)
+        if (s->l.len[i] < m)
+            m = s->l.len[i];
+    return m;
+}
+
+/* Keeps in *best the more selective of the two. */
+static void better(set_t *best, const set_t *c)
+{
+    if (c->top)
+        return;
+    if (best->top) {
+        *best = *c;
+        return;
+    }
+    unsigned a = shortest(best), b = shortest(c);
+    if (b > a || (b == a && c->l.n < best->l.n))
+        *best = *c;
+}
+
+static void add_union(set_t *a, const set_t *b)
+{
+    if (a->top)
+        return;
+    if (b->top || a->l.n + b->l.n > PC_PF_MAX_LITS) {
+        a->top = 1;
+        return;
+    }
+    for (unsigned i = 0; i < b->l.n; i++) {
+        unsigned k = a->l.n++;
+        a->l.len[k] = b->l.len[i];
+        memcpy(a->l.s[k], b->l.s[i], b->l.len[i]);
+    }
+}
+
+static void one(set_t *s, const char *lit, size_t n)
+{
+    s->top = 0;
+    s->l.n = 1;
+    s->l.len[0] = (unsigned char)(n > PC_PF_LIT_MAX ? PC_PF_LIT_MAX : n);
+    memcpy(s->l.s[0], lit, s->l.len[0]);
+}
+
+static set_t parse_alt(st_t *st);
+
+static int peek(const st_t *st, size_t k)
+{
+    return st->i + k < st->n ? (unsigned char)st->p[st->i + k] : -1;
+}
+
+static int hexval(int c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* An escape after the backslash (st->i at the letter). Returns A_CHAR
+ * with *c, A_ANY or A_ZERO. */
+static int escape(st_t *st, int *c)
+{
+    int e = peek(st, 0);
+    st->i++;
+    switch (e) {
+    case 't':
+        *c = '\t';
+        return A_CHAR;
+    case 'n':
+        *c = '\n';
+        return A_CHAR;
+    case 'r':
+        *c = '\r';
+        return A_CHAR;
+    case 'f':
+        *c = '\f';
+        return A_CHAR;
+    case 'e':
+        *c = 27;
+        return A_CHAR;
+    case 'a':
+        *c = 7;
+        return A_CHAR;
+    case 'x': {
+        int v = 0, k = 0;
+        if (peek(st, 0) == '{') {
+            st->i++;
+            while (peek(st, 0) >= 0 && peek(st, 0) != '}' && hexval(peek(st, 0)) >= 0 && k < 8)
+                v = v * 16 + hexval(peek(st, 0)), st->i++, k++;
+            if (peek(st, 0) != '}') {
+                st->abort = 1;
+                return A_ANY;
+            }
+            st->i++;
+        } else {
+            while (k < 2 && hexval(peek(st, 0)) >= 0)
+                v = v * 16 + hexval(peek(st, 0)), st->i++, k++;
+        }
+        *c = v;
+        return v < 0x80 ? A_CHAR : A_ANY;
+    }
+    case 'b':
+    case 'B':
+    case 'A':
+    case 'z':
+    case 'Z':
+    case 'G':
+    case 'K':
+        return A_ZERO;
+    case 'p':
+    case 'P':
+        if (peek(st, 0) == '{') {
+            while (peek(st, 0) >= 0 && peek(st, 0) != '}')
+                st->i++;
+            st->i++;
+        } else {
+            st->i++;
+        }
+        return A_ANY;
+    case 'd':
+    case 'D':
+    case 'w':
+    case 'W':
+    case 's':
+    case 'S':
+    case 'h':
+    case 'H':
+    case 'v':
+    case 'V':
+    case 'N':
+    case 'R':
+    case 'X':
+    case 'C':
+        return A_ANY;
+    case -1:
+        st->abort = 1;
+        return A_ANY;
+    default:
+        /* digits (back-references, octal), \c, \o, \g, \k, \Q, \E, \u...:
+         * not modelled */
+        if ((e >= '0' && e <= '9') || (e >= 'a' && e <= 'z') || (e >= 'A' && e <= 'Z')) {
+            st->abort = 1;
+            return A_ANY;
+        }
+        *c = e; /* an escaped punctuation character is itself */
+        return e < 0x80 ? A_CHAR : A_ANY;
+    }
+}
+
+/* [...]: a single character, a small set of single characters, or any. */
+static int char_class(st_t *st, int *c, set_t *s)
+{
+    int neg = 0, big = 0;
+    unsigned char seen[8];
+    unsigned nseen = 0;
+    st->i++; /* [ */
+    if (peek(st, 0) == '^')
+        neg = 1, st->i++;
+    int first = 1;
+    for (;;) {
+        int ch = peek(st, 0);
+        if (ch < 0) {
+            st->abort = 1;
+            return A_ANY;
+        }
+        if (ch == ']' && !first) {
+            st->i++;
+            break;
+        }
+        first = 0;
+        int v;
+        if (ch == '[' && peek(st, 1) == ':') { /* [:alpha:] */
+            const char *end = memchr(st->p + st->i + 2, ']', st->n - st->i - 2);
+            if (!end) {
+                st->abort = 1;
+                return A_ANY;
+            }
+            st->i = (size_t)(end - st->p) + 1;
+            big = 1;
+            continue;
+        }
+        if (ch == '\\') {
+            st->i++;
+            int k = escape(st, &v);
+            if (k != A_CHAR) {
+                big = 1;
+                continue;
+            }
+        } else {
+            v = ch;
+            st->i++;
+        }
+        if (peek(st, 0) == '-' && peek(st, 1) >= 0 && peek(st, 1) != ']') { /* a range */
+            st->i++;
+            if (peek(st, 0) == '\\') {
+                st->i++;
+                int w;
+                escape(st, &w);
+            } else {
+                st->i++;
+            }
+            big = 1;
+            continue;
+        }
+        if (v >= 0x80) {
+            big = 1;
+            continue;
+        }
+        unsigned char lv = pc_lower((unsigned char)v);
+        int dup = 0;
+        for (unsigned k = 0; k < nseen; k++)
+            dup |= seen[k] == lv;
+        if (!dup) {
+            if (nseen == sizeof(seen))
+                big = 1;
+            else
+                seen[nseen++] = lv;
+        }
+    }
+    if (neg || big || nseen == 0)
+        return A_ANY;
+    if (nseen == 1) {
+        *c = seen[0];
+        return A_CHAR;
+    }
+    s->top = 0;
+    s->l.n = nseen;
+    for (unsigned k = 0; k < nseen; k++) {
+        s->l.len[k] = 1;
+        s->l.s[k][0] = (char)seen[k];
+    }
+    return A_SET;
+}
+
+/* (...) and its (?...) forms, st->i at '('. */
+static int group(st_t *st, set_t *s)
+{
+    int kind = A_SET;
+    st->i++;
+    if (peek(st, 0) == '*') { /* (*UTF), (*SKIP)...: changes the rules */
+        st->abort = 1;
+        return A_ANY;
+    }
+    if (peek(st, 0) == '?') {
+        st->i++;
+        int c = peek(st, 0);
+        if (c == '=' || c == '!') {
+            st->i++;
+            kind = A_ZERO;
+        } else if (c == '<' && (peek(st, 1) == '=' || peek(st, 1) == '!')) {
+            st->i += 2;
+            kind = A_ZERO;
+        } else if (c == ':' || c == '>' || c == '|') {
+            st->i++;
+        } else if (c == '#') {
+            while (peek(st, 0) >= 0 && peek(st, 0) != ')')
+                st->i++;
+            st->i++;
+            return A_NONE;
+        } else if (c == '<' || c == '\'' || (c == 'P' && peek(st, 1) == '<')) {
+            int close = c == '\'' ? '\'' : '>';
+            while (peek(st, 0) >= 0 && peek(st, 0) != close)
+                st->i++;
+            st->i++;
+        } else {
+            /* inline options: (?i) (?-i) (?s:...) ...; extended mode and
+             * anything else (conditionals, recursion) are not modelled */
+            while (peek(st, 0) >= 0 && strchr("imsnUJ-^", peek(st, 0)))
+                st->i++;
+            if (peek(st, 0) == ')') {
+                st->i++;
+                return A_NONE;
+            }
+            if (peek(st, 0) != ':') {
+                st->abort = 1;
+                return A_ANY;
+            }
+            st->i++;
+        }
+    }
+    if (++st->depth > MAX_DEPTH) {
+        st->abort = 1;
+        return A_ANY;
+    }
+    *s = parse_alt(st);
+    st->depth--;
+    if (peek(st, 0) != ')') {
+        st->abort = 1;
+        return A_ANY;
+    }
+    st->i++;
+    if (kind == A_ZERO)
+        return A_ZERO;
+    return s->top ? A_ANY : A_SET;
+}
+
+/* A quantifier after an atom: its minimum (1 when there is none). */
+static long quantifier(st_t *st)
+{
+    long min = 1;
+    int c = peek(st, 0);
+    if (c == '*' || c == '?') {
+        st->i++;
+        min = 0;
+    } else if (c == '+') {
+        st->i++;
+    } else if (c == '{') {
+        size_t j = st->i + 1;
+        long a = 0;
+        int digits = 0;
+        while (j < st->n && st->p[j] >= '0' && st->p[j] <= '9' && digits < 9)
+            a = a * 10 + (st->p[j++] - '0'), digits++;
+        if (!digits)
+            return 1; /* "{" not starting a quantifier is a literal */
+        if (j < st->n && st->p[j] == ',') {
+            j++;
+            while (j < st->n && st->p[j] >= '0' && st->p[j] <= '9')
+                j++;
+        }
+        if (j >= st->n || st->p[j] != '}')
+            return 1;
+        st->i = j + 1;
+        min = a;
+    } else {
+        return 1;
+    }
+    if (peek(st, 0) == '?' || peek(st, 0) == '+') /* lazy, possessive */
+        st->i++;
+    return min;
+}
+
+static set_t parse_seq(st_t *st)
+{
+    set_t best = {1, {0}}, cand;
+    char run[PC_PF_LIT_MAX];
+    size_t rl = 0;
+    while (!st->abort && st->i < st->n && peek(st, 0) != '|' && peek(st, 0) != ')') {
+        int c = peek(st, 0), ch = 0, kind;
+        set_t sub = {1, {0}};
+        if (c == '(') {
+            kind = group(st, &sub);
+        } else if (c == '[') {
+            kind = char_class(st, &ch, &sub);
+        } else if (c == '\\') {
+            st->i++;
+            kind = escape(st, &ch);
+        } else if (c == '.') {
+            st->i++;
+            kind = A_ANY;
+        } else if (c == '^' || c == '$') {
+            st->i++;
+            kind = A_ZERO;
+        } else if (c == '*' || c == '+' || c == '?') {
+            st->abort = 1; /* a quantifier with nothing to repeat */
+            break;
+        } else {
+            st->i++;
+            ch = c;
+            kind = c < 0x80 ? A_CHAR : A_ANY;
+        }
+        if (kind == A_NONE)
+            continue;
+        long min = kind == A_ZERO ? 1 : quantifier(st);
+        if (kind == A_CHAR && min >= 1) {
+            if (rl < sizeof(run))
+                run[rl++] = (char)pc_lower((unsigned char)ch);
+            continue;
+        }
+        /* the run ends here */
+        if (rl) {
+            one(&cand, run, rl);
+            better(&best, &cand);
+            rl = 0;
+        }
+        if (kind == A_SET && min >= 1)
+            better(&best, &sub);
+    }
+    if (rl) {
+        one(&cand, run, rl);
+        better(&best, &cand);
+    }
+    return best;
+}
+
+static set_t parse_alt(st_t *st)
+{
+    set_t all = parse_seq(st);
+    while (!st->abort && peek(st, 0) == '|') {
+        st->i++;
+        set_t b = parse_seq(st);
+        add_union(&all, &b);
+    }
+    return all;
+}
+
+int pc_pf_regex(const char *re, size_t n, pc_pf_lits_t *out)
+{
+    st_t st = {re, 0, n, 0, 0};
+    set_t s = parse_alt(&st);
+    if (st.abort || st.i != n || s.top || s.l.n == 0)
+        return -1;
+    *out = s.l;
+    return 0;
+}
+
+/* ---- the rule set's prefilter ---- */
+
+/* The literals of a rule's operator, as for pc_pf_regex. */
+static int op_literals(const pc_op_t *op, pc_pf_lits_t *out)
+{
+    if (op->negate || !op->param)
+        return -1;
+    switch (op->kind) {
+    case PC_OP_RX:
+        return pc_pf_regex(op->param, op->plen, out);
+    case PC_OP_PM: { /* phrases: one of them is in the value */
+        out->n = 0;
+        for (size_t i = 0; i < op->plen;) {
+            while (i < op->plen && op->param[i] == ' ')
+                i++;
+            size_t s = i;
+            while (i < op->plen && op->param[i] != ' ')
+                i++;
+            if (i == s)
+                continue;
+            if (out->n == PC_PF_MAX_LITS)
+                return -1;
+            size_t l = i - s > PC_PF_LIT_MAX ? PC_PF_LIT_MAX : i - s;
+            for (size_t k = 0; k < l; k++)
+                out->s[out->n][k] = (char)pc_lower((unsigned char)op->param[s + k]);
+            out->len[out->n++] = (unsigned char)l;
+        }
+        return out->n ? 0 : -1;
+    }
+    case PC_OP_CONTAINS:
+    case PC_OP_CONTAINS_WORD:
+    case PC_OP_STREQ:
+    case PC_OP_BEGINS_WITH:
+    case PC_OP_ENDS_WITH: {
+        if (!op->plen || memmem(op->param, op->plen, "%{", 2))
+            return -1; /* macros are expanded per request */
+        size_t l = op->plen > PC_PF_LIT_MAX ? PC_PF_LIT_MAX : op->plen;
+        out->n = 1;
+        out->len[0] = (unsigned char)l;
+        for (size_t k = 0; k < l; k++)
+            out->s[0][k] = (char)pc_lower((unsigned char)op->param[k]);
+        return 0;
+    }
+    default:
+        return -1;
+    }
+}
+
+/* Collections whose values are all known before a phase runs. */
+static uint32_t scanned_colls(const pc_waf_rule_t *r)
+{
+    uint32_t m = 0;
+    for (size_t i = 0; i < r->nvars; i++) {
+        const pc_waf_var_t *v = &r->vars[i];
+        if (v->exclude)
+            continue;
+        if (v->count || v->kind == PC_WV_TX || v->kind == PC_WV_MATCHED_VAR ||
+            v->kind == PC_WV_MATCHED_VAR_NAME || v->kind == PC_WV_MATCHED_VARS ||
+            v->kind == PC_WV_MATCHED_VARS_NAMES)
+            return 0;
+        m |= 1u << v->kind;
+    }
+    return m;
+}
+
+static int same_chain(const pc_waf_rule_t *a, const pc_waf_rule_t *b)
+{
+    return a->ntfs == b->ntfs && memcmp(a->tfs, b->tfs, a->ntfs) == 0;
+}
+
+void pc_pf_free(pc_waf_ruleset_t *rs)
+{
+    for (unsigned g = 0; g < rs->npf_groups; g++) {
+        pc_ac_free(rs->pf_groups[g].ac);
+        free(rs->pf_groups[g].bit);
+    }
+    free(rs->pf_groups);
+    rs->pf_groups = NULL;
+    rs->npf_groups = 0;
+    rs->npf = 0;
+    for (size_t i = 0; i < rs->n; i++)
+        rs->rules[i]->pf = -1;
+}
+
+void pc_pf_build(pc_waf_ruleset_t *rs)
+{
+    pc_pf_free(rs);
+    pc_pf_lits_t *lits = calloc(rs->n ? rs->n : 1, sizeof(*lits));
+    int *group = calloc(rs->n ? rs->n : 1, sizeof(*group));
+    if (!lits || !group || !(rs->pf_groups = calloc(rs->n ? rs->n : 1, sizeof(*rs->pf_groups)))) {
+        free(lits);
+        free(group);
+        return; /* no prefilter: every rule on every value, as designed to work */
+    }
+    /* which rules, and their groups */
+    for (size_t i = 0; i < rs->n; i++) {
+        pc_waf_rule_t *r = rs->rules[i];
+        uint32_t colls;
+        group[i] = -1;
+        if (r->marker || r->action_only || !(colls = scanned_colls(r)) ||
+            op_literals(&r->op, &lits[i]) != 0)
+            continue;
+        unsigned g = 0;
+        while (g < rs->npf_groups &&
+               !(rs->pf_groups[g].phase == r->phase && rs->pf_groups[g].nrules < PC_PF_GROUP_MAX &&
+                 same_chain(rs->pf_groups[g].chain_of, r)))
+            g++;
+        if (g == rs->npf_groups) {
+            rs->pf_groups[g].phase = r->phase;
+            rs->pf_groups[g].chain_of = r;
+            rs->npf_groups++;
+        }
+        rs->pf_groups[g].colls |= colls;
+        rs->pf_groups[g].nrules++;
+        group[i] = (int)g;
+        r->pf = (int32_t)rs->npf++;
+    }
+    /* one automaton per group; a group without one (out of memory, or
+     * too many distinct bytes) has its rules evaluated on every value */
+    for (unsigned g = 0; g < rs->npf_groups; g++) {
+        pc_pf_group_t *pg = &rs->pf_groups[g];
+        size_t nph = 0, k = 0;
+        for (size_t i = 0; i < rs->n; i++)
+            nph += group[i] == (int)g ? lits[i].n : 0;
+        const char **ph = calloc(nph, sizeof(*ph));
+        size_t *len = calloc(nph, sizeof(*len));
+        uint32_t *set = calloc(nph, sizeof(*set));
+        pg->bit = calloc(pg->nrules, sizeof(*pg->bit));
+        unsigned local = 0;
+        if (ph && len && set && pg->bit) {
+            for (size_t i = 0; i < rs->n; i++) {
+                if (group[i] != (int)g)
+                    continue;
+                for (unsigned j = 0; j < lits[i].n; j++, k++) {
+                    ph[k] = lits[i].s[j];
+                    len[k] = lits[i].len[j];
+                    set[k] = local;
+                }
+                pg->bit[local++] = (uint32_t)rs->rules[i]->pf;
+            }
+            pg->ac = pc_ac_new(ph, len, set, nph, pg->nrules);
+        }
+        if (!pg->ac) {
+            for (size_t i = 0; i < rs->n; i++)
+                if (group[i] == (int)g)
+                    rs->rules[i]->pf = -1;
+            pg->colls = 0;
+        }
+        free(ph);
+        free(len);
+        free(set);
+    }
+    free(lits);
+    free(group);
+}
