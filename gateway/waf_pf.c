@@ -340,16 +340,20 @@ static int group(st_t *st, set_t *s)
     return s->top ? A_ANY : A_SET;
 }
 
-/* A quantifier after an atom: its minimum (1 when there is none). */
-static long quantifier(st_t *st)
+/* A quantifier after an atom: its minimum (1 when there is none); *rep is
+ * set when the atom may occur more than once. */
+static long quantifier(st_t *st, int *rep)
 {
     long min = 1;
     int c = peek(st, 0);
+    *rep = 0;
     if (c == '*' || c == '?') {
         st->i++;
         min = 0;
+        *rep = c == '*';
     } else if (c == '+') {
         st->i++;
+        *rep = 1;
     } else if (c == '{') {
         size_t j = st->i + 1;
         long a = 0;
@@ -358,8 +362,12 @@ static long quantifier(st_t *st)
             a = a * 10 + (st->p[j++] - '0'), digits++;
         if (!digits)
             return 1; /* "{" not starting a quantifier is a literal */
+        long b = a;
         if (j < st->n && st->p[j] == ',') {
             j++;
+            b = j < st->n && st->p[j] >= '0' && st->p[j] <= '9' ? 0 : -1; /* -1: no maximum */
+            while (j < st->n && st->p[j] >= '0' && st->p[j] <= '9' && b < 1000000)
+                b = b * 10 + (st->p[j++] - '0');
             while (j < st->n && st->p[j] >= '0' && st->p[j] <= '9')
                 j++;
         }
@@ -367,6 +375,7 @@ static long quantifier(st_t *st)
             return 1;
         st->i = j + 1;
         min = a;
+        *rep = b < 0 || b > 1;
     } else {
         return 1;
     }
@@ -406,10 +415,20 @@ static set_t parse_seq(st_t *st)
         }
         if (kind == A_NONE)
             continue;
-        long min = kind == A_ZERO ? 1 : quantifier(st);
+        int rep = 0;
+        long min = quantifier(st, &rep); /* (an assertion may have one too: (?!x){0,3}) */
         if (kind == A_CHAR && min >= 1) {
+            char lc = (char)pc_lower((unsigned char)ch);
             if (rl < sizeof(run))
-                run[rl++] = (char)pc_lower((unsigned char)ch);
+                run[rl++] = lc;
+            if (rep) {
+                /* x+ : what precedes touches the first x, what follows the
+                 * last: the run ends after one x and a new one starts */
+                one(&cand, run, rl);
+                better(&best, &cand);
+                run[0] = lc;
+                rl = 1;
+            }
             continue;
         }
         /* the run ends here */

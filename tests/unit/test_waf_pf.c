@@ -3,6 +3,7 @@
  * common rule shapes, and "unknown" for every construct it does not model
  * (a wrong literal would make the WAF miss attacks).
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "test.h"
@@ -31,9 +32,12 @@ TEST(sequences_take_the_longest_literal)
     CHECK_EQ_STR(lits("union\\s+select"), "select");
     CHECK_EQ_STR(lits("(?i)UNION\\s+ALL"), "union");
     CHECK_EQ_STR(lits("<script[\\s>]"), "<script");
-    CHECK_EQ_STR(lits("a+b{2,}c"), "abc"); /* repeated characters stay adjacent */
-    CHECK_EQ_STR(lits("ab?cd"), "cd");     /* an optional character splits */
-    CHECK_EQ_STR(lits("\\.\\./"), "../");  /* escaped punctuation */
+    /* a repeated character touches what precedes and what follows, not both */
+    CHECK_EQ_STR(lits("xa+b{2,}c"), "xa");
+    CHECK_EQ_STR(lits("ab+cd"), "bcd");
+    CHECK_EQ_STR(lits("abb{1}c"), "abbc");
+    CHECK_EQ_STR(lits("ab?cd"), "cd");    /* an optional character splits */
+    CHECK_EQ_STR(lits("\\.\\./"), "../"); /* escaped punctuation */
     CHECK_EQ_STR(lits("etc[/\\\\]passwd"), "passwd");
     CHECK_EQ_STR(lits("[sS][eE][lL]ect"), "select"); /* case pairs are one character */
     CHECK_EQ_STR(lits("\\x3cscript"), "<script");
@@ -66,7 +70,8 @@ TEST(unknown_when_nothing_is_required)
     CHECK_EQ_STR(lits("abc|\\d"), "?");
     CHECK_EQ_STR(lits("(?=abc)"), "?"); /* lookarounds consume nothing */
     CHECK_EQ_STR(lits("x?(?!abc)y?"), "?");
-    CHECK_EQ_STR(lits("[abcdefghi]"), "?"); /* too many characters to be useful */
+    CHECK_EQ_STR(lits("(?<!ab){0,3}cd"), "cd"); /* found by fuzz_waf_pf: a quantified assertion */
+    CHECK_EQ_STR(lits("[abcdefghi]"), "?");     /* too many characters to be useful */
 }
 
 TEST(unknown_for_what_is_not_modelled)
