@@ -93,6 +93,19 @@ void pc_waf_finish(pc_cctx_t *c, const pc_ynode_t *root)
             pc_waf_load_text(g->rs, "waf.rules", text, len, c->errs);
     }
     free(text);
+    /* responses are not inspected: say so rather than let such rules look active */
+    size_t later = 0;
+    const pc_waf_rule_t *first = NULL;
+    for (size_t i = 0; g->rs && i < g->rs->n; i++)
+        if (g->rs->rules[i]->phase >= 3 && !g->rs->rules[i]->marker) {
+            first = first ? first : g->rs->rules[i];
+            later++;
+        }
+    if (first)
+        pc_errlist_warn(c->errs, first->file, first->line, NULL,
+                        "%zu rule%s of phases 3-5 (rule %u here is the first) load but are not "
+                        "evaluated: responses are not inspected",
+                        later, later == 1 ? "" : "s", first->id);
 }
 
 /* "942100" or "942100-942199" at the start of s; the rest in *end. */

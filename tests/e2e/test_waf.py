@@ -363,6 +363,12 @@ def test_configuration_errors(tmp_path, upstream):
     cfg["routes"][0]["waf"] = {"exclude_rules": ["4242"]}
     rc, out = check(tmp_path, cfg)
     assert rc == 0 and "no rule of the rule set has id 4242" in out
+    # rules of the response phases load, and are said not to run
+    with open(rules, "a") as f:
+        f.write('SecRule ARGS "@rx x" "id:3000,phase:4,pass"\nSecAction "id:3001,phase:5,pass"\n')
+    rc, out = check(tmp_path, cfg)
+    assert rc == 0 and ("r.conf:%d: 2 rules of phases 3-5 (rule 3000 here is the first) load but are "
+                        "not evaluated" % (RULES.count("\n") + 1)) in out
     # mode off everywhere: no rule file is read
     cfg["waf"] = {"rules": [os.path.join(str(tmp_path), "absent.conf")], "mode": "off"}
     cfg["routes"][0].pop("waf")
