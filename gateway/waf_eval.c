@@ -41,7 +41,7 @@ static int push(pc_waf_tx_t *tx, int var, const char *name, size_t nlen, const c
         c->v = a;
         c->cap = cap;
     }
-    c->v[c->n++] = (pc_waf_kv_t){name, nlen, value, vlen, NULL};
+    c->v[c->n++] = (pc_waf_kv_t){name, nlen, value, vlen, NULL, NULL};
     return 0;
 }
 
@@ -343,6 +343,10 @@ static int rule_matches(const pc_waf_rule_t *head, const pc_waf_rule_t *r, pc_wa
                 continue;
             if (excluded(r, t->kind, kv, tx->opctx) || removed(tx, head, t->kind, kv))
                 continue;
+            /* the prefilter saw none of its literals in this value */
+            if (r == head && r->pf >= 0 && tx->pf_on && kv->pf &&
+                !((kv->pf[r->pf_bit / 64] >> (r->pf_bit % 64)) & 1))
+                continue;
             size_t tl;
             const char *tv = transform(tx, r, kv, &tl);
             if (!tv)
@@ -404,7 +408,6 @@ static int prefilter(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
         if (!tx->pf_hit || !tx->pf_done)
             return -1;
     }
-    uint64_t local[PC_PF_GROUP_MAX / 64];
     for (unsigned g = 0; g < rs->npf_groups; g++) {
         const pc_pf_group_t *pg = &rs->pf_groups[g];
         size_t lw = (pg->nrules + 63) / 64;
@@ -420,7 +423,9 @@ static int prefilter(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
                 const char *tv = transform(tx, pg->chain_of, kv, &tl);
                 if (!tv)
                     return -1;
-                memset(local, 0, lw * sizeof(uint64_t));
+                if (!kv->pf && !(kv->pf = pc_arena_calloc(tx->arena, rs->pf_words * 8)))
+                    return -1;
+                uint64_t *local = kv->pf + pg->word_off;
                 pc_ac_sets(pg->ac, (const unsigned char *)tv, tl, local);
                 for (size_t w = 0; w < lw; w++)
                     for (uint64_t m = local[w]; m; m &= m - 1) {
@@ -447,6 +452,7 @@ int pc_waf_eval(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
     if (tx->allowed || tx->engine == PC_WE_OFF || rs->engine == PC_WE_OFF)
         return 0;
     tx->nchains = rs->nchains;
+    tx->pf_on = rs->npf && !rs->no_prefilter;
     if (rs->npf && !rs->no_prefilter && prefilter(rs, tx, phase) != 0)
         return PC_WA_DENY; /* out of memory: never a pass */
     for (size_t i = 0; i < rs->n; i++) {

@@ -22,7 +22,8 @@ typedef struct pc_waf_kv_s {
     size_t nlen;
     const char *value;
     size_t vlen;
-    void *tf; /* its transformations, per chain of the rule set (made on first use) */
+    void *tf;     /* its transformations, per chain of the rule set (made on first use) */
+    uint64_t *pf; /* the prefilter's bits for it (NULL: not scanned), see waf_pf.h */
 } pc_waf_kv_t;
 
 typedef struct pc_waf_hit_s {
@@ -62,7 +63,8 @@ typedef struct pc_waf_tx_s {
     int status;     /* its status (0: the caller's default) */
     uint32_t decided_by;
     int allowed;      /* an allow action ended evaluation */
-    unsigned nchains; /* the rule set's (pc_waf_eval) */
+    unsigned nchains;        /* the rule set's (pc_waf_eval) */
+    int pf_on;               /* the prefilter is in use */
     /* the prefilter (waf_pf.h): rules with a candidate value, and how many
      * values of each (group, collection) have been scanned */
     uint64_t *pf_hit;

@@ -554,6 +554,7 @@ void pc_pf_free(pc_waf_ruleset_t *rs)
     rs->pf_groups = NULL;
     rs->npf_groups = 0;
     rs->npf = 0;
+    rs->pf_words = 0;
     for (size_t i = 0; i < rs->n; i++)
         rs->rules[i]->pf = -1;
 }
@@ -602,6 +603,8 @@ void pc_pf_build(pc_waf_ruleset_t *rs)
         size_t *len = calloc(nph, sizeof(*len));
         uint32_t *set = calloc(nph, sizeof(*set));
         pg->bit = calloc(pg->nrules, sizeof(*pg->bit));
+        pg->word_off = rs->pf_words;
+        rs->pf_words += (pg->nrules + 63) / 64;
         unsigned local = 0;
         if (ph && len && set && pg->bit) {
             for (size_t i = 0; i < rs->n; i++) {
@@ -612,6 +615,7 @@ void pc_pf_build(pc_waf_ruleset_t *rs)
                     len[k] = lits[i].len[j];
                     set[k] = local;
                 }
+                rs->rules[i]->pf_bit = pg->word_off * 64 + local;
                 pg->bit[local++] = (uint32_t)rs->rules[i]->pf;
             }
             pg->ac = pc_ac_new(ph, len, set, nph, pg->nrules);

@@ -46,6 +46,7 @@ typedef struct pc_pf_group_s {
     struct pc_ac_s *ac;                   /* phrase set i: the group's i-th rule */
     uint32_t *bit;                        /* the group's i-th rule -> its pf index */
     unsigned nrules;
+    unsigned word_off; /* where its bits start in a value's pf bits (pc_waf_kv_t.pf) */
 } pc_pf_group_t;
 
 /* Gives every rule it can a prefilter (rule->pf, an index into a

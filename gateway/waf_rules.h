@@ -123,6 +123,7 @@ typedef struct pc_waf_rule_s {
     struct pc_waf_rule_s *chained; /* the rule evaluated when this one matches */
     struct pc_waf_stat_s *stat;    /* the rule id's counters (pc_waf_stat), shared by reloads */
     int32_t pf;                    /* prefilter index (waf_pf.h), -1: evaluated on every value */
+    uint32_t pf_bit;               /* its bit in a value's pf bits: a literal of it is there */
     uint16_t tfchain;              /* its transformation chain's index in the rule set */
     uint32_t excl_kinds;           /* collections (1u << PC_WV_*) with a !VAR:name exclusion */
 } pc_waf_rule_t;
@@ -155,6 +156,7 @@ typedef struct pc_waf_ruleset_s {
     struct pc_pf_group_s *pf_groups; /* the prefilter (waf_pf.h) */
     unsigned npf_groups;
     uint32_t npf;     /* rules with a prefilter */
+    uint32_t pf_words; /* 64-bit words of a value's pf bits (every group's) */
     unsigned nchains; /* distinct transformation chains (pc_waf_rule_t.tfchain) */
     int no_prefilter; /* evaluate every rule on every value (tests compare) */
 } pc_waf_ruleset_t;
