@@ -255,7 +255,19 @@ static void publish(pc_req_t *r, waf_state_t *st)
     r->nwaf_hits = st->tx.nhits;
 }
 
-/* A rule decided: refuse (block), or flag (detect, dry run). */
+/* Refuses the request (block), or flags it (detect mode, a dry-run route):
+ * RESPOND when it was answered. */
+static pc_filter_rc_e refuse(pc_req_t *r, const pc_route_waf_t *w, pc_reply_e reply,
+                             const char *error, const char *detail)
+{
+    if (w->mode == PC_WAF_DETECT) {
+        pc_req_flag(r, reply, "waf", detail);
+        return PC_FILTER_CONTINUE;
+    }
+    return pc_req_block_as(r, reply, error, "waf", detail) ? PC_FILTER_RESPOND : PC_FILTER_CONTINUE;
+}
+
+/* A rule decided. */
 static pc_filter_rc_e verdict(pc_req_t *r, const pc_route_waf_t *w, waf_state_t *st)
 {
     st->done = 1;
@@ -264,12 +276,7 @@ static pc_filter_rc_e verdict(pc_req_t *r, const pc_route_waf_t *w, waf_state_t 
     for (unsigned i = 0; i < st->tx.nhits; i++)
         if (st->tx.hits[i].id == st->tx.decided_by && st->tx.hits[i].msg)
             detail = st->tx.hits[i].msg;
-    pc_reply_e reply = reply_for(st->tx.status ? st->tx.status : 403);
-    if (w->mode == PC_WAF_DETECT) {
-        pc_req_flag(r, reply, "waf", detail);
-        return PC_FILTER_CONTINUE;
-    }
-    return pc_req_block(r, reply, "waf", detail) ? PC_FILTER_RESPOND : PC_FILTER_CONTINUE;
+    return refuse(r, w, reply_for(st->tx.status ? st->tx.status : 403), NULL, detail);
 }
 
 static pc_filter_rc_e phase2(pc_req_t *r, const pc_route_waf_t *w, waf_state_t *st)
@@ -317,10 +324,8 @@ static pc_filter_rc_e waf_headers(pc_req_t *r, const void *conf, void *state)
             ? pc_waf_collect_head(&st->tx, h, remote)
             : -1;
     if (hrc == PC_WAFB_TOO_MANY) {
-        if (w->mode == PC_WAF_DETECT) {
-            pc_req_flag(r, PC_REPLY_bad_request, "waf", "more query arguments than the WAF takes");
-        } else if (pc_req_block_as(r, PC_REPLY_bad_request, "invalid_query", "waf",
-                                   "more query arguments than the WAF takes") != 0) {
+        if (refuse(r, w, PC_REPLY_bad_request, "invalid_query",
+                   "more query arguments than the WAF takes") == PC_FILTER_RESPOND) {
             st->done = 1;
             return PC_FILTER_RESPOND;
         }
@@ -361,14 +366,11 @@ static pc_filter_rc_e waf_body(pc_req_t *r, const void *conf, void *state, const
                           : rc == PC_WAFB_TOO_DEEP
                               ? "JSON body nested deeper than the WAF takes"
                               : "request body does not parse as its Content-Type";
-        st->done = 1;
-        publish(r, st);
-        if (w->mode == PC_WAF_DETECT) {
-            pc_req_flag(r, PC_REPLY_bad_request, "waf", why);
-            return phase2(r, w, st);
-        }
-        if (pc_req_block_as(r, PC_REPLY_bad_request, "invalid_body", "waf", why) != 0)
+        if (refuse(r, w, PC_REPLY_bad_request, "invalid_body", why) == PC_FILTER_RESPOND) {
+            st->done = 1;
+            publish(r, st);
             return PC_FILTER_RESPOND;
+        }
     }
     return phase2(r, w, st);
 }
