@@ -34,8 +34,11 @@ typedef struct {
     int depth;
 } st_t;
 
+/* A literal set. exact: every match of the part is one of the strings
+ * (then a sequence can extend them with what follows). */
 typedef struct {
     int top;
+    int exact;
     pc_pf_lits_t l;
 } set_t;
 
@@ -50,10 +53,11 @@ static unsigned shortest(const set_t *s)
     return m;
 }
 
-/* Keeps in *best the more selective of the two. */
+/* Keeps in *best the more selective of the two (a set with the empty
+ * string requires nothing). */
 static void better(set_t *best, const set_t *c)
 {
-    if (c->top)
+    if (c->top || c->l.n == 0 || shortest(c) == 0)
         return;
     if (best->top) {
         *best = *c;
@@ -66,6 +70,7 @@ static void better(set_t *best, const set_t *c)
 
 static void add_union(set_t *a, const set_t *b)
 {
+    a->exact = a->exact && b->exact;
     if (a->top)
         return;
     if (b->top || a->l.n + b->l.n > PC_PF_MAX_LITS) {
@@ -82,6 +87,7 @@ static void add_union(set_t *a, const set_t *b)
 static void one(set_t *s, const char *lit, size_t n)
 {
     s->top = 0;
+    s->exact = 0;
     s->l.n = 1;
     s->l.len[0] = (unsigned char)(n > PC_PF_LIT_MAX ? PC_PF_LIT_MAX : n);
     memcpy(s->l.s[0], lit, s->l.len[0]);
@@ -276,6 +282,7 @@ static int char_class(st_t *st, int *c, set_t *s)
         return A_CHAR;
     }
     s->top = 0;
+    s->exact = 1; /* the class matches exactly one of its characters */
     s->l.n = nseen;
     for (unsigned k = 0; k < nseen; k++) {
         s->l.len[k] = 1;
@@ -390,14 +397,40 @@ static long quantifier(st_t *st, int *rep)
     return min;
 }
 
+/* a = a x b (each string of a followed by each of b); -1 when the product
+ * has too many or too long strings (a unchanged). */
+static int product(set_t *a, const set_t *b)
+{
+    if ((size_t)a->l.n * b->l.n > PC_PF_MAX_LITS)
+        return -1;
+    for (unsigned i = 0; i < a->l.n; i++)
+        for (unsigned j = 0; j < b->l.n; j++)
+            if (a->l.len[i] + b->l.len[j] > PC_PF_LIT_MAX)
+                return -1;
+    set_t t = {0, a->exact && b->exact, {0}};
+    for (unsigned i = 0; i < a->l.n; i++)
+        for (unsigned j = 0; j < b->l.n; j++) {
+            unsigned k = t.l.n++;
+            memcpy(t.l.s[k], a->l.s[i], a->l.len[i]);
+            memcpy(t.l.s[k] + a->l.len[i], b->l.s[j], b->l.len[j]);
+            t.l.len[k] = (unsigned char)(a->l.len[i] + b->l.len[j]);
+        }
+    *a = t;
+    return 0;
+}
+
+/* A sequence. `cur` holds strings one of which every match of the part
+ * read so far ends with, touching whatever comes next: a single character
+ * or an exact set (a small class, an exact group) extends each of them;
+ * anything else ends them (they become a candidate) and starts afresh. */
 static set_t parse_seq(st_t *st)
 {
-    set_t best = {1, {0}}, cand;
-    char run[PC_PF_LIT_MAX];
-    size_t rl = 0;
+    set_t best = {1, 0, {0}};
+    set_t cur = {0, 1, {.n = 1}}; /* the empty string: an empty sequence matches it */
+    int exact = 1;
     while (!st->abort && st->i < st->n && peek(st, 0) != '|' && peek(st, 0) != ')') {
         int c = peek(st, 0), ch = 0, kind;
-        set_t sub = {1, {0}};
+        set_t sub = {1, 0, {0}};
         if (c == '(') {
             kind = group(st, &sub);
         } else if (c == '[') {
@@ -423,33 +456,38 @@ static set_t parse_seq(st_t *st)
             continue;
         int rep = 0;
         long min = quantifier(st, &rep); /* (an assertion may have one too: (?!x){0,3}) */
-        if (kind == A_CHAR && min >= 1) {
+        if (kind == A_CHAR) {
             char lc = (char)pc_lower((unsigned char)ch);
-            if (rl < sizeof(run))
-                run[rl++] = lc;
+            one(&sub, &lc, 1);
+            sub.exact = 1;
+            kind = A_SET;
+        }
+        if (kind == A_SET && sub.exact && min >= 1) {
+            if (product(&cur, &sub) != 0) { /* too many or too long: a candidate, restart */
+                better(&best, &cur);
+                cur = sub;
+                exact = 0;
+            }
             if (rep) {
                 /* x+ : what precedes touches the first x, what follows the
-                 * last: the run ends after one x and a new one starts */
-                one(&cand, run, rl);
-                better(&best, &cand);
-                run[0] = lc;
-                rl = 1;
+                 * last: the strings end here and the last x starts new ones */
+                better(&best, &cur);
+                cur = sub;
+                exact = 0;
             }
             continue;
         }
-        /* the run ends here */
-        if (rl) {
-            one(&cand, run, rl);
-            better(&best, &cand);
-            rl = 0;
-        }
+        /* anything else: the strings end here */
+        exact = 0;
+        better(&best, &cur);
+        cur = (set_t){0, 1, {.n = 1}};
         if (kind == A_SET && min >= 1)
             better(&best, &sub);
     }
-    if (rl) {
-        one(&cand, run, rl);
-        better(&best, &cand);
-    }
+    if (exact && !st->abort)
+        return cur;
+    better(&best, &cur);
+    best.exact = 0;
     return best;
 }
 
@@ -468,8 +506,8 @@ int pc_pf_regex(const char *re, size_t n, pc_pf_lits_t *out)
 {
     st_t st = {re, 0, n, 0, 0};
     set_t s = parse_alt(&st);
-    if (st.abort || st.i != n || s.top || s.l.n == 0)
-        return -1;
+    if (st.abort || st.i != n || s.top || s.l.n == 0 || shortest(&s) == 0)
+        return -1; /* (a set with the empty string requires nothing) */
     *out = s.l;
     return 0;
 }

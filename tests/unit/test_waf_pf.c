@@ -38,7 +38,7 @@ TEST(sequences_take_the_longest_literal)
     CHECK_EQ_STR(lits("abb{1}c"), "abbc");
     CHECK_EQ_STR(lits("ab?cd"), "cd");    /* an optional character splits */
     CHECK_EQ_STR(lits("\\.\\./"), "../"); /* escaped punctuation */
-    CHECK_EQ_STR(lits("etc[/\\\\]passwd"), "passwd");
+    CHECK_EQ_STR(lits("etc[/\\\\]passwd"), "etc/passwd|etc\\passwd"); /* a small class multiplies */
     CHECK_EQ_STR(lits("[sS][eE][lL]ect"), "select"); /* case pairs are one character */
     CHECK_EQ_STR(lits("\\x3cscript"), "<script");
     CHECK_EQ_STR(lits("^javascript:"), "javascript:");
@@ -49,11 +49,15 @@ TEST(sequences_take_the_longest_literal)
 TEST(alternations_unite)
 {
     CHECK_EQ_STR(lits("(?:sleep|benchmark)\\s*\\("), "sleep|benchmark");
-    CHECK_EQ_STR(lits("on(?:load|error)="), "load|error");
+    CHECK_EQ_STR(lits("on(?:load|error)="), "onload=|onerror="); /* exact groups extend */
+    CHECK_EQ_STR(lits("\\$(?:ne|gt)\\b"), "$ne|$gt");
+    CHECK_EQ_STR(lits("(?:ab|cd)+x"), "abx|cdx"); /* the last repetition touches x */
+    CHECK_EQ_STR(lits("a(?:b|c+)d"), "a");        /* c+ is not exact: the strings end */
+    CHECK_EQ_STR(lits("x(?:|ab)y"), "xy|xaby");   /* an empty alternative is a string too */
     CHECK_EQ_STR(lits("exec|system"), "exec|system");
     CHECK_EQ_STR(lits("['\"]\\s*or\\s"), "or");
     CHECK_EQ_STR(lits("['\"`]"), "'|\"|`"); /* a small class: any of its characters */
-    CHECK_EQ_STR(lits("(?<n>abc)d"), "abc");
+    CHECK_EQ_STR(lits("(?<n>abc)d"), "abcd");
     CHECK_EQ_STR(lits("(?i:abc)"), "abc");
     CHECK_EQ_STR(lits("(?#note)abc"), "abc");
 }
