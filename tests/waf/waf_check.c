@@ -189,12 +189,14 @@ int main(int argc, char **argv)
     ssize_t len;
     while ((len = getline(&line, &cap, stdin)) > 0) {
         json_error_t je;
-        json_t *in = json_loadb(line, (size_t)len, 0, &je);
-        const char *req = in ? json_string_value(json_object_get(in, "request")) : NULL;
+        json_t *in = json_loadb(line, (size_t)len, JSON_ALLOW_NUL, &je); /* NUL bytes are data */
+        json_t *jr = in ? json_object_get(in, "request") : NULL;
+        const char *req = json_string_value(jr);
+        size_t reqn = json_string_length(jr);
         json_t *out;
-        char *raw = req ? malloc(strlen(req) + 1) : NULL;
+        char *raw = req ? malloc(reqn + 1) : NULL;
         size_t rn;
-        if (!raw || latin1(req, strlen(req), raw, &rn) != 0) {
+        if (!raw || latin1(req, reqn, raw, &rn) != 0) {
             out =
                 json_pack("{s:s}", "error", "expected {\"request\": \"...\"} (code points < 256)");
         } else {
