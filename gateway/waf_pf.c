@@ -617,8 +617,7 @@ void pc_pf_build(pc_waf_ruleset_t *rs)
             continue;
         unsigned g = 0;
         while (g < rs->npf_groups &&
-               !(rs->pf_groups[g].phase == r->phase && rs->pf_groups[g].nrules < PC_PF_GROUP_MAX &&
-                 same_chain(rs->pf_groups[g].chain_of, r)))
+               !(rs->pf_groups[g].phase == r->phase && same_chain(rs->pf_groups[g].chain_of, r)))
             g++;
         if (g == rs->npf_groups) {
             rs->pf_groups[g].phase = r->phase;

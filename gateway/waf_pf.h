@@ -22,9 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PC_PF_MAX_LITS  128 /* more alternatives than this: unknown */
-#define PC_PF_LIT_MAX   16  /* a longer literal is cut (a part of it is required too) */
-#define PC_PF_GROUP_MAX 512 /* rules per group (a chain with more gets more groups) */
+#define PC_PF_MAX_LITS 128 /* more alternatives than this: unknown */
+#define PC_PF_LIT_MAX  16  /* a longer literal is cut (a part of it is required too) */
 
 typedef struct pc_pf_lits_s {
     unsigned n;
