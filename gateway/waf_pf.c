@@ -560,6 +560,8 @@ static int op_literals(const pc_op_t *op, pc_pf_lits_t *out)
     }
 }
 
+_Static_assert(PC_WV_COUNT <= 32, "collection masks are uint32_t");
+
 /* Collections whose values are all known before a phase runs. */
 static uint32_t scanned_colls(const pc_waf_rule_t *r)
 {
