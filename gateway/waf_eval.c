@@ -399,6 +399,35 @@ static void record(pc_waf_tx_t *tx, const pc_waf_rule_t *head, const mctx_t *m, 
  * prefilter groups: a rule is a candidate once one of its literals is in
  * one of the (transformed) values of the collections its group reads.
  * -1 when out of memory. */
+static int rule_removed(const pc_waf_tx_t *tx, const pc_waf_rule_t *r);
+
+/* Does some rule of the group still read collection c, after the
+ * transaction's removals (ctl:ruleRemoveById, ruleRemoveTargetById and the
+ * route's exclusions)? A collection nobody reads is not transformed and
+ * scanned for the group: the shipped set's setup rule, for one, takes the
+ * raw body of form and JSON requests away from every rule but one. */
+static int group_reads(const pc_waf_tx_t *tx, const pc_pf_group_t *pg, int c)
+{
+    for (unsigned k = 0; k < pg->nrules; k++) {
+        const pc_waf_rule_t *r = pg->rules[k];
+        if (rule_removed(tx, r))
+            continue;
+        for (size_t i = 0; i < r->nvars; i++) {
+            if (r->vars[i].exclude || r->vars[i].kind != c)
+                continue;
+            int gone = 0;
+            for (unsigned x = 0; x < tx->nremoved && !gone; x++) {
+                const pc_waf_var_t *t = tx->removed[x].target;
+                gone = t && t->kind == c && !t->sel && !t->sel_re && r->id >= tx->removed[x].lo &&
+                       r->id <= tx->removed[x].hi;
+            }
+            if (!gone)
+                return 1;
+        }
+    }
+    return 0;
+}
+
 static int prefilter(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
 {
     size_t words = (rs->npf + 63) / 64;
@@ -414,9 +443,9 @@ static int prefilter(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
         if (pg->phase != phase)
             continue;
         for (int c = 0; c < PC_WV_COUNT; c++) {
-            if (!(pg->colls & (1u << c)))
-                continue;
             uint32_t *done = &tx->pf_done[g * PC_WV_COUNT + (unsigned)c];
+            if (!(pg->colls & (1u << c)) || *done == tx->coll[c].n || !group_reads(tx, pg, c))
+                continue;
             for (; *done < tx->coll[c].n; (*done)++) {
                 pc_waf_kv_t *kv = &tx->coll[c].v[*done];
                 size_t tl;

@@ -589,6 +589,7 @@ void pc_pf_free(pc_waf_ruleset_t *rs)
     for (unsigned g = 0; g < rs->npf_groups; g++) {
         pc_ac_free(rs->pf_groups[g].ac);
         free(rs->pf_groups[g].bit);
+        free(rs->pf_groups[g].rules);
     }
     free(rs->pf_groups);
     rs->pf_groups = NULL;
@@ -642,10 +643,11 @@ void pc_pf_build(pc_waf_ruleset_t *rs)
         size_t *len = calloc(nph, sizeof(*len));
         uint32_t *set = calloc(nph, sizeof(*set));
         pg->bit = calloc(pg->nrules, sizeof(*pg->bit));
+        pg->rules = calloc(pg->nrules, sizeof(*pg->rules));
         pg->word_off = rs->pf_words;
         rs->pf_words += (pg->nrules + 63) / 64;
         unsigned local = 0;
-        if (ph && len && set && pg->bit) {
+        if (ph && len && set && pg->bit && pg->rules) {
             for (size_t i = 0; i < rs->n; i++) {
                 if (group[i] != (int)g)
                     continue;
@@ -655,6 +657,7 @@ void pc_pf_build(pc_waf_ruleset_t *rs)
                     set[k] = local;
                 }
                 rs->rules[i]->pf_bit = pg->word_off * 64 + local;
+                pg->rules[local] = rs->rules[i];
                 pg->bit[local++] = (uint32_t)rs->rules[i]->pf;
             }
             pg->ac = pc_ac_new(ph, len, set, nph, pg->nrules);

@@ -44,6 +44,7 @@ typedef struct pc_pf_group_s {
     uint32_t colls;                       /* collections scanned (1u << PC_WV_*) */
     struct pc_ac_s *ac;                   /* phrase set i: the group's i-th rule */
     uint32_t *bit;                        /* the group's i-th rule -> its pf index */
+    const struct pc_waf_rule_s **rules;   /* the group's i-th rule */
     unsigned nrules;
     unsigned word_off; /* where its bits start in a value's pf bits (pc_waf_kv_t.pf) */
 } pc_pf_group_t;
