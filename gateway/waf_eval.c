@@ -41,7 +41,7 @@ static int push(pc_waf_tx_t *tx, int var, const char *name, size_t nlen, const c
         c->v = a;
         c->cap = cap;
     }
-    c->v[c->n++] = (pc_waf_kv_t){name, nlen, value, vlen, NULL, NULL};
+    c->v[c->n++] = (pc_waf_kv_t){name, nlen, value, vlen, NULL, NULL, 0, NULL};
     return 0;
 }
 
@@ -242,6 +242,27 @@ static const char *transform(pc_waf_tx_t *tx, const pc_waf_rule_t *r, pc_waf_kv_
     if (e->out) {
         *outlen = e->len;
         return e->out;
+    }
+    /* most values hold nothing a decoder acts on: the chain's result is
+     * then the value, or its lower-case copy (shared by every such chain) */
+    uint8_t eff = tx->chain_plain ? tx->chain_plain[r->tfchain] : 0;
+    if (eff && !kv->plain)
+        kv->plain = pc_tf_is_plain((const unsigned char *)kv->value, kv->vlen) ? 1 : -1;
+    if (eff && kv->plain > 0) {
+        const char *out = kv->value;
+        if (eff == 2) {
+            if (!kv->lower) {
+                if (!(kv->lower = pc_arena_alloc(tx->arena, kv->vlen + 1)))
+                    return NULL;
+                for (size_t i = 0; i < kv->vlen; i++)
+                    kv->lower[i] = (char)pc_lower((unsigned char)kv->value[i]);
+                kv->lower[kv->vlen] = 0;
+            }
+            out = kv->lower;
+        }
+        *e = (tfres_t){out, kv->vlen};
+        *outlen = kv->vlen;
+        return out;
     }
     /* each step into a buffer sized for what it gets: sizing both for the
      * worst case of every step compounds (3^k) over a chain */
@@ -481,6 +502,7 @@ int pc_waf_eval(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
     if (tx->allowed || tx->engine == PC_WE_OFF || rs->engine == PC_WE_OFF)
         return 0;
     tx->nchains = rs->nchains;
+    tx->chain_plain = rs->chain_plain;
     tx->pf_on = rs->npf && !rs->no_prefilter;
     if (rs->npf && !rs->no_prefilter && prefilter(rs, tx, phase) != 0)
         return PC_WA_DENY; /* out of memory: never a pass */

@@ -24,6 +24,8 @@ typedef struct pc_waf_kv_s {
     size_t vlen;
     void *tf;     /* its transformations, per chain of the rule set (made on first use) */
     uint64_t *pf; /* the prefilter's bits for it (NULL: not scanned), see waf_pf.h */
+    int8_t plain; /* pc_tf_is_plain: 0 not known yet, 1 plain, -1 not */
+    char *lower;  /* its lower-case copy, when plain and asked for */
 } pc_waf_kv_t;
 
 typedef struct pc_waf_hit_s {
@@ -62,9 +64,10 @@ typedef struct pc_waf_tx_s {
     int disruptive; /* pc_waf_disruptive_e of the rule that decided, or 0 */
     int status;     /* its status (0: the caller's default) */
     uint32_t decided_by;
-    int allowed;      /* an allow action ended evaluation */
-    unsigned nchains;        /* the rule set's (pc_waf_eval) */
-    int pf_on;               /* the prefilter is in use */
+    int allowed;                /* an allow action ended evaluation */
+    unsigned nchains;           /* the rule set's (pc_waf_eval) */
+    const uint8_t *chain_plain; /* the rule set's */
+    int pf_on;                  /* the prefilter is in use */
     /* the prefilter (waf_pf.h): rules with a candidate value, and how many
      * values of each (group, collection) have been scanned */
     uint64_t *pf_hit;

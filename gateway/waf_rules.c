@@ -896,6 +896,11 @@ static int number_chains(pc_waf_ruleset_t *rs) /* and the exclusion masks */
     if (!first)
         return -1;
     rs->nchains = 0;
+    free(rs->chain_plain);
+    if (!(rs->chain_plain = calloc(links + 1, 1))) {
+        free(first);
+        return -1;
+    }
     for (size_t i = 0; i < rs->n; i++)
         for (pc_waf_rule_t *r = rs->rules[i]; r; r = r->chained) {
             unsigned k = 0;
@@ -907,6 +912,13 @@ static int number_chains(pc_waf_ruleset_t *rs) /* and the exclusion masks */
                     free(first);
                     return -1;
                 }
+                /* what the chain does to a plain value (pc_tf_plain_effect) */
+                uint8_t eff = 1;
+                for (unsigned s = 0; s < r->ntfs && eff; s++) {
+                    int e = pc_tf_plain_effect(r->tfs[s]);
+                    eff = e == 0 ? 0 : e == 2 ? 2 : eff;
+                }
+                rs->chain_plain[k] = eff;
                 first[rs->nchains++] = r;
             }
             r->tfchain = (uint16_t)k;
@@ -974,6 +986,7 @@ int pc_waf_load_text(pc_waf_ruleset_t *rs, const char *name, const char *text, s
 void pc_waf_ruleset_free(pc_waf_ruleset_t *rs)
 {
     pc_pf_free(rs);
+    free(rs->chain_plain);
     for (size_t i = 0; i < rs->n; i++)
         rule_free(rs->rules[i]);
     free(rs->rules);

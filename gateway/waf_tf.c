@@ -438,6 +438,36 @@ static size_t cmd_line(const unsigned char *in, size_t n, unsigned char *out)
     return o;
 }
 
+int pc_tf_is_plain(const unsigned char *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i] < 0x20 || v[i] >= 0x7f || v[i] == '%' || v[i] == '+' || v[i] == '&' ||
+            v[i] == '\\')
+            return 0;
+    return 1;
+}
+
+int pc_tf_plain_effect(int tf)
+{
+    switch (tf) {
+    case PC_TF_NONE:
+    case PC_TF_URL_DECODE:
+    case PC_TF_URL_DECODE_UNI:
+    case PC_TF_HTML_ENTITY_DECODE:
+    case PC_TF_JS_DECODE:
+    case PC_TF_CSS_DECODE:
+    case PC_TF_ESCAPE_SEQ_DECODE:
+    case PC_TF_UTF8_TO_UNICODE:
+    case PC_TF_REMOVE_NULLS:
+    case PC_TF_REPLACE_NULLS:
+        return 1;
+    case PC_TF_LOWERCASE:
+        return 2;
+    default:
+        return 0;
+    }
+}
+
 size_t pc_tf_apply(int tf, const unsigned char *in, size_t n, unsigned char *out)
 {
     size_t o = 0, i, j;

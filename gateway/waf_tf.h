@@ -60,6 +60,14 @@ const char *pc_tf_name(int tf);
  * 6 bytes for a 2-byte sequence: 3n is enough; "length" writes ≤ 20). */
 #define PC_TF_OUT_MAX(n) (3 * (n) + 24)
 
+/* A "plain" value has no byte a decoder acts on: no '%', '+', '&', '\\',
+ * control byte or byte over 0x7f. On plain values the decoders and null
+ * removals are the identity (pc_tf_plain_effect 1) and lowercase only
+ * lowers (2); other transformations may change them (0). Lets a chain's
+ * result be known without running it (waf_eval.c). */
+int pc_tf_is_plain(const unsigned char *v, size_t n);
+int pc_tf_plain_effect(int tf);
+
 size_t pc_tf_apply(int tf, const unsigned char *in, size_t n, unsigned char *out);
 
 #endif

@@ -6,12 +6,15 @@
  *  - no transformation writes past PC_TF_OUT_MAX(n) bytes (each output
  *    buffer is exactly that long: ASan sees any overrun) or returns more;
  *  - shrinking ones never grow their input; "length" writes the length;
- *  - case folding, trimming, path normalising and removals are idempotent.
+ *  - case folding, trimming, path normalising and removals are idempotent;
+ *  - on a plain value (pc_tf_is_plain) the transformations that
+ *    pc_tf_plain_effect calls the identity are, and lowercase only lowers.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "fuzz_common.h"
+#include "str.h"
 #include "waf_tf.h"
 
 static int shrinks(int tf)
@@ -40,6 +43,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             size_t m = pc_tf_apply(tf, out, n, again);
             FZ_ASSERT(m == n && memcmp(again, out, n) == 0);
             free(again);
+        }
+        /* on a plain value, what pc_tf_plain_effect says (the engine skips
+         * running such transformations) */
+        int eff = pc_tf_plain_effect(tf);
+        if (eff && pc_tf_is_plain(data, size)) {
+            FZ_ASSERT(n == size);
+            for (size_t i = 0; i < n; i++)
+                FZ_ASSERT(out[i] == (eff == 2 ? pc_lower(data[i]) : data[i]));
         }
         free(out);
     }

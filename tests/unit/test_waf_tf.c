@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "test.h"
+#include "str.h"
 #include "waf_tf.h"
 
 static char outbuf[4096];
@@ -128,6 +129,36 @@ TEST(paths_and_commands)
     T("cmdLine", "WGET  http://x ; id,  uname  (a)", "wget http://x id uname(a)");
 }
 
+/* The engine takes a chain's result on a plain value from
+ * pc_tf_plain_effect without running it: the claim, checked. */
+TEST(plain_values)
+{
+    static const char *const plain[] = {
+        "", "hello", "Mozilla/5.0 (X11; Linux x86_64) Gecko",
+        "a=b;c='d' <e> \"f\" $(g) {h} [i] |j| ~!@#^*_=?,./:", "SELECT * FROM t WHERE a = 1"};
+    static const char *const not_plain[] = {"%41", "a+b", "&lt;", "\\x41", "caf\xc3\xa9", "a\tb"};
+    for (size_t k = 0; k < sizeof(plain) / sizeof(plain[0]); k++) {
+        const unsigned char *v = (const unsigned char *)plain[k];
+        size_t n = strlen(plain[k]);
+        CHECK(pc_tf_is_plain(v, n));
+        for (int tf = 0; tf < PC_TF_COUNT; tf++) {
+            int eff = pc_tf_plain_effect(tf);
+            unsigned char out[PC_TF_OUT_MAX(64)];
+            size_t m = pc_tf_apply(tf, v, n, out);
+            if (!eff)
+                continue;
+            CHECK_EQ_INT(m, n);
+            for (size_t i = 0; i < n && i < m; i++)
+                CHECK(out[i] == (eff == 2 ? pc_lower(v[i]) : v[i]));
+        }
+    }
+    for (size_t k = 0; k < sizeof(not_plain) / sizeof(not_plain[0]); k++)
+        CHECK(!pc_tf_is_plain((const unsigned char *)not_plain[k], strlen(not_plain[k])));
+    CHECK_EQ_INT(pc_tf_plain_effect(PC_TF_LOWERCASE), 2);
+    CHECK_EQ_INT(pc_tf_plain_effect(PC_TF_COMPRESS_WHITESPACE), 0);
+    CHECK_EQ_INT(pc_tf_plain_effect(PC_TF_BASE64_DECODE), 0);
+}
+
 TEST_MAIN(RUN(names); RUN(case_and_whitespace); RUN(url_decodes); RUN(overlong_utf8);
           RUN(html_entities); RUN(js_css_escape); RUN(base64_hex); RUN(comments);
-          RUN(paths_and_commands))
+          RUN(paths_and_commands); RUN(plain_values))
