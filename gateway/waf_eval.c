@@ -123,12 +123,27 @@ const char *pc_waf_getvar(const pc_waf_tx_t *tx, const char *name)
 
 typedef struct {
     const pc_waf_rule_t *rule;
-    const char *mvar; /* matched variable name */
+    const char *mvar; /* matched variable name ("ARGS:q"), made when first asked for */
+    int kind;         /* ... from these */
+    const char *kname;
+    size_t knlen;
     const char *mval; /* matched value */
     size_t mval_len;
 } mctx_t;
 
-static const char *lookup(pc_waf_tx_t *tx, const mctx_t *m, const char *key, size_t kl, size_t *len,
+/* The matched variable's name, "ARGS:q" (the name cut at 100 bytes). */
+static const char *mvar(pc_waf_tx_t *tx, mctx_t *m)
+{
+    if (!m->mvar && m->kname) {
+        char vn[160];
+        snprintf(vn, sizeof(vn), "%s:%.*s", pc_waf_var_name(m->kind),
+                 (int)(m->knlen > 100 ? 100 : m->knlen), m->kname);
+        m->mvar = adup(tx, vn, strlen(vn));
+    }
+    return m->mvar;
+}
+
+static const char *lookup(pc_waf_tx_t *tx, mctx_t *m, const char *key, size_t kl, size_t *len,
                           char *num)
 {
     if (kl > 3 && strncasecmp(key, "tx.", 3) == 0) {
@@ -143,8 +158,9 @@ static const char *lookup(pc_waf_tx_t *tx, const mctx_t *m, const char *key, siz
         return m->mval;
     }
     if (kl == 16 && strncasecmp(key, "MATCHED_VAR_NAME", 16) == 0) {
-        *len = m->mvar ? strlen(m->mvar) : 0;
-        return m->mvar;
+        const char *v = mvar(tx, m);
+        *len = v ? strlen(v) : 0;
+        return v;
     }
     if (kl == 7 && strncasecmp(key, "rule.id", 7) == 0) {
         *len = pc_u64_dec(m->rule ? m->rule->id : 0, num);
@@ -168,7 +184,7 @@ static const char *lookup(pc_waf_tx_t *tx, const mctx_t *m, const char *key, siz
 }
 
 /* s with its macros expanded (in the arena); NULL when s is. */
-static char *expand(pc_waf_tx_t *tx, const mctx_t *m, const char *s)
+static char *expand(pc_waf_tx_t *tx, mctx_t *m, const char *s)
 {
     if (!s)
         return NULL;
@@ -198,7 +214,7 @@ static int64_t as_int(const char *s)
     return s ? strtoll(s, NULL, 10) : 0;
 }
 
-static void do_setvars(pc_waf_tx_t *tx, const pc_waf_rule_t *r, const mctx_t *m)
+static void do_setvars(pc_waf_tx_t *tx, const pc_waf_rule_t *r, mctx_t *m)
 {
     for (size_t i = 0; i < r->nsetvars; i++) {
         const pc_waf_setvar_t *sv = &r->setvars[i];
@@ -289,7 +305,7 @@ static int name_is(const pc_waf_var_t *sel, const pc_waf_kv_t *kv, pc_op_ctx_t *
                                ctx->md, NULL);
         return rc >= 0;
     }
-    return strlen(sel->sel) == kv->nlen && strncasecmp(sel->sel, kv->name, kv->nlen) == 0;
+    return sel->sel_len == kv->nlen && strncasecmp(sel->sel, kv->name, kv->nlen) == 0;
 }
 
 static int removed(const pc_waf_tx_t *tx, const pc_waf_rule_t *head, int var, const pc_waf_kv_t *kv)
@@ -336,7 +352,7 @@ static int rule_matches(const pc_waf_rule_t *head, const pc_waf_rule_t *r, pc_wa
         return 1;
     int64_t numparam = 0;
     if (r->op.param && r->op.param[0] == '%') {
-        mctx_t none = {head, NULL, NULL, 0};
+        mctx_t none = {head, NULL, 0, NULL, 0, NULL, 0};
         numparam = as_int(expand(tx, &none, r->op.param));
     }
     for (size_t i = 0; i < r->nvars; i++) {
@@ -353,7 +369,8 @@ static int rule_matches(const pc_waf_rule_t *head, const pc_waf_rule_t *r, pc_wa
             char num[24];
             size_t nl = pc_u64_dec(k, num);
             if (pc_op_match(&r->op, tx->opctx, (const unsigned char *)num, nl, numparam)) {
-                *m = (mctx_t){head, pc_waf_var_name(t->kind), adup(tx, num, nl), nl};
+                *m = (mctx_t){head, pc_waf_var_name(t->kind), t->kind, NULL,
+                              0,    adup(tx, num, nl),        nl};
                 return 1;
             }
             continue;
@@ -374,10 +391,7 @@ static int rule_matches(const pc_waf_rule_t *head, const pc_waf_rule_t *r, pc_wa
                 return 1; /* out of memory: never a pass */
             if (pc_op_match(&r->op, tx->opctx, (const unsigned char *)tv, tl, numparam)) {
                 *limit_hit |= tx->opctx->limit_hit;
-                char vn[160];
-                snprintf(vn, sizeof(vn), "%s:%.*s", pc_waf_var_name(t->kind),
-                         (int)(kv->nlen > 100 ? 100 : kv->nlen), kv->name);
-                *m = (mctx_t){head, adup(tx, vn, strlen(vn)), tv, tl};
+                *m = (mctx_t){head, NULL, t->kind, kv->name, kv->nlen, tv, tl};
                 if (r->capture)
                     for (unsigned k = 0; k < tx->opctx->ncaps; k++) {
                         char cn[4] = {(char)('0' + k), 0};
@@ -402,7 +416,7 @@ static int rule_removed(const pc_waf_tx_t *tx, const pc_waf_rule_t *r)
     return 0;
 }
 
-static void record(pc_waf_tx_t *tx, const pc_waf_rule_t *head, const mctx_t *m, int limit_hit)
+static void record(pc_waf_tx_t *tx, const pc_waf_rule_t *head, mctx_t *m, int limit_hit)
 {
     if (tx->nhits == PC_WAF_MAX_HITS)
         return;
@@ -410,7 +424,7 @@ static void record(pc_waf_tx_t *tx, const pc_waf_rule_t *head, const mctx_t *m, 
     h->id = head->id;
     h->msg = expand(tx, m, head->msg);
     h->logdata = expand(tx, m, head->logdata);
-    h->var = m->mvar;
+    h->var = mvar(tx, m);
     h->excerpt =
         m->mval ? adup(tx, m->mval, m->mval_len > EXCERPT_MAX ? EXCERPT_MAX : m->mval_len) : NULL;
     h->limit_hit = limit_hit;
@@ -515,7 +529,7 @@ int pc_waf_eval(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
         }
         if (skip_to || r->phase != phase || rule_removed(tx, r) || !candidate(rs, tx, r))
             continue;
-        mctx_t m = {r, NULL, NULL, 0};
+        mctx_t m = {r, NULL, 0, NULL, 0, NULL, 0};
         int limit_hit = 0;
         const pc_waf_rule_t *link = r;
         struct timespec t0;
@@ -526,12 +540,13 @@ int pc_waf_eval(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
             /* (a rule stops at its first match: MATCHED_VARS holds that one) */
             tx->coll[PC_WV_MATCHED_VAR].n = tx->coll[PC_WV_MATCHED_VARS].n = 0;
             push(tx, PC_WV_MATCHED_VAR, "MATCHED_VAR", 11, m.mval, m.mval_len);
-            push(tx, PC_WV_MATCHED_VARS, m.mvar ? m.mvar : "", m.mvar ? strlen(m.mvar) : 0, m.mval,
-                 m.mval_len);
             tx->coll[PC_WV_MATCHED_VAR_NAME].n = tx->coll[PC_WV_MATCHED_VARS_NAMES].n = 0;
-            if (m.mvar) {
-                push(tx, PC_WV_MATCHED_VAR_NAME, "MATCHED_VAR_NAME", 16, m.mvar, strlen(m.mvar));
-                push(tx, PC_WV_MATCHED_VARS_NAMES, m.mvar, strlen(m.mvar), m.mvar, strlen(m.mvar));
+            /* the names only when a rule may read them (making them costs) */
+            const char *mv = link->chained || rs->reads_matched_names ? mvar(tx, &m) : NULL;
+            push(tx, PC_WV_MATCHED_VARS, mv ? mv : "", mv ? strlen(mv) : 0, m.mval, m.mval_len);
+            if (mv) {
+                push(tx, PC_WV_MATCHED_VAR_NAME, "MATCHED_VAR_NAME", 16, mv, strlen(mv));
+                push(tx, PC_WV_MATCHED_VARS_NAMES, mv, strlen(mv), mv, strlen(mv));
             }
             link = link->chained;
         }

@@ -109,11 +109,15 @@ static int parse_var(lctx_t *c, const char *p, size_t n, pc_waf_var_t *v)
                 err(c, "variable '%.*s': invalid selector regex: %s", (int)n, p, msg);
                 return -1;
             }
-        } else if ((v->sel = dupn(s, sl)) != NULL && kind != PC_WV_ARGS && kind != PC_WV_ARGS_GET &&
-                   kind != PC_WV_ARGS_POST && kind != PC_WV_REQUEST_COOKIES &&
-                   kind != PC_WV_FILES) {
-            for (char *q = v->sel; *q; q++) /* header and TX names are case-insensitive */
-                *q = (char)pc_lower((unsigned char)*q);
+        } else if (!(v->sel = dupn(s, sl))) {
+            err(c, "out of memory");
+            return -1;
+        } else {
+            v->sel_len = sl;
+            if (kind != PC_WV_ARGS && kind != PC_WV_ARGS_GET && kind != PC_WV_ARGS_POST &&
+                kind != PC_WV_REQUEST_COOKIES && kind != PC_WV_FILES)
+                for (char *q = v->sel; *q; q++) /* header and TX names are case-insensitive */
+                    *q = (char)pc_lower((unsigned char)*q);
         }
     } else if (v->exclude) {
         err(c, "'!%.*s' excludes nothing: name what to exclude (e.g. !ARGS:password)", (int)n, p);
@@ -896,6 +900,7 @@ static int number_chains(pc_waf_ruleset_t *rs) /* and the exclusion masks */
     if (!first)
         return -1;
     rs->nchains = 0;
+    rs->reads_matched_names = 0;
     free(rs->chain_plain);
     if (!(rs->chain_plain = calloc(links + 1, 1))) {
         free(first);
@@ -922,6 +927,10 @@ static int number_chains(pc_waf_ruleset_t *rs) /* and the exclusion masks */
                 first[rs->nchains++] = r;
             }
             r->tfchain = (uint16_t)k;
+            for (size_t v = 0; v < r->nvars; v++)
+                rs->reads_matched_names |= r->vars[v].kind == PC_WV_MATCHED_VAR_NAME ||
+                                           r->vars[v].kind == PC_WV_MATCHED_VARS ||
+                                           r->vars[v].kind == PC_WV_MATCHED_VARS_NAMES;
             r->excl_kinds = 0;
             for (size_t v = 0; v < r->nvars; v++)
                 if (r->vars[v].exclude) /* !ARGS:x also excludes from ARGS_GET, ARGS_POST */

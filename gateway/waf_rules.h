@@ -61,6 +61,7 @@ typedef struct pc_waf_var_s {
     uint8_t count;   /* &VAR: the number of values */
     uint8_t exclude; /* !VAR:sel: removes sel from the rule's targets */
     char *sel;       /* selector (lower case for case-insensitive collections), or NULL */
+    size_t sel_len;
     struct pcre2_real_code_8 *sel_re; /* /regex/ selector */
 } pc_waf_var_t;
 
@@ -155,11 +156,12 @@ typedef struct pc_waf_ruleset_s {
     pc_waf_rule_t *open_chain;       /* while loading: a rule whose chain is still to come */
     struct pc_pf_group_s *pf_groups; /* the prefilter (waf_pf.h) */
     unsigned npf_groups;
-    uint32_t npf;         /* rules with a prefilter */
-    uint32_t pf_words;    /* 64-bit words of a value's pf bits (every group's) */
-    unsigned nchains;     /* distinct transformation chains (pc_waf_rule_t.tfchain) */
-    uint8_t *chain_plain; /* per chain, on a plain value: 0 run it, 1 identity, 2 lowercase */
-    int no_prefilter;     /* evaluate every rule on every value (tests compare) */
+    uint32_t npf;            /* rules with a prefilter */
+    uint32_t pf_words;       /* 64-bit words of a value's pf bits (every group's) */
+    unsigned nchains;        /* distinct transformation chains (pc_waf_rule_t.tfchain) */
+    uint8_t *chain_plain;    /* per chain, on a plain value: 0 run it, 1 identity, 2 lowercase */
+    int reads_matched_names; /* a rule targets MATCHED_VAR_NAME or MATCHED_VARS(_NAMES) */
+    int no_prefilter;        /* evaluate every rule on every value (tests compare) */
 } pc_waf_ruleset_t;
 
 /* Loads path (a file; `Include` may pull others, with globs, relative to
