@@ -84,6 +84,16 @@ static void add_union(set_t *a, const set_t *b)
     }
 }
 
+/* Sets without zeroing their (large) string arrays: only n strings are read. */
+static void init(set_t *s, int top, int exact, unsigned n)
+{
+    s->top = top;
+    s->exact = exact;
+    s->l.n = n;
+    if (n)
+        s->l.len[0] = 0; /* {""}: the empty string */
+}
+
 static void one(set_t *s, const char *lit, size_t n)
 {
     s->top = 0;
@@ -407,7 +417,8 @@ static int product(set_t *a, const set_t *b)
         for (unsigned j = 0; j < b->l.n; j++)
             if (a->l.len[i] + b->l.len[j] > PC_PF_LIT_MAX)
                 return -1;
-    set_t t = {0, a->exact && b->exact, {0}};
+    set_t t;
+    init(&t, 0, a->exact && b->exact, 0);
     for (unsigned i = 0; i < a->l.n; i++)
         for (unsigned j = 0; j < b->l.n; j++) {
             unsigned k = t.l.n++;
@@ -425,12 +436,14 @@ static int product(set_t *a, const set_t *b)
  * anything else ends them (they become a candidate) and starts afresh. */
 static set_t parse_seq(st_t *st)
 {
-    set_t best = {1, 0, {0}};
-    set_t cur = {0, 1, {.n = 1}}; /* the empty string: an empty sequence matches it */
+    set_t best, cur;
+    init(&best, 1, 0, 0);
+    init(&cur, 0, 1, 1); /* the empty string: an empty sequence matches it */
     int exact = 1;
     while (!st->abort && st->i < st->n && peek(st, 0) != '|' && peek(st, 0) != ')') {
         int c = peek(st, 0), ch = 0, kind;
-        set_t sub = {1, 0, {0}};
+        set_t sub;
+        init(&sub, 1, 0, 0);
         if (c == '(') {
             kind = group(st, &sub);
         } else if (c == '[') {
@@ -480,7 +493,7 @@ static set_t parse_seq(st_t *st)
         /* anything else: the strings end here */
         exact = 0;
         better(&best, &cur);
-        cur = (set_t){0, 1, {.n = 1}};
+        init(&cur, 0, 1, 1);
         if (kind == A_SET && min >= 1)
             better(&best, &sub);
     }
