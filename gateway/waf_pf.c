@@ -144,7 +144,8 @@ static int escape(st_t *st, int *c)
         *c = 7;
         return A_CHAR;
     case 'x': {
-        int v = 0, k = 0;
+        long v = 0; /* 8 hex digits at most: no overflow */
+        int k = 0;
         if (peek(st, 0) == '{') {
             st->i++;
             while (peek(st, 0) >= 0 && peek(st, 0) != '}' && hexval(peek(st, 0)) >= 0 && k < 8)
@@ -158,7 +159,7 @@ static int escape(st_t *st, int *c)
             while (k < 2 && hexval(peek(st, 0)) >= 0)
                 v = v * 16 + hexval(peek(st, 0)), st->i++, k++;
         }
-        *c = v;
+        *c = (int)(v < 0x80 ? v : 0);
         return v < 0x80 ? A_CHAR : A_ANY;
     }
     case 'b':

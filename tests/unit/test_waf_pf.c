@@ -93,6 +93,8 @@ TEST(unknown_for_what_is_not_modelled)
     /* bytes over 0x7f require nothing (their case folding is not modelled) */
     CHECK_EQ_STR(lits("\xc3\xa9t\xc3\xa9"), "t");
     CHECK_EQ_STR(lits("\\x{e9}\\xe9"), "?");
+    /* found by fuzz_waf_pf: eight hex digits overflowed an int into a "character" */
+    CHECK_EQ_STR(lits("\\x{FFFFFFFF}ab"), "ab");
     CHECK_EQ_STR(lits("abc)"), "?"); /* unbalanced */
     CHECK_EQ_STR(lits("(abc"), "?");
     CHECK_EQ_STR(lits("+a"), "?");
