@@ -46,7 +46,8 @@ typedef struct pc_filter_ops_s {
     /* The upstream's response head is parsed, nothing sent to the client yet.
      * May add or drop response headers; may not suspend. */
     pc_filter_rc_e (*response_headers)(pc_req_t *r, const void *conf, void *state);
-    /* The request is over (answered, failed or abandoned). */
+    /* The request is over (answered, failed or abandoned) and logged:
+     * release what state holds. */
     void (*log)(pc_req_t *r, const void *conf, void *state);
     /* Required of a filter that may SUSPEND: the request is torn down while
      * this filter holds it (the worker stops after shutdown_timeout). Stop

@@ -665,10 +665,6 @@ static void access_log(pc_req_t *r, int64_t duration_us)
 
 void pc_req_finish(pc_req_t *r)
 {
-    const pc_chain_t *ch = r->route ? &r->route->chain : NULL;
-    for (size_t i = 0; ch && r->filter_state && i < ch->n; i++)
-        if (ch->filters[i].ops->log)
-            ch->filters[i].ops->log(r, ch->filters[i].conf, r->filter_state[i]);
     if (r->up)
         pc_proxy_detach(r, 0);
     if (r->status == 0)
@@ -682,8 +678,11 @@ void pc_req_finish(pc_req_t *r)
     access_log(r, duration);
     if (r->blocked_by || r->nflags)
         security_log(r);
-    if (r->side_arena)
-        pc_arena_free(r->side_arena);
+    /* after the lines: what filters release may be what the lines show */
+    const pc_chain_t *ch = r->route ? &r->route->chain : NULL;
+    for (size_t i = 0; ch && r->filter_state && i < ch->n; i++)
+        if (ch->filters[i].ops->log)
+            ch->filters[i].ops->log(r, ch->filters[i].conf, r->filter_state[i]);
     pc_worker_snap_release(r->w, r->snap);
     free(r->hbuf);
     pc_arena_t a = r->arena; /* r lives inside its own arena */

@@ -111,7 +111,6 @@ struct pc_req_s {
     const char *user;                    /* who the client is (the access log's user), or NULL */
     const struct pc_waf_hit_s *waf_hits; /* WAF rules that matched (logged), or NULL */
     unsigned nwaf_hits;
-    pc_arena_t *side_arena;    /* a filter's own arena (in r's), freed after the logs */
     struct json_t *jwt_claims; /* the verified token's claims (a reference), or NULL */
 
     /* outcome */

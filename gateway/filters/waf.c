@@ -306,7 +306,6 @@ static pc_filter_rc_e waf_headers(pc_req_t *r, const void *conf, void *state)
     }
     int64_t most = g->body_inspect_limit > w->max_body ? g->body_inspect_limit : w->max_body;
     pc_arena_init(&st->arena, &wk->blocks, 0, (size_t)most * 3 + (1u << 20));
-    r->side_arena = &st->arena;
     pc_waf_tx_init(&st->tx, &st->arena, wk->waf_ctx);
     st->tx.timed = ++wk->waf_sample % PC_WAF_TIME_EVERY == 0;
     st->started = 1;
@@ -375,9 +374,20 @@ static pc_filter_rc_e waf_body(pc_req_t *r, const void *conf, void *state, const
     return phase2(r, w, st);
 }
 
+/* The logs have read the transaction's hits: its memory can go. */
+static void waf_log(pc_req_t *r, const void *conf, void *state)
+{
+    waf_state_t *st = state;
+    (void)r;
+    (void)conf;
+    if (st->started)
+        pc_arena_free(&st->arena);
+}
+
 const pc_filter_ops_t pc_waf_filter_ops = {
     .name = "waf",
     .state_size = sizeof(waf_state_t),
     .request_headers = waf_headers,
     .request_body = waf_body,
+    .log = waf_log,
 };
