@@ -293,13 +293,7 @@ static int response_header_remove(portcullis_req_t *h, const char *name)
 
 static int respond(portcullis_req_t *h, int status, const char *error)
 {
-    static const struct {
-        int status;
-        pc_reply_e reason;
-    } allowed[] = {{400, PC_REPLY_bad_request},       {401, PC_REPLY_unauthorized},
-                   {403, PC_REPLY_forbidden},         {404, PC_REPLY_not_found},
-                   {413, PC_REPLY_content_too_large}, {429, PC_REPLY_too_many_requests},
-                   {500, PC_REPLY_internal_error},    {503, PC_REPLY_service_unavailable}};
+    static const int allowed[] = {400, 401, 403, 404, 413, 429, 500, 503};
     pc_plugin_call_t *c = call_of(h);
     if (!before_response(c) || c->responded || c->r->state == PC_RS_REPLY ||
         c->r->state == PC_RS_DONE)
@@ -314,7 +308,7 @@ static int respond(portcullis_req_t *h, int status, const char *error)
     if (error && n == 0)
         return -1;
     for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++) {
-        if (allowed[i].status != status)
+        if (allowed[i] != status)
             continue;
         pc_req_t *r = c->r;
         /* the access log's detail: which plugin, and its error code */
@@ -322,7 +316,8 @@ static int respond(portcullis_req_t *h, int status, const char *error)
         char *detail = pc_arena_alloc(&r->arena, dl);
         if (detail)
             snprintf(detail, dl, "%s%s%s", c->p->subsys, error ? ": " : "", error ? error : "");
-        pc_req_respond_as(r, allowed[i].reason, error, detail ? detail : c->p->subsys);
+        pc_req_respond_as(r, pc_reply_for_status(status, PC_REPLY_forbidden), error,
+                          detail ? detail : c->p->subsys);
         r->blocked_by = NULL; /* plugins are not among the fixed block reasons */
         c->responded = 1;
         return 0;

@@ -279,25 +279,19 @@ void pc_req_run(pc_req_t *r)
     }
 }
 
+pc_reply_e pc_reply_for_status(int status, pc_reply_e dflt)
+{
+    for (int i = 0; i < PC_REPLY_COUNT; i++)
+        if (reasons[i].status == status)
+            return (pc_reply_e)i;
+    return dflt;
+}
+
 void pc_req_respond_http_error(pc_req_t *r, int rc)
 {
-    static const struct {
-        int status;
-        pc_reply_e reason;
-    } map[] = {{400, PC_REPLY_bad_request},
-               {405, PC_REPLY_method_not_allowed},
-               {413, PC_REPLY_content_too_large},
-               {414, PC_REPLY_uri_too_long},
-               {417, PC_REPLY_expectation_failed},
-               {431, PC_REPLY_header_fields_too_large},
-               {505, PC_REPLY_http_version_not_supported}};
-    int status = pc_http_err_status(rc);
-    pc_reply_e reason = PC_REPLY_bad_request;
-    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-        if (map[i].status == status)
-            reason = map[i].reason;
     r->close_after = 1; /* the stream can no longer be trusted */
-    pc_req_respond(r, reason, pc_http_err_detail(rc));
+    pc_req_respond(r, pc_reply_for_status(pc_http_err_status(rc), PC_REPLY_bad_request),
+                   pc_http_err_detail(rc));
 }
 
 int pc_req_block(pc_req_t *r, pc_reply_e reply, const char *blocked_by, const char *detail)

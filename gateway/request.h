@@ -216,6 +216,9 @@ void pc_req_respond_empty(pc_req_t *r, int status, const char *detail);
 void pc_req_put_added_headers(pc_req_t *r, pc_wbuf_t *o);
 size_t pc_req_added_headers_size(const pc_req_t *r);
 
+/* The reply with this status (statuses are unique among them), or dflt. */
+pc_reply_e pc_reply_for_status(int status, pc_reply_e dflt);
+
 /* Answers a parse failure (negative pc_http_* code) locally. */
 void pc_req_respond_http_error(pc_req_t *r, int rc);
 

@@ -232,22 +232,6 @@ typedef struct {
     uint8_t done;    /* phase 2 ran (or the request was refused) */
 } waf_state_t;
 
-/* The reply for a rule's status (403 when the set has no such reply). */
-static pc_reply_e reply_for(int status)
-{
-    static const struct {
-        int status;
-        pc_reply_e reply;
-    } map[] = {{400, PC_REPLY_bad_request},        {401, PC_REPLY_unauthorized},
-               {404, PC_REPLY_not_found},          {405, PC_REPLY_method_not_allowed},
-               {413, PC_REPLY_content_too_large},  {429, PC_REPLY_too_many_requests},
-               {503, PC_REPLY_service_unavailable}};
-    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-        if (map[i].status == status)
-            return map[i].reply;
-    return PC_REPLY_forbidden;
-}
-
 /* The request's log fields point at the transaction's hits. */
 static void publish(pc_req_t *r, waf_state_t *st)
 {
@@ -276,7 +260,8 @@ static pc_filter_rc_e verdict(pc_req_t *r, const pc_route_waf_t *w, waf_state_t 
     for (unsigned i = 0; i < st->tx.nhits; i++)
         if (st->tx.hits[i].id == st->tx.decided_by && st->tx.hits[i].msg)
             detail = st->tx.hits[i].msg;
-    return refuse(r, w, reply_for(st->tx.status ? st->tx.status : 403), NULL, detail);
+    /* the deciding rule's status when the gateway has a reply for it */
+    return refuse(r, w, pc_reply_for_status(st->tx.status, PC_REPLY_forbidden), NULL, detail);
 }
 
 static pc_filter_rc_e phase2(pc_req_t *r, const pc_route_waf_t *w, waf_state_t *st)
