@@ -215,20 +215,26 @@ static int parse_vars(lctx_t *c, pc_waf_rule_t *r, const char *p, size_t n)
 
 /* ---- actions ---- */
 
-static int parse_ids(lctx_t *c, const char *s, size_t n, uint32_t *lo, uint32_t *hi)
+int pc_waf_parse_ids(const char *s, size_t n, uint32_t *lo, uint32_t *hi)
 {
     uint64_t a, b;
     const char *dash = memchr(s, '-', n);
     if (pc_str_to_u64(pc_str_make(s, dash ? (size_t)(dash - s) : n), UINT32_MAX, &a) != 0 ||
         (dash &&
          pc_str_to_u64(pc_str_make(dash + 1, n - (size_t)(dash - s) - 1), UINT32_MAX, &b) != 0) ||
-        !a || (dash && b < a)) {
-        err(c, "'%.*s' is not a rule id or id range", (int)n, s);
+        !a || (dash && b < a))
         return -1;
-    }
     *lo = (uint32_t)a;
     *hi = dash ? (uint32_t)b : (uint32_t)a;
     return 0;
+}
+
+static int parse_ids(lctx_t *c, const char *s, size_t n, uint32_t *lo, uint32_t *hi)
+{
+    if (pc_waf_parse_ids(s, n, lo, hi) == 0)
+        return 0;
+    err(c, "'%.*s' is not a rule id or id range", (int)n, s);
+    return -1;
 }
 
 static int parse_setvar(lctx_t *c, pc_waf_rule_t *r, const char *v, size_t n)

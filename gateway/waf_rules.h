@@ -173,6 +173,9 @@ int pc_waf_load_text(pc_waf_ruleset_t *rs, const char *name, const char *text, s
                      pc_errlist_t *errs);
 void pc_waf_ruleset_free(pc_waf_ruleset_t *rs);
 
+/* "942100" or "942100-942199" (n bytes) into lo..hi; 0 or -1. */
+int pc_waf_parse_ids(const char *s, size_t n, uint32_t *lo, uint32_t *hi);
+
 /* Parses one target ("ARGS:password", "REQUEST_COOKIES:/^_ga/") as a rule
  * or ctl:ruleRemoveTargetById would. 0, or -1 with a message in err. */
 int pc_waf_parse_target(const char *s, size_t n, pc_waf_var_t *v, char *err, size_t errlen);

@@ -108,26 +108,6 @@ void pc_waf_finish(pc_cctx_t *c, const pc_ynode_t *root)
                         later, later == 1 ? "" : "s", first->id);
 }
 
-/* "942100" or "942100-942199" at the start of s; the rest in *end. */
-static int parse_ids(const char *s, uint32_t *lo, uint32_t *hi, const char **end)
-{
-    char *e;
-    unsigned long a = strtoul(s, &e, 10), b;
-    if (e == s || s[0] == '-' || s[0] == '+' || a == 0 || a > UINT32_MAX)
-        return -1;
-    b = a;
-    if (*e == '-') {
-        const char *t = e + 1;
-        b = strtoul(t, &e, 10);
-        if (e == t || t[0] == '-' || t[0] == '+' || b < a || b > UINT32_MAX)
-            return -1;
-    }
-    *lo = (uint32_t)a;
-    *hi = (uint32_t)b;
-    *end = e;
-    return 0;
-}
-
 static int any_rule(const pc_waf_ruleset_t *rs, uint32_t lo, uint32_t hi)
 {
     for (size_t i = 0; i < rs->n; i++)
@@ -165,9 +145,9 @@ void pc_waf_resolve_route(pc_cctx_t *c, pc_route_conf_t *r, const pc_ynode_t *rn
     size_t m2 = pc_cfg_push_key(c, "exclude_rules");
     for (size_t i = 0; i < w->n_exclude_rules; i++) {
         pc_waf_exclusion_t *x = &w->excl[w->nexcl];
-        const char *end;
         size_t m3 = pc_cfg_push_index(c, i);
-        if (parse_ids(w->exclude_rules[i], &x->lo, &x->hi, &end) != 0 || *end) {
+        const char *s = w->exclude_rules[i];
+        if (pc_waf_parse_ids(s, strlen(s), &x->lo, &x->hi) != 0) {
             pc_cfg_error(c, item(list, i, wn), "expected a rule id or a range (942100-942199)");
         } else {
             if (!any_rule(g->rs, x->lo, x->hi))
@@ -182,22 +162,25 @@ void pc_waf_resolve_route(pc_cctx_t *c, pc_route_conf_t *r, const pc_ynode_t *rn
     m2 = pc_cfg_push_key(c, "exclude_targets");
     for (size_t i = 0; i < w->n_exclude_targets; i++) {
         pc_waf_exclusion_t *x = &w->excl[w->nexcl];
-        const char *s = w->exclude_targets[i], *end = s;
+        const char *s = w->exclude_targets[i], *target = s;
         char err[256];
         size_t m3 = pc_cfg_push_index(c, i);
         x->lo = 1;
         x->hi = UINT32_MAX;
-        if (s[0] >= '0' && s[0] <= '9' &&
-            (parse_ids(s, &x->lo, &x->hi, &end) != 0 || *end != ':')) {
+        /* RULE_ID[-RULE_ID]: before the target when it starts with a digit */
+        const char *colon = s[0] >= '0' && s[0] <= '9' ? strchr(s, ':') : NULL;
+        if (colon)
+            target = colon + 1;
+        if ((s[0] >= '0' && s[0] <= '9') &&
+            (!colon || pc_waf_parse_ids(s, (size_t)(colon - s), &x->lo, &x->hi) != 0)) {
             pc_cfg_error(c, item(list, i, wn), "expected [RULE_ID[-RULE_ID]:]TARGET");
-        } else if (pc_waf_parse_target(end + (end != s), strlen(end + (end != s)), &x->target, err,
-                                       sizeof(err)) != 0) {
+        } else if (pc_waf_parse_target(target, strlen(target), &x->target, err, sizeof(err)) != 0) {
             pc_cfg_error(c, item(list, i, wn), "%s", err);
         } else {
             x->has_target = 1;
-            if (end != s && !any_rule(g->rs, x->lo, x->hi))
+            if (colon && !any_rule(g->rs, x->lo, x->hi))
                 pc_cfg_warn(c, item(list, i, wn), "no rule of the rule set has id %.*s",
-                            (int)(end - s), s);
+                            (int)(colon - s), s);
             w->nexcl++;
         }
         pc_cfg_pop(c, m3);
