@@ -14,21 +14,13 @@ static const pc_str_t ctype_name = {"content-type", 12};
 
 typedef struct {
     pc_waf_tx_t *tx;
-    int args;  /* the collection arguments go to */
-    int files; /* 1: file names go to FILES */
+    int args;   /* the collection arguments go to */
+    int stable; /* the parser's pairs outlive the call (in the input, or in an
+                 * out buffer it fills once): kept as they are */
 } sink_t;
 
-static char *dup(pc_waf_tx_t *tx, const char *p, size_t n)
-{
-    char *d = pc_arena_alloc(tx->arena, n + 1);
-    if (d) {
-        memcpy(d, p, n);
-        d[n] = 0;
-    }
-    return d;
-}
-
-/* Pairs from the body parsers are valid during the call only: copied. */
+/* Pairs from the body parsers are valid during the call only, unless the
+ * parser is one that leaves them in place (see waf_body.h): copied then. */
 static int sink(void *arg, int kind, const char *name, size_t nlen, const char *value, size_t vlen)
 {
     sink_t *s = arg;
@@ -36,8 +28,11 @@ static int sink(void *arg, int kind, const char *name, size_t nlen, const char *
               : kind == PC_WAFB_FILE        ? PC_WV_FILES
               : kind == PC_WAFB_PART_HEADER ? PC_WV_MULTIPART_PART_HEADERS
                                             : s->args;
-    char *n = dup(s->tx, name, nlen), *v = dup(s->tx, value, vlen);
-    if (!n || !v || pc_waf_add(s->tx, var, n, nlen, v, vlen) != 0)
+    if (!s->stable) {
+        name = pc_arena_strndup(s->tx->arena, name, nlen);
+        value = pc_arena_strndup(s->tx->arena, value, vlen);
+    }
+    if (!name || !value || pc_waf_add(s->tx, var, name, nlen, value, vlen) != 0)
         return PC_WAFB_NOMEM;
     return 0;
 }
@@ -84,7 +79,7 @@ int pc_waf_collect_head(pc_waf_tx_t *tx, const pc_http_request_t *h, const char 
     if (h->query.p) {
         rc |= pc_waf_add(tx, PC_WV_QUERY_STRING, "QUERY_STRING", 12, h->query.p, h->query.n);
         char *out = pc_arena_alloc(tx->arena, h->query.n + 1);
-        sink_t s = {tx, PC_WV_ARGS_GET, 0};
+        sink_t s = {tx, PC_WV_ARGS_GET, 1};
         if (!out)
             return -1;
         /* a query string is never "malformed": whatever it holds is data;
@@ -101,10 +96,9 @@ int pc_waf_collect_head(pc_waf_tx_t *tx, const pc_http_request_t *h, const char 
         const pc_http_header_t *hd = &h->headers[i];
         rc |=
             pc_waf_add(tx, PC_WV_REQUEST_HEADERS, hd->name.p, hd->name.n, hd->value.p, hd->value.n);
-        if (hd->name.n == cookie_name.n && strncasecmp(hd->name.p, cookie_name.p, 6) == 0) {
-            char *out = pc_arena_alloc(tx->arena, hd->value.n + 1);
-            sink_t s = {tx, PC_WV_ARGS, 0};
-            if (!out || pc_wafb_cookies(hd->value.p, hd->value.n, out, sink, &s) == PC_WAFB_NOMEM)
+        if (pc_str_ieq(hd->name, cookie_name)) {
+            sink_t s = {tx, PC_WV_ARGS, 1}; /* cookies stay in the head */
+            if (pc_wafb_cookies(hd->value.p, hd->value.n, sink, &s) == PC_WAFB_NOMEM)
                 return -1;
         }
     }
@@ -148,7 +142,9 @@ int pc_waf_body_kind(const pc_http_request_t *h)
 int pc_waf_collect_body(pc_waf_tx_t *tx, const pc_http_request_t *h, int kind, const char *body,
                         size_t n)
 {
-    sink_t s = {tx, PC_WV_ARGS_POST, 1};
+    /* urlencoded pairs are decoded once into out; JSON names are built and
+     * multipart reuses out per part: copied */
+    sink_t s = {tx, PC_WV_ARGS_POST, kind == PC_WAF_BODY_URLENCODED};
     int rc = PC_WAFB_OK;
     char *out = NULL;
     if (kind == PC_WAF_BODY_URLENCODED || kind == PC_WAF_BODY_MULTIPART) {

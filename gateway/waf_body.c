@@ -41,10 +41,9 @@ int pc_wafb_urlencoded(const char *p, size_t n, char *out, pc_wafb_cb cb, void *
     return PC_WAFB_OK;
 }
 
-int pc_wafb_cookies(const char *p, size_t n, char *out, pc_wafb_cb cb, void *arg)
+int pc_wafb_cookies(const char *p, size_t n, pc_wafb_cb cb, void *arg)
 {
     size_t count = 0;
-    (void)out; /* cookies are not decoded */
     for (size_t i = 0; i < n; i++) {
         while (i < n && (p[i] == ' ' || p[i] == '\t'))
             i++;

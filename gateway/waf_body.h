@@ -40,11 +40,13 @@ typedef enum {
 } pc_wafb_rc_e;
 
 /* a=1&b=%41+b — query strings and application/x-www-form-urlencoded.
- * out: at least n bytes. Empty pairs ("a&&b") are skipped. */
+ * out: at least n bytes; each pair is decoded into a place of its own
+ * there, so they all stay valid as long as out does. Empty pairs ("a&&b")
+ * are skipped. */
 int pc_wafb_urlencoded(const char *p, size_t n, char *out, pc_wafb_cb cb, void *arg);
 
-/* Cookie: a=1; b=2 (values as sent, quotes kept). out: at least n bytes. */
-int pc_wafb_cookies(const char *p, size_t n, char *out, pc_wafb_cb cb, void *arg);
+/* Cookie: a=1; b=2 (values as sent, quotes kept; pointing into p). */
+int pc_wafb_cookies(const char *p, size_t n, pc_wafb_cb cb, void *arg);
 
 /* A JSON document flattened: {"a":{"b":[1,"x"]}} gives json.a.b.0 = 1 and
  * json.a.b.1 = x; scalars as written (true, null, numbers); a top-level

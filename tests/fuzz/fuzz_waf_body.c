@@ -52,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         rc = pc_wafb_urlencoded(in, n, out, cb, &c);
         break;
     case 1:
-        rc = pc_wafb_cookies(in, n, out, cb, &c);
+        rc = pc_wafb_cookies(in, n, cb, &c);
         break;
     case 2:
         rc = pc_wafb_json(in, n, cb, &c);

@@ -49,7 +49,7 @@ TEST(cookies)
 {
     RESET();
     const char *c = "session=abc; theme=\"dark\";flag; ;x=1=2 ";
-    CHECK_EQ_INT(pc_wafb_cookies(c, strlen(c), out, collect, NULL), PC_WAFB_OK);
+    CHECK_EQ_INT(pc_wafb_cookies(c, strlen(c), collect, NULL), PC_WAFB_OK);
     CHECK_EQ_STR(got, "C[session]=[abc] C[theme]=[\"dark\"] C[flag]=[] C[x]=[1=2] ");
 }
 
