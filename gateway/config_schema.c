@@ -708,7 +708,7 @@ static void check_match(pc_cctx_t *c, const pc_ynode_t *node, void *obj)
             continue; /* its error is already reported */
         size_t mark = pc_cfg_push_key(c, "methods");
         size_t m2 = pc_cfg_push_index(c, i);
-        const pc_ynode_t *at = mn && mn->type == PC_Y_SEQ && i < mn->n ? mn->u.items[i] : node;
+        const pc_ynode_t *at = pc_yseq_at(mn, i, node);
         int found = 0;
         for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++) {
             if (strcmp(meth, known[k]) == 0) {
@@ -784,7 +784,7 @@ static void check_cors(pc_cctx_t *c, const pc_ynode_t *node, void *obj)
             continue;
         size_t mark = pc_cfg_push_key(c, "origins");
         size_t m2 = pc_cfg_push_index(c, i);
-        const pc_ynode_t *at = on && on->type == PC_Y_SEQ && i < on->n ? on->u.items[i] : node;
+        const pc_ynode_t *at = pc_yseq_at(on, i, node);
         if (strcmp(o, "*") == 0) {
             p->any_origin = 1;
             if (p->credentials)
@@ -956,8 +956,7 @@ static const pc_upstream_conf_t *find_upstream(const pc_config_t *cfg, const cha
 
 static const pc_ynode_t *list_item(const pc_ynode_t *root, const char *key, size_t i)
 {
-    const pc_ynode_t *l = pc_ymap_get(root, key);
-    return l && l->type == PC_Y_SEQ && i < l->n ? l->u.items[i] : root;
+    return pc_yseq_at(pc_ymap_get(root, key), i, root);
 }
 
 static void finish_listeners(pc_cctx_t *c, const pc_ynode_t *root)

@@ -284,8 +284,7 @@ void pc_plugins_load(pc_cctx_t *c, const pc_ynode_t *root)
         pc_plugin_conf_t *e = &cfg->plugins[i];
         if (!e->path)
             continue; /* reported by the walk */
-        const pc_ynode_t *item =
-            list && list->type == PC_Y_SEQ && i < list->n ? list->u.items[i] : root;
+        const pc_ynode_t *item = pc_yseq_at(list, i, root);
         size_t mark = pc_cfg_push_key(c, "plugins");
         pc_cfg_push_index(c, i);
         load_one(c, e, i, item);
@@ -313,7 +312,7 @@ void pc_plugins_resolve(pc_cctx_t *c, pc_route_conf_t *r, const pc_ynode_t *rn)
         const char *name = r->plugins[i];
         if (!name)
             continue; /* reported by the walk */
-        const pc_ynode_t *at = ln && ln->type == PC_Y_SEQ && i < ln->n ? ln->u.items[i] : rn;
+        const pc_ynode_t *at = pc_yseq_at(ln, i, rn);
         size_t mark = pc_cfg_push_key(c, "plugins");
         pc_cfg_push_index(c, i);
         long at_k = find_loaded(cfg, name, cfg->n_plugins);

@@ -107,8 +107,7 @@ void pc_rl_resolve_route(pc_cctx_t *c, pc_route_conf_t *r, const pc_ynode_t *rn)
     r->rl = pc_arena_calloc(c->pool, r->n_rate_limits * sizeof(*r->rl));
     for (size_t i = 0; r->rl && i < r->n_rate_limits; i++) {
         const char *name = r->rate_limits[i];
-        const pc_ynode_t *at =
-            list && list->type == PC_Y_SEQ && i < list->n ? list->u.items[i] : rn;
+        const pc_ynode_t *at = pc_yseq_at(list, i, rn);
         size_t m2 = pc_cfg_push_index(c, i);
         pc_suggest_t sg = PC_SUGGEST_INIT;
         for (size_t k = 0; name && k < cfg->n_rate_limits; k++) {

@@ -314,6 +314,11 @@ pc_ynode_t *pc_ymap_get(const pc_ynode_t *map, const char *key)
     return NULL;
 }
 
+const pc_ynode_t *pc_yseq_at(const pc_ynode_t *seq, size_t i, const pc_ynode_t *dflt)
+{
+    return seq && seq->type == PC_Y_SEQ && i < seq->n ? seq->u.items[i] : dflt;
+}
+
 int pc_ynode_is_null(const pc_ynode_t *n)
 {
     if (!n)

@@ -49,6 +49,10 @@ pc_ynode_t *pc_yaml_load_buffer(const char *name, const char *data, size_t len, 
 /* The value of key in a map node, or NULL. */
 pc_ynode_t *pc_ymap_get(const pc_ynode_t *map, const char *key);
 
+/* Item i of a sequence node, or dflt when seq is no sequence or too short
+ * (where a message about item i is anchored). */
+const pc_ynode_t *pc_yseq_at(const pc_ynode_t *seq, size_t i, const pc_ynode_t *dflt);
+
 /* 1 when the node is absent or a plain null / ~ / empty scalar. */
 int pc_ynode_is_null(const pc_ynode_t *n);
 

@@ -21,11 +21,6 @@
 
 /* ---- configuration ---- */
 
-static const pc_ynode_t *item(const pc_ynode_t *list, size_t i, const pc_ynode_t *dflt)
-{
-    return list && list->type == PC_Y_SEQ && i < list->n ? list->u.items[i] : dflt;
-}
-
 static int route_inspects(const pc_ynode_t *rn, const pc_route_conf_t *r, int64_t global)
 {
     const pc_ynode_t *wn = pc_ymap_get(rn, "waf");
@@ -41,9 +36,7 @@ void pc_waf_finish(pc_cctx_t *c, const pc_ynode_t *root)
     const pc_ynode_t *routes = pc_ymap_get(root, "routes");
     int needed = 0;
     for (size_t i = 0; i < cfg->n_routes; i++) {
-        const pc_ynode_t *rn =
-            routes && routes->type == PC_Y_SEQ && i < routes->n ? routes->u.items[i] : NULL;
-        needed |= route_inspects(rn, &cfg->routes[i], g->mode);
+        needed |= route_inspects(pc_yseq_at(routes, i, NULL), &cfg->routes[i], g->mode);
     }
     if (!needed)
         return;
@@ -65,7 +58,7 @@ void pc_waf_finish(pc_cctx_t *c, const pc_ynode_t *root)
     pc_cfg_push_key(c, "rules");
     int good = 0;
     for (size_t i = 0; i < nglobs; i++) {
-        const pc_ynode_t *at = item(list, i, wn);
+        const pc_ynode_t *at = pc_yseq_at(list, i, wn);
         size_t m2 = g->n_rules ? pc_cfg_push_index(c, i) : 0;
         glob_t gl;
         int rc = glob(globs[i], 0, NULL, &gl);
@@ -148,10 +141,11 @@ void pc_waf_resolve_route(pc_cctx_t *c, pc_route_conf_t *r, const pc_ynode_t *rn
         size_t m3 = pc_cfg_push_index(c, i);
         const char *s = w->exclude_rules[i];
         if (pc_waf_parse_ids(s, strlen(s), &x->lo, &x->hi) != 0) {
-            pc_cfg_error(c, item(list, i, wn), "expected a rule id or a range (942100-942199)");
+            pc_cfg_error(c, pc_yseq_at(list, i, wn),
+                         "expected a rule id or a range (942100-942199)");
         } else {
             if (!any_rule(g->rs, x->lo, x->hi))
-                pc_cfg_warn(c, item(list, i, wn), "no rule of the rule set has id %s",
+                pc_cfg_warn(c, pc_yseq_at(list, i, wn), "no rule of the rule set has id %s",
                             w->exclude_rules[i]);
             w->nexcl++;
         }
@@ -173,13 +167,13 @@ void pc_waf_resolve_route(pc_cctx_t *c, pc_route_conf_t *r, const pc_ynode_t *rn
             target = colon + 1;
         if ((s[0] >= '0' && s[0] <= '9') &&
             (!colon || pc_waf_parse_ids(s, (size_t)(colon - s), &x->lo, &x->hi) != 0)) {
-            pc_cfg_error(c, item(list, i, wn), "expected [RULE_ID[-RULE_ID]:]TARGET");
+            pc_cfg_error(c, pc_yseq_at(list, i, wn), "expected [RULE_ID[-RULE_ID]:]TARGET");
         } else if (pc_waf_parse_target(target, strlen(target), &x->target, err, sizeof(err)) != 0) {
-            pc_cfg_error(c, item(list, i, wn), "%s", err);
+            pc_cfg_error(c, pc_yseq_at(list, i, wn), "%s", err);
         } else {
             x->has_target = 1;
             if (colon && !any_rule(g->rs, x->lo, x->hi))
-                pc_cfg_warn(c, item(list, i, wn), "no rule of the rule set has id %.*s",
+                pc_cfg_warn(c, pc_yseq_at(list, i, wn), "no rule of the rule set has id %.*s",
                             (int)(colon - s), s);
             w->nexcl++;
         }
