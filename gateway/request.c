@@ -308,6 +308,14 @@ void pc_req_hold_body(pc_req_t *r, int64_t limit, int reject, const char *blocke
     r->hold_detail = detail;
 }
 
+const char *pc_req_client_ip_str(const pc_req_t *r, char *buf)
+{
+    if (r->client_ip.hi == r->conn->peer.hi && r->client_ip.lo == r->conn->peer.lo)
+        return r->conn->peer_str;
+    pc_ip_format(r->client_ip, buf);
+    return buf;
+}
+
 int pc_req_dry_run(const pc_req_t *r)
 {
     return r->route && r->route->dry_run;
@@ -531,11 +539,7 @@ static void log_common(pc_wbuf_t *o, pc_req_t *r)
     pc_wb_put(o, ts, pc_time_iso(&r->start, ts));
     pc_wb_put(o, "\"", 1);
     json_field(o, "request_id", r->id, r->id_len, PC_REQUEST_ID_MAX);
-    const char *cip = r->conn->peer_str;
-    if (r->client_ip.hi != r->conn->peer.hi || r->client_ip.lo != r->conn->peer.lo) {
-        pc_ip_format(r->client_ip, ip);
-        cip = ip;
-    }
+    const char *cip = pc_req_client_ip_str(r, ip);
     json_field(o, "client_ip", cip, strlen(cip), 46);
     json_field(o, "method", r->http.method.p, r->http.method.n, 32);
     pc_str_t path = r->path.p ? r->path : r->http.path;

@@ -185,6 +185,10 @@ void pc_req_flag(pc_req_t *r, pc_reply_e reply, const char *blocked_by, const ch
 int pc_req_block_as(pc_req_t *r, pc_reply_e reply, const char *error, const char *blocked_by,
                     const char *detail);
 
+/* The client address (after trusted proxies) as text: the connection's
+ * own string, or formatted into buf (46 bytes). */
+const char *pc_req_client_ip_str(const pc_req_t *r, char *buf);
+
 /* Is the request's route in dry-run mode? Controls add the fields of a
  * refusal (WWW-Authenticate, Retry-After...) only when it is not: the
  * request then goes on, and a proxied response must not carry them. */

@@ -277,9 +277,10 @@ static pc_filter_rc_e waf_headers(pc_req_t *r, const void *conf, void *state)
         st->tx.removed[i].target = w->excl[i].has_target ? &w->excl[i].target : NULL;
     }
     st->tx.nremoved = (unsigned)w->nexcl;
-    char ip[48];
-    ip[pc_ip_format(r->client_ip, ip)] = 0;
-    char *remote = pc_arena_strndup(&st->arena, ip, strlen(ip));
+    char ip[46];
+    const char *remote = pc_req_client_ip_str(r, ip);
+    if (remote == ip) /* the transaction keeps it */
+        remote = pc_arena_strndup(&st->arena, ip, strlen(ip));
     int hrc =
         remote && pc_waf_tx_start(&st->tx, (int)g->paranoia_level, (int)g->anomaly_threshold) == 0
             ? pc_waf_collect_head(&st->tx, h, remote)
