@@ -255,6 +255,20 @@ static int upload_data(void *arg, const char *p, size_t n, int last)
     return 0;
 }
 
+/* The upload relay reading the client's body, written to the upstream with
+ * framing out after pre (PC_BODY_NONE: into on_data only, a held body). */
+static void client_relay(pc_req_t *r, int out, const char *pre, size_t pre_len)
+{
+    const pc_http_request_t *h = &r->http;
+    pc_relay_init(&r->upload, &r->conn->sock, &r->conn->in, NULL, h->body, h->content_length, out,
+                  pre, pre_len);
+    if (h->body == PC_BODY_CHUNKED) {
+        /* a dry-run route lets the body through and flags it at the end */
+        r->upload.limit = r->route->dry_run ? -1 : r->route->limits.max_body;
+        pc_chunked_init(&r->upload.chunked, (uint32_t)r->route->limits.max_header_bytes);
+    }
+}
+
 static void upload_init(pc_req_t *r)
 {
     const pc_http_request_t *h = &r->http;
@@ -271,13 +285,7 @@ static void upload_init(pc_req_t *r)
         /* what was read goes first, then the rest streams as usual */
         pc_relay_forward(&r->upload, h->body, r->up_head, r->up_head_len, r->hbuf, r->hbuf_len);
     } else {
-        pc_relay_init(&r->upload, &r->conn->sock, &r->conn->in, NULL, h->body, h->content_length,
-                      h->body, r->up_head, r->up_head_len);
-        if (h->body == PC_BODY_CHUNKED) {
-            /* a dry-run route lets the body through and flags it at the end */
-            r->upload.limit = r->route->dry_run ? -1 : r->route->limits.max_body;
-            pc_chunked_init(&r->upload.chunked, (uint32_t)r->route->limits.max_header_bytes);
-        }
+        client_relay(r, h->body, r->up_head, r->up_head_len);
     }
     r->upload.on_data = NULL;
     for (size_t i = 0; i < r->route->chain.n; i++) {
@@ -355,6 +363,25 @@ static int abort_request(pc_req_t *r, const char *detail)
     r->close_after = 1;
     r->state = PC_RS_DONE;
     return ENDED;
+}
+
+/* The client's body failed (closed early, bad framing, over max_body):
+ * answered, or cut when a response has started. */
+static void client_body_failed(pc_req_t *r, int rc)
+{
+    if (rc == PC_RELAY_E_SRC) {
+        r->body_unread = 0;
+        abort_request(r, "client closed during the request body");
+        return;
+    }
+    pc_reply_e reply = rc == PC_RELAY_E_FRAMING ? PC_REPLY_bad_request : PC_REPLY_content_too_large;
+    const char *detail =
+        rc == PC_RELAY_E_FRAMING ? pc_http_err_detail(r->upload.err) : "body over max_body";
+    if (!r->response_started)
+        pc_req_respond(r, reply, detail);
+    else
+        abort_request(r, detail);
+    r->close_after = 1;
 }
 
 /* ---- steps ---- */
@@ -453,22 +480,9 @@ static int step_upload(pc_req_t *r)
         }
         return upstream_failed(r, F_RESET, "upstream closed while receiving the request");
     case PC_RELAY_E_SRC:
-        r->body_unread = 0;
-        return abort_request(r, "client closed during the request body");
     case PC_RELAY_E_FRAMING:
-        r->detail = pc_http_err_detail(up->err);
-        if (!r->response_started)
-            pc_req_respond(r, PC_REPLY_bad_request, r->detail);
-        else
-            abort_request(r, r->detail);
-        r->close_after = 1;
-        return ENDED;
     case PC_RELAY_E_LIMIT:
-        if (!r->response_started)
-            pc_req_respond(r, PC_REPLY_content_too_large, "body over max_body");
-        else
-            abort_request(r, "body over max_body");
-        r->close_after = 1;
+        client_body_failed(r, rc);
         return ENDED;
     case PC_RELAY_E_ABORT:
     default:
@@ -733,18 +747,8 @@ void pc_proxy_hold_run(pc_req_t *r)
         }
         begin(r);
         return;
-    case PC_RELAY_E_SRC:
-        r->body_unread = 0;
-        abort_request(r, "client closed during the request body");
-        return;
-    case PC_RELAY_E_FRAMING:
-        r->close_after = 1;
-        pc_req_respond(r, PC_REPLY_bad_request, pc_http_err_detail(up->err));
-        return;
-    case PC_RELAY_E_LIMIT:
-    default:
-        r->close_after = 1;
-        pc_req_respond(r, PC_REPLY_content_too_large, "body over max_body");
+    default: /* E_SRC, E_FRAMING, E_LIMIT */
+        client_body_failed(r, rc);
         return;
     }
 }
@@ -763,12 +767,7 @@ static void hold(pc_req_t *r)
         return;
     }
     r->state = PC_RS_BODY;
-    pc_relay_init(&r->upload, &r->conn->sock, &r->conn->in, NULL, h->body, h->content_length,
-                  PC_BODY_NONE, NULL, 0);
-    if (h->body == PC_BODY_CHUNKED) {
-        r->upload.limit = r->route->dry_run ? -1 : r->route->limits.max_body;
-        pc_chunked_init(&r->upload.chunked, (uint32_t)r->route->limits.max_header_bytes);
-    }
+    client_relay(r, PC_BODY_NONE, NULL, 0);
     r->upload.on_data = hold_data;
     r->upload.arg = r;
     if (h->expect_continue && pc_buf_unread(&r->conn->in) == 0)
