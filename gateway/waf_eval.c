@@ -503,9 +503,9 @@ static int prefilter(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
 }
 
 /* Can rule r match anything? (no prefilter, or one of its literals seen) */
-static int candidate(const pc_waf_ruleset_t *rs, const pc_waf_tx_t *tx, const pc_waf_rule_t *r)
+static int candidate(const pc_waf_tx_t *tx, const pc_waf_rule_t *r)
 {
-    if (r->pf < 0 || rs->no_prefilter)
+    if (r->pf < 0 || !tx->pf_on)
         return 1;
     return (tx->pf_hit[r->pf / 64] >> (r->pf % 64)) & 1;
 }
@@ -518,7 +518,7 @@ int pc_waf_eval(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
     tx->nchains = rs->nchains;
     tx->chain_plain = rs->chain_plain;
     tx->pf_on = rs->npf && !rs->no_prefilter;
-    if (rs->npf && !rs->no_prefilter && prefilter(rs, tx, phase) != 0)
+    if (tx->pf_on && prefilter(rs, tx, phase) != 0)
         return PC_WA_DENY; /* out of memory: never a pass */
     for (size_t i = 0; i < rs->n; i++) {
         const pc_waf_rule_t *r = rs->rules[i];
@@ -527,7 +527,7 @@ int pc_waf_eval(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
                 skip_to = NULL;
             continue;
         }
-        if (skip_to || r->phase != phase || rule_removed(tx, r) || !candidate(rs, tx, r))
+        if (skip_to || r->phase != phase || rule_removed(tx, r) || !candidate(tx, r))
             continue;
         mctx_t m = {r, NULL, 0, NULL, 0, NULL, 0};
         int limit_hit = 0;

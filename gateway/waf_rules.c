@@ -893,10 +893,11 @@ static int load_file(lctx_t *c, const char *path)
     return 0;
 }
 
-/* After everything loaded: a chain still open, skipAfter targets. */
-/* Numbers the distinct transformation chains: a value keeps one result per
- * chain (waf_eval.c). */
-static int number_chains(pc_waf_ruleset_t *rs) /* and the exclusion masks */
+/* What evaluation needs to know of every rule and chained link: its
+ * transformation chain's number (a value keeps one result per chain, and
+ * what the chain does to a plain value), which collections it excludes
+ * names from, and whether any rule reads MATCHED_VAR_NAME & co. */
+static int prepare_links(pc_waf_ruleset_t *rs)
 {
     size_t links = 0;
     for (size_t i = 0; i < rs->n; i++)
@@ -949,6 +950,8 @@ static int number_chains(pc_waf_ruleset_t *rs) /* and the exclusion masks */
     return 0;
 }
 
+/* After everything loaded: a chain still open, skipAfter targets, then
+ * what evaluation precomputes. */
 static void finish(lctx_t *c)
 {
     pc_pf_free(c->rs);
@@ -973,7 +976,7 @@ static void finish(lctx_t *c)
             c->failed = 1;
         }
     }
-    if (number_chains(c->rs) != 0)
+    if (prepare_links(c->rs) != 0)
         err(c, "out of memory");
     pc_pf_build(c->rs);
 }
