@@ -147,29 +147,34 @@ void pc_ac_sets(const pc_ac_t *ac, const unsigned char *v, size_t n, uint64_t *o
     }
 }
 
+size_t pc_pm_phrase(const char *list, size_t n, size_t *i, const char **ph)
+{
+    while (*i < n && list[*i] == ' ')
+        (*i)++;
+    size_t s = *i;
+    while (*i < n && list[*i] != ' ')
+        (*i)++;
+    *ph = list + s;
+    return *i - s;
+}
+
 /* @pm: space-separated phrases of list, one set. NULL when out of memory
  * or empty. */
 static pc_ac_t *ac_build(const char *list, size_t n)
 {
-    size_t cnt = 0;
-    for (size_t i = 0; i < n; i++)
-        cnt += list[i] != ' ' && (i == 0 || list[i - 1] == ' ');
+    size_t cnt = 0, i = 0, l;
+    const char *p;
+    while (pc_pm_phrase(list, n, &i, &p))
+        cnt++;
     const char **ph = calloc(cnt + 1, sizeof(*ph));
     size_t *lens = calloc(cnt + 1, sizeof(*lens));
     uint32_t *set = calloc(cnt + 1, sizeof(*set));
     pc_ac_t *ac = NULL;
     if (ph && lens && set) {
         size_t k = 0;
-        for (size_t i = 0; i < n;) {
-            while (i < n && list[i] == ' ')
-                i++;
-            size_t s = i;
-            while (i < n && list[i] != ' ')
-                i++;
-            if (i > s) {
-                ph[k] = list + s;
-                lens[k++] = i - s;
-            }
+        for (i = 0; (l = pc_pm_phrase(list, n, &i, &p)) != 0; k++) {
+            ph[k] = p;
+            lens[k] = l;
         }
         ac = pc_ac_new(ph, lens, set, k, 1);
     }

@@ -87,6 +87,10 @@ void pc_ac_free(pc_ac_t *ac);
  * phrase in v. */
 void pc_ac_sets(const pc_ac_t *ac, const unsigned char *v, size_t n, uint64_t *out);
 
+/* The next phrase of an @pm list (space-separated) from *i on: its length
+ * (0 at the end) and start in *ph; *i moves past it. */
+size_t pc_pm_phrase(const char *list, size_t n, size_t *i, const char **ph);
+
 /* The operator named name (without '@'), or -1. */
 int pc_op_parse_name(const char *name, size_t n);
 const char *pc_op_name(int op);

@@ -537,20 +537,15 @@ static int op_literals(const pc_op_t *op, pc_pf_lits_t *out)
     case PC_OP_RX:
         return pc_pf_regex(op->param, op->plen, out);
     case PC_OP_PM: { /* phrases: one of them is in the value */
+        const char *ph;
+        size_t i = 0, l;
         out->n = 0;
-        for (size_t i = 0; i < op->plen;) {
-            while (i < op->plen && op->param[i] == ' ')
-                i++;
-            size_t s = i;
-            while (i < op->plen && op->param[i] != ' ')
-                i++;
-            if (i == s)
-                continue;
+        while ((l = pc_pm_phrase(op->param, op->plen, &i, &ph)) != 0) {
             if (out->n == PC_PF_MAX_LITS)
                 return -1;
-            size_t l = i - s > PC_PF_LIT_MAX ? PC_PF_LIT_MAX : i - s;
+            l = l > PC_PF_LIT_MAX ? PC_PF_LIT_MAX : l;
             for (size_t k = 0; k < l; k++)
-                out->s[out->n][k] = (char)pc_lower((unsigned char)op->param[s + k]);
+                out->s[out->n][k] = (char)pc_lower((unsigned char)ph[k]);
             out->len[out->n++] = (unsigned char)l;
         }
         return out->n ? 0 : -1;
