@@ -209,9 +209,8 @@ static void metrics(pc_admin_t *a, struct evhttp_request *req)
     for (size_t i = 0; rs && i < rs->n; i++) {
         const pc_waf_rule_t *r = rs->rules[i];
         if (r->id && !r->action_only)
-            evbuffer_add_printf(
-                b, "portcullis_waf_rule_hits_total{rule=\"%u\"} %llu\n", r->id,
-                (unsigned long long)__atomic_load_n(&r->stat->hits, __ATOMIC_RELAXED));
+            evbuffer_add_printf(b, "portcullis_waf_rule_hits_total{rule=\"%u\"} %llu\n", r->id,
+                                (unsigned long long)pc_waf_stat_read(r->stat).hits);
     }
 
     help(b, "portcullis_request_duration_seconds", "histogram",
@@ -376,9 +375,8 @@ static void waf_rules(pc_admin_t *a, struct evhttp_request *req)
         const pc_waf_rule_t *r = rs->rules[i];
         if (!r->id)
             continue;
-        uint64_t hits = __atomic_load_n(&r->stat->hits, __ATOMIC_RELAXED);
-        uint64_t evals = __atomic_load_n(&r->stat->evals, __ATOMIC_RELAXED);
-        uint64_t ns = __atomic_load_n(&r->stat->ns, __ATOMIC_RELAXED);
+        pc_waf_counts_t n = pc_waf_stat_read(r->stat);
+        uint64_t hits = n.hits, evals = n.evals, ns = n.ns;
         evbuffer_add_printf(b,
                             "%s{\"id\":%u,\"phase\":%u,\"hits\":%llu,\"timed_evaluations\":%llu,"
                             "\"avg_ns\":%llu,\"time_us\":%llu,\"file\":\"",

@@ -41,7 +41,7 @@ static int push(pc_waf_tx_t *tx, int var, const char *name, size_t nlen, const c
         c->v = a;
         c->cap = cap;
     }
-    c->v[c->n++] = (pc_waf_kv_t){name, nlen, value, vlen, NULL, NULL, 0, NULL};
+    c->v[c->n++] = (pc_waf_kv_t){name, nlen, value, vlen, NULL, NULL, 0, 0, NULL};
     return 0;
 }
 
@@ -377,13 +377,13 @@ static int rule_matches(const pc_waf_rule_t *head, const pc_waf_rule_t *r, pc_wa
         }
         for (size_t j = 0; j < c->n; j++) {
             pc_waf_kv_t *kv = &c->v[j];
+            /* the prefilter saw none of its literals in this value */
+            if (r == head && r->pf >= 0 && tx->pf_on && kv->pf &&
+                !((kv->pf[r->pf / 64] >> (r->pf % 64)) & 1))
+                continue;
             if ((t->sel || t->sel_re) && !name_is(t, kv, tx->opctx))
                 continue;
             if (excluded(r, t->kind, kv, tx->opctx) || removed(tx, head, t->kind, kv))
-                continue;
-            /* the prefilter saw none of its literals in this value */
-            if (r == head && r->pf >= 0 && tx->pf_on && kv->pf &&
-                !((kv->pf[r->pf_bit / 64] >> (r->pf_bit % 64)) & 1))
                 continue;
             size_t tl;
             const char *tv = transform(tx, r, kv, &tl);
@@ -408,10 +408,10 @@ static int rule_matches(const pc_waf_rule_t *head, const pc_waf_rule_t *r, pc_wa
 
 /* ---- the phase ---- */
 
-static int rule_removed(const pc_waf_tx_t *tx, const pc_waf_rule_t *r)
+static int rule_removed(const pc_waf_tx_t *tx, uint32_t id)
 {
     for (unsigned i = 0; i < tx->nremoved; i++)
-        if (!tx->removed[i].target && r->id >= tx->removed[i].lo && r->id <= tx->removed[i].hi)
+        if (!tx->removed[i].target && id >= tx->removed[i].lo && id <= tx->removed[i].hi)
             return 1;
     return 0;
 }
@@ -430,12 +430,6 @@ static void record(pc_waf_tx_t *tx, const pc_waf_rule_t *head, mctx_t *m, int li
     h->limit_hit = limit_hit;
 }
 
-/* Scans the values added since the last scan with each of the phase's
- * prefilter groups: a rule is a candidate once one of its literals is in
- * one of the (transformed) values of the collections its group reads.
- * -1 when out of memory. */
-static int rule_removed(const pc_waf_tx_t *tx, const pc_waf_rule_t *r);
-
 /* Does some rule of the group still read collection c, after the
  * transaction's removals (ctl:ruleRemoveById, ruleRemoveTargetById and the
  * route's exclusions)? A collection nobody reads is not transformed and
@@ -445,7 +439,7 @@ static int group_reads(const pc_waf_tx_t *tx, const pc_pf_group_t *pg, int c)
 {
     for (unsigned k = 0; k < pg->nrules; k++) {
         const pc_waf_rule_t *r = pg->rules[k];
-        if (rule_removed(tx, r))
+        if (rule_removed(tx, r->id))
             continue;
         for (size_t i = 0; i < r->nvars; i++) {
             if (r->vars[i].exclude || r->vars[i].kind != c)
@@ -463,9 +457,26 @@ static int group_reads(const pc_waf_tx_t *tx, const pc_pf_group_t *pg, int c)
     return 0;
 }
 
+/* Scans the values added since the last scan with each of the phase's
+ * prefilter groups: a rule is a candidate once one of its literals is in
+ * one of the (transformed) values of the collections its group reads.
+ * -1 when out of memory. */
+/* Is a chain's result tv for kv the value itself, up to case? */
+static int unchanged(const pc_waf_kv_t *kv, const char *tv, size_t tl)
+{
+    if (tv == kv->value || tv == kv->lower)
+        return 1;
+    if (tl != kv->vlen)
+        return 0;
+    for (size_t i = 0; i < tl; i++)
+        if (pc_lower((unsigned char)tv[i]) != pc_lower((unsigned char)kv->value[i]))
+            return 0;
+    return 1;
+}
+
 static int prefilter(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
 {
-    size_t words = (rs->npf + 63) / 64;
+    size_t words = rs->pf_words;
     if (!tx->pf_hit) {
         tx->pf_hit = pc_arena_calloc(tx->arena, words * sizeof(uint64_t));
         tx->pf_done = pc_arena_calloc(tx->arena, rs->npf_groups * PC_WV_COUNT * sizeof(uint32_t));
@@ -474,7 +485,6 @@ static int prefilter(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
     }
     for (unsigned g = 0; g < rs->npf_groups; g++) {
         const pc_pf_group_t *pg = &rs->pf_groups[g];
-        size_t lw = (pg->nrules + 63) / 64;
         if (pg->phase != phase)
             continue;
         for (int c = 0; c < PC_WV_COUNT; c++) {
@@ -487,27 +497,34 @@ static int prefilter(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
                 const char *tv = transform(tx, pg->chain_of, kv, &tl);
                 if (!tv)
                     return -1;
-                if (!kv->pf && !(kv->pf = pc_arena_calloc(tx->arena, rs->pf_words * 8)))
+                if (!kv->pf && !(kv->pf = pc_arena_calloc(tx->arena, 2 * words * 8)))
                     return -1;
-                uint64_t *local = kv->pf + pg->word_off;
-                pc_ac_sets(pg->ac, (const unsigned char *)tv, tl, local);
-                for (size_t w = 0; w < lw; w++)
-                    for (uint64_t m = local[w]; m; m &= m - 1) {
-                        uint32_t pf = pg->bit[w * 64 + (unsigned)__builtin_ctzll(m)];
-                        tx->pf_hit[pf / 64] |= (uint64_t)1 << (pf % 64);
+                if (rs->pf_all && unchanged(kv, tv, tl)) {
+                    uint64_t *raw = kv->pf + words;
+                    if (!kv->pf_raw) {
+                        pc_ac_sets(rs->pf_all, (const unsigned char *)kv->value, kv->vlen, raw);
+                        kv->pf_raw = 1;
                     }
+                    for (size_t w = 0; w < words; w++)
+                        kv->pf[w] |= raw[w] & pg->mask[w];
+                } else {
+                    pc_ac_sets(pg->ac, (const unsigned char *)tv, tl, kv->pf);
+                }
+                for (size_t w = 0; w < words; w++)
+                    tx->pf_hit[w] |= kv->pf[w];
             }
         }
     }
     return 0;
 }
 
-/* Can rule r match anything? (no prefilter, or one of its literals seen) */
-static int candidate(const pc_waf_tx_t *tx, const pc_waf_rule_t *r)
+/* Can the rule with prefilter pf match anything? (no prefilter, or one
+ * of its literals seen) */
+static int candidate(const pc_waf_tx_t *tx, int32_t pf)
 {
-    if (r->pf < 0 || !tx->pf_on)
+    if (pf < 0 || !tx->pf_on)
         return 1;
-    return (tx->pf_hit[r->pf / 64] >> (r->pf % 64)) & 1;
+    return (tx->pf_hit[pf / 64] >> (pf % 64)) & 1;
 }
 
 int pc_waf_eval(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
@@ -520,15 +537,19 @@ int pc_waf_eval(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
     tx->pf_on = rs->npf && !rs->no_prefilter;
     if (tx->pf_on && prefilter(rs, tx, phase) != 0)
         return PC_WA_DENY; /* out of memory: never a pass */
-    for (size_t i = 0; i < rs->n; i++) {
-        const pc_waf_rule_t *r = rs->rules[i];
-        if (r->marker) {
-            if (skip_to && strcmp(skip_to, r->marker) == 0)
+    if (phase < 1 || phase > 2)
+        return 0;
+    const pc_waf_step_t *steps = rs->steps[phase - 1];
+    for (size_t i = 0; i < rs->nsteps[phase - 1]; i++) {
+        const pc_waf_step_t *st = &steps[i];
+        if (st->marker) {
+            if (skip_to && strcmp(skip_to, st->marker) == 0)
                 skip_to = NULL;
             continue;
         }
-        if (skip_to || r->phase != phase || rule_removed(tx, r) || !candidate(tx, r))
+        if (skip_to || rule_removed(tx, st->id) || !candidate(tx, st->pf))
             continue;
+        const pc_waf_rule_t *r = st->r;
         mctx_t m = {r, NULL, 0, NULL, 0, NULL, 0};
         int limit_hit = 0;
         const pc_waf_rule_t *link = r;
@@ -553,16 +574,13 @@ int pc_waf_eval(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
         if (tx->timed) {
             struct timespec t1;
             clock_gettime(CLOCK_MONOTONIC, &t1);
-            __atomic_add_fetch(
-                &r->stat->ns,
-                (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec)),
-                __ATOMIC_RELAXED);
-            __atomic_add_fetch(&r->stat->evals, 1, __ATOMIC_RELAXED);
+            pc_waf_stat_timed(r->stat, (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000L +
+                                                  (t1.tv_nsec - t0.tv_nsec)));
         }
         if (link)
             continue; /* a link did not match */
         if (!r->action_only)
-            __atomic_add_fetch(&r->stat->hits, 1, __ATOMIC_RELAXED);
+            pc_waf_stat_hit(r->stat);
         for (link = r; link; link = link->chained) {
             do_setvars(tx, link, &m);
             for (size_t k = 0; k < link->nctls; k++) {

@@ -22,10 +22,12 @@ typedef struct pc_waf_kv_s {
     size_t nlen;
     const char *value;
     size_t vlen;
-    void *tf;     /* its transformations, per chain of the rule set (made on first use) */
-    uint64_t *pf; /* the prefilter's bits for it (NULL: not scanned), see waf_pf.h */
-    int8_t plain; /* pc_tf_is_plain: 0 not known yet, 1 plain, -1 not */
-    char *lower;  /* its lower-case copy, when plain and asked for */
+    void *tf;      /* its transformations, per chain of the rule set (made on first use) */
+    uint64_t *pf;  /* the prefilter's bits for it (NULL: not scanned), see waf_pf.h;
+                      then those of every group's literals in the value itself */
+    int8_t pf_raw; /* the value itself was scanned */
+    int8_t plain;  /* pc_tf_is_plain: 0 not known yet, 1 plain, -1 not */
+    char *lower;   /* its lower-case copy, when plain and asked for */
 } pc_waf_kv_t;
 
 typedef struct pc_waf_hit_s {
@@ -86,9 +88,9 @@ int pc_waf_add(pc_waf_tx_t *tx, int var, const char *name, size_t nlen, const ch
 int pc_waf_setvar(pc_waf_tx_t *tx, const char *name, const char *value);
 const char *pc_waf_getvar(const pc_waf_tx_t *tx, const char *name);
 
-/* Runs the rules of phase. Returns the disruptive action that ends the
- * request (PC_WA_DENY, or PC_WA_BLOCK when the phase's default is deny),
- * or 0 to go on. */
+/* Runs the rules of phase (1 or 2; others have none to run). Returns the
+ * disruptive action that ends the request (PC_WA_DENY, or PC_WA_BLOCK when
+ * the phase's default is deny), or 0 to go on. */
 int pc_waf_eval(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase);
 
 #endif

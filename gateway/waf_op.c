@@ -31,16 +31,20 @@ const char *pc_op_name(int op)
 /* ---- Aho-Corasick: case-insensitive, a DFA over the bytes the phrases
  * use (every other byte is one class). Each phrase belongs to a set; a
  * search reports which sets have a phrase in the value (@pm: one set; the
- * rule-set prefilter: one set per rule). ---- */
+ * rule-set prefilter: one set per rule).
+ *
+ * A step is one load: an edge holds its target's row offset (state x
+ * nclass), and the states where a phrase ends are numbered last, so the
+ * offset alone says whether one did. ---- */
 
 struct pc_ac_s {
     uint8_t cls[256]; /* byte -> class; 0: a byte no phrase has */
     unsigned nclass;
     unsigned nstates;
-    unsigned words;  /* 64-bit words of a set mask */
-    int32_t *next;   /* nstates x nclass: the DFA */
-    uint8_t *accept; /* per state: some phrase ends here */
-    uint64_t *sets;  /* nstates x words: the sets of the phrases ending here */
+    unsigned words; /* 64-bit words of a set mask */
+    uint32_t *next; /* nstates x nclass: the DFA, edges as row offsets */
+    uint32_t acc;   /* the row offset of the first state where a phrase ends */
+    uint64_t *sets; /* per such state, words: the sets of the phrases ending there */
 };
 
 void pc_ac_free(pc_ac_t *ac)
@@ -48,9 +52,38 @@ void pc_ac_free(pc_ac_t *ac)
     if (!ac)
         return;
     free(ac->next);
-    free(ac->accept);
     free(ac->sets);
     free(ac);
+}
+
+/* The states of a trie turned into a DFA (next: edges as state numbers)
+ * into ac's layout: renumbered so that those in accept come last (the
+ * root, accepting nothing, stays 0), edges as row offsets. */
+static int ac_layout(pc_ac_t *ac, const int32_t *next, const uint8_t *accept, const uint64_t *sets,
+                     int32_t *perm)
+{
+    size_t k = 0, nc = ac->nclass;
+    for (size_t s = 0; s < ac->nstates; s++)
+        if (!accept[s])
+            perm[s] = (int32_t)k++;
+    size_t first = k;
+    for (size_t s = 0; s < ac->nstates; s++)
+        if (accept[s])
+            perm[s] = (int32_t)k++;
+    ac->next = malloc(ac->nstates * nc * sizeof(*ac->next));
+    ac->sets = calloc(ac->nstates - first + 1, ac->words * sizeof(*ac->sets));
+    if (!ac->next || !ac->sets || ac->nstates * nc > UINT32_MAX)
+        return -1;
+    ac->acc = (uint32_t)(first * nc);
+    for (size_t s = 0; s < ac->nstates; s++) {
+        size_t p = (size_t)perm[s];
+        for (size_t c = 0; c < nc; c++)
+            ac->next[p * nc + c] = (uint32_t)((size_t)perm[next[s * nc + c]] * nc);
+        if (accept[s])
+            memcpy(ac->sets + (p - first) * ac->words, sets + s * ac->words,
+                   ac->words * sizeof(*sets));
+    }
+    return 0;
 }
 
 pc_ac_t *pc_ac_new(const char *const *phrases, const size_t *lens, const uint32_t *set, size_t n,
@@ -72,78 +105,85 @@ pc_ac_t *pc_ac_new(const char *const *phrases, const size_t *lens, const uint32_
     for (int c = 'A'; c <= 'Z'; c++)
         ac->cls[c] = ac->cls[c + 32];
     size_t cap = chars + 1;
-    ac->next = calloc(cap * ac->nclass, sizeof(int32_t));
-    ac->accept = calloc(cap, 1);
-    ac->sets = calloc(cap * ac->words, sizeof(uint64_t));
+    int32_t *next = calloc(cap * ac->nclass, sizeof(int32_t));
+    uint8_t *accept = calloc(cap, 1);
+    uint64_t *sets = calloc(cap * ac->words, sizeof(uint64_t));
     int32_t *fail = calloc(cap, sizeof(int32_t)), *queue = calloc(cap, sizeof(int32_t));
-    if (!ac->next || !ac->accept || !ac->sets || !fail || !queue || !chars || !nsets ||
-        ac->nclass > 255) {
-        free(fail);
-        free(queue);
-        pc_ac_free(ac);
-        return NULL;
-    }
-    /* the trie; -1 marks a missing edge while building */
-    for (size_t i = 0; i < cap * ac->nclass; i++)
-        ac->next[i] = -1;
-    ac->nstates = 1;
-    for (size_t i = 0; i < n; i++) {
-        int32_t s = 0;
-        for (size_t j = 0; j < lens[i]; j++) {
-            unsigned k = ac->cls[(unsigned char)phrases[i][j]];
-            int32_t *e = &ac->next[(size_t)s * ac->nclass + k];
-            if (*e < 0)
-                *e = (int32_t)ac->nstates++;
-            s = *e;
+    int ok = next && accept && sets && fail && queue && chars && nsets && ac->nclass <= 255;
+    if (ok) {
+        /* the trie; -1 marks a missing edge while building */
+        for (size_t i = 0; i < cap * ac->nclass; i++)
+            next[i] = -1;
+        ac->nstates = 1;
+        for (size_t i = 0; i < n; i++) {
+            int32_t s = 0;
+            for (size_t j = 0; j < lens[i]; j++) {
+                unsigned k = ac->cls[(unsigned char)phrases[i][j]];
+                int32_t *e = &next[(size_t)s * ac->nclass + k];
+                if (*e < 0)
+                    *e = (int32_t)ac->nstates++;
+                s = *e;
+            }
+            if (s && set[i] < nsets) {
+                accept[s] = 1;
+                sets[(size_t)s * ac->words + set[i] / 64] |= (uint64_t)1 << (set[i] % 64);
+            }
         }
-        if (s && set[i] < nsets) {
-            ac->accept[s] = 1;
-            ac->sets[(size_t)s * ac->words + set[i] / 64] |= (uint64_t)1 << (set[i] % 64);
-        }
-    }
-    /* failure links breadth first, turning the trie into a DFA; a state
-     * also reports what its failure state reports */
-    size_t head = 0, tail = 0;
-    for (unsigned k = 0; k < ac->nclass; k++) {
-        int32_t *e = &ac->next[k];
-        if (*e < 0) {
-            *e = 0;
-        } else {
-            fail[*e] = 0;
-            queue[tail++] = *e;
-        }
-    }
-    while (head < tail) {
-        int32_t s = queue[head++];
-        if (ac->accept[fail[s]]) {
-            ac->accept[s] = 1;
-            for (unsigned w = 0; w < ac->words; w++)
-                ac->sets[(size_t)s * ac->words + w] |= ac->sets[(size_t)fail[s] * ac->words + w];
-        }
+        /* failure links breadth first, turning the trie into a DFA; a
+         * state also reports what its failure state reports */
+        size_t head = 0, tail = 0;
         for (unsigned k = 0; k < ac->nclass; k++) {
-            int32_t *e = &ac->next[(size_t)s * ac->nclass + k];
-            int32_t f = ac->next[(size_t)fail[s] * ac->nclass + k];
+            int32_t *e = &next[k];
             if (*e < 0) {
-                *e = f;
+                *e = 0;
             } else {
-                fail[*e] = f;
+                fail[*e] = 0;
                 queue[tail++] = *e;
             }
         }
+        while (head < tail) {
+            int32_t s = queue[head++];
+            if (accept[fail[s]]) {
+                accept[s] = 1;
+                for (unsigned w = 0; w < ac->words; w++)
+                    sets[(size_t)s * ac->words + w] |= sets[(size_t)fail[s] * ac->words + w];
+            }
+            for (unsigned k = 0; k < ac->nclass; k++) {
+                int32_t *e = &next[(size_t)s * ac->nclass + k];
+                int32_t f = next[(size_t)fail[s] * ac->nclass + k];
+                if (*e < 0) {
+                    *e = f;
+                } else {
+                    fail[*e] = f;
+                    queue[tail++] = *e;
+                }
+            }
+        }
+        ok = ac_layout(ac, next, accept, sets, fail) == 0;
     }
+    free(next);
+    free(accept);
+    free(sets);
     free(fail);
     free(queue);
+    if (!ok) {
+        pc_ac_free(ac);
+        return NULL;
+    }
     return ac;
 }
 
 void pc_ac_sets(const pc_ac_t *ac, const unsigned char *v, size_t n, uint64_t *out)
 {
-    int32_t s = 0;
+    const uint32_t *next = ac->next;
+    uint32_t s = 0, acc = ac->acc;
     for (size_t i = 0; i < n; i++) {
-        s = ac->next[(size_t)s * ac->nclass + ac->cls[v[i]]];
-        if (ac->accept[s])
+        s = next[s + ac->cls[v[i]]];
+        if (s >= acc) {
+            const uint64_t *row = ac->sets + (size_t)((s - acc) / ac->nclass) * ac->words;
             for (unsigned w = 0; w < ac->words; w++)
-                out[w] |= ac->sets[(size_t)s * ac->words + w];
+                out[w] |= row[w];
+        }
     }
 }
 
@@ -186,12 +226,10 @@ static pc_ac_t *ac_build(const char *list, size_t n)
 
 static int ac_match(const pc_ac_t *ac, const unsigned char *v, size_t n)
 {
-    int32_t s = 0;
-    for (size_t i = 0; i < n; i++) {
-        s = ac->next[(size_t)s * ac->nclass + ac->cls[v[i]]];
-        if (ac->accept[s])
+    uint32_t s = 0;
+    for (size_t i = 0; i < n; i++)
+        if ((s = ac->next[s + ac->cls[v[i]]]) >= ac->acc)
             return 1;
-    }
     return 0;
 }
 

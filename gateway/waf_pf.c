@@ -597,16 +597,48 @@ void pc_pf_free(pc_waf_ruleset_t *rs)
 {
     for (unsigned g = 0; g < rs->npf_groups; g++) {
         pc_ac_free(rs->pf_groups[g].ac);
-        free(rs->pf_groups[g].bit);
+        free(rs->pf_groups[g].mask);
         free(rs->pf_groups[g].rules);
     }
     free(rs->pf_groups);
     rs->pf_groups = NULL;
+    pc_ac_free(rs->pf_all);
+    rs->pf_all = NULL;
     rs->npf_groups = 0;
     rs->npf = 0;
     rs->pf_words = 0;
     for (size_t i = 0; i < rs->n; i++)
         rs->rules[i]->pf = -1;
+}
+
+/* The automaton of group g's literals (-1: of every group that has one),
+ * a rule's phrases in the set of its pf index. NULL when out of memory. */
+static pc_ac_t *automaton(const pc_waf_ruleset_t *rs, const pc_pf_lits_t *lits, const int *group,
+                          int g)
+{
+    size_t nph = 0, k = 0;
+    for (size_t i = 0; i < rs->n; i++)
+        nph += group[i] == g || (g < 0 && group[i] >= 0) ? lits[i].n : 0;
+    const char **ph = calloc(nph + 1, sizeof(*ph));
+    size_t *len = calloc(nph + 1, sizeof(*len));
+    uint32_t *set = calloc(nph + 1, sizeof(*set));
+    pc_ac_t *ac = NULL;
+    if (ph && len && set) {
+        for (size_t i = 0; i < rs->n; i++) {
+            if (!(group[i] == g || (g < 0 && group[i] >= 0 && rs->rules[i]->pf >= 0)))
+                continue;
+            for (unsigned j = 0; j < lits[i].n; j++, k++) {
+                ph[k] = lits[i].s[j];
+                len[k] = lits[i].len[j];
+                set[k] = (uint32_t)rs->rules[i]->pf;
+            }
+        }
+        ac = pc_ac_new(ph, len, set, k, rs->npf);
+    }
+    free(ph);
+    free(len);
+    free(set);
+    return ac;
 }
 
 void pc_pf_build(pc_waf_ruleset_t *rs)
@@ -643,33 +675,19 @@ void pc_pf_build(pc_waf_ruleset_t *rs)
     }
     /* one automaton per group; a group without one (out of memory, or
      * too many distinct bytes) has its rules evaluated on every value */
+    rs->pf_words = (rs->npf + 63) / 64;
     for (unsigned g = 0; g < rs->npf_groups; g++) {
         pc_pf_group_t *pg = &rs->pf_groups[g];
-        size_t nph = 0, k = 0;
-        for (size_t i = 0; i < rs->n; i++)
-            nph += group[i] == (int)g ? lits[i].n : 0;
-        const char **ph = calloc(nph, sizeof(*ph));
-        size_t *len = calloc(nph, sizeof(*len));
-        uint32_t *set = calloc(nph, sizeof(*set));
-        pg->bit = calloc(pg->nrules, sizeof(*pg->bit));
+        pg->mask = calloc(rs->pf_words, sizeof(*pg->mask));
         pg->rules = calloc(pg->nrules, sizeof(*pg->rules));
-        pg->word_off = rs->pf_words;
-        rs->pf_words += (pg->nrules + 63) / 64;
-        unsigned local = 0;
-        if (ph && len && set && pg->bit && pg->rules) {
-            for (size_t i = 0; i < rs->n; i++) {
-                if (group[i] != (int)g)
-                    continue;
-                for (unsigned j = 0; j < lits[i].n; j++, k++) {
-                    ph[k] = lits[i].s[j];
-                    len[k] = lits[i].len[j];
-                    set[k] = local;
+        if (pg->mask && pg->rules) {
+            unsigned k = 0;
+            for (size_t i = 0; i < rs->n; i++)
+                if (group[i] == (int)g) {
+                    pg->rules[k++] = rs->rules[i];
+                    pg->mask[rs->rules[i]->pf / 64] |= (uint64_t)1 << (rs->rules[i]->pf % 64);
                 }
-                rs->rules[i]->pf_bit = pg->word_off * 64 + local;
-                pg->rules[local] = rs->rules[i];
-                pg->bit[local++] = (uint32_t)rs->rules[i]->pf;
-            }
-            pg->ac = pc_ac_new(ph, len, set, nph, pg->nrules);
+            pg->ac = automaton(rs, lits, group, (int)g);
         }
         if (!pg->ac) {
             for (size_t i = 0; i < rs->n; i++)
@@ -677,10 +695,8 @@ void pc_pf_build(pc_waf_ruleset_t *rs)
                     rs->rules[i]->pf = -1;
             pg->colls = 0;
         }
-        free(ph);
-        free(len);
-        free(set);
     }
+    rs->pf_all = automaton(rs, lits, group, -1); /* without it, each group scans its own */
     free(lits);
     free(group);
 }

@@ -36,17 +36,18 @@ struct pc_waf_rule_s;
 struct pc_ac_s;
 
 /* Rules of one phase that share a transformation chain: one Aho-Corasick
- * over all their literals, run once per value of the collections they
- * target. */
+ * over all their literals, run on the transformed values of the
+ * collections they target. Most values come out of most chains unchanged
+ * (up to case): those are scanned once, whatever the number of groups,
+ * with the rule set's automaton of every group's literals (pf_all). */
 typedef struct pc_pf_group_s {
     uint8_t phase;
     const struct pc_waf_rule_s *chain_of; /* a rule with the group's t: chain */
     uint32_t colls;                       /* collections scanned (1u << PC_WV_*) */
-    struct pc_ac_s *ac;                   /* phrase set i: the group's i-th rule */
-    uint32_t *bit;                        /* the group's i-th rule -> its pf index */
-    const struct pc_waf_rule_s **rules;   /* the group's i-th rule */
+    struct pc_ac_s *ac;                   /* phrase set i: the rule with pf i */
+    uint64_t *mask;                       /* its rules' pf bits (pf_words) */
+    const struct pc_waf_rule_s **rules;
     unsigned nrules;
-    unsigned word_off; /* where its bits start in a value's pf bits (pc_waf_kv_t.pf) */
 } pc_pf_group_t;
 
 /* Gives every rule it can a prefilter (rule->pf, an index into a

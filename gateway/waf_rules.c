@@ -149,8 +149,72 @@ int pc_waf_parse_target(const char *s, size_t n, pc_waf_var_t *v, char *err, siz
 
 #define STATS_CAP 8192 /* rule ids with counters; later ones share `overflow` */
 
-static pc_waf_stat_t stats[STATS_CAP], overflow;
+static pc_waf_stat_t stats[STATS_CAP], overflow = {0, STATS_CAP};
 static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A thread's counters, one per slot (the overflow's last). Blocks are
+ * never freed: a thread that ends leaves its counts to the sum. A thread
+ * that cannot get one counts in `shared`, with atomic additions. */
+typedef struct counts_block_s {
+    struct counts_block_s *next;
+    pc_waf_counts_t c[STATS_CAP + 1];
+} counts_block_t;
+
+static counts_block_t *blocks, shared; /* blocks: under stats_lock to add */
+static __thread counts_block_t *mine;
+
+static counts_block_t *my_block(void)
+{
+    if (!mine) {
+        counts_block_t *b = calloc(1, sizeof(*b));
+        if (!b)
+            return &shared;
+        pthread_mutex_lock(&stats_lock);
+        b->next = blocks;
+        __atomic_store_n(&blocks, b, __ATOMIC_RELEASE);
+        pthread_mutex_unlock(&stats_lock);
+        mine = b;
+    }
+    return mine;
+}
+
+/* Only this thread writes its block: a plain addition, stored whole so a
+ * reader never sees half of it. */
+static void count(uint64_t *v, uint64_t n, counts_block_t *b)
+{
+    if (b == &shared)
+        __atomic_add_fetch(v, n, __ATOMIC_RELAXED);
+    else
+        __atomic_store_n(v, *v + n, __ATOMIC_RELAXED);
+}
+
+void pc_waf_stat_hit(const pc_waf_stat_t *s)
+{
+    counts_block_t *b = my_block();
+    count(&b->c[s->slot].hits, 1, b);
+}
+
+void pc_waf_stat_timed(const pc_waf_stat_t *s, uint64_t ns)
+{
+    counts_block_t *b = my_block();
+    count(&b->c[s->slot].evals, 1, b);
+    count(&b->c[s->slot].ns, ns, b);
+}
+
+pc_waf_counts_t pc_waf_stat_read(const pc_waf_stat_t *s)
+{
+    pc_waf_counts_t sum = {0, 0, 0};
+    for (counts_block_t *b = __atomic_load_n(&blocks, __ATOMIC_ACQUIRE);; b = b->next) {
+        if (!b)
+            b = &shared; /* last */
+        const pc_waf_counts_t *c = &b->c[s->slot];
+        sum.hits += __atomic_load_n(&c->hits, __ATOMIC_RELAXED);
+        sum.evals += __atomic_load_n(&c->evals, __ATOMIC_RELAXED);
+        sum.ns += __atomic_load_n(&c->ns, __ATOMIC_RELAXED);
+        if (b == &shared)
+            return sum;
+    }
+}
 
 pc_waf_stat_t *pc_waf_stat(uint32_t id)
 {
@@ -163,8 +227,10 @@ pc_waf_stat_t *pc_waf_stat(uint32_t id)
     }
     pc_waf_stat_t *s = &overflow;
     if (id && k < STATS_CAP) {
-        if (!stats[i].id)
+        if (!stats[i].id) {
+            stats[i].slot = (uint32_t)i;
             __atomic_store_n(&stats[i].id, id, __ATOMIC_RELEASE);
+        }
         s = &stats[i];
     }
     pthread_mutex_unlock(&stats_lock);
@@ -950,6 +1016,24 @@ static int prepare_links(pc_waf_ruleset_t *rs)
     return 0;
 }
 
+/* The evaluation loops of phases 1 and 2 (after the prefilter, which
+ * gives rules their pf). */
+static int make_steps(pc_waf_ruleset_t *rs)
+{
+    for (int p = 0; p < 2; p++) {
+        free(rs->steps[p]);
+        rs->nsteps[p] = 0;
+        if (!(rs->steps[p] = calloc(rs->n + 1, sizeof(*rs->steps[p]))))
+            return -1;
+        for (size_t i = 0; i < rs->n; i++) {
+            const pc_waf_rule_t *r = rs->rules[i];
+            if (r->marker || r->phase == p + 1)
+                rs->steps[p][rs->nsteps[p]++] = (pc_waf_step_t){r, r->marker, r->pf, r->id};
+        }
+    }
+    return 0;
+}
+
 /* After everything loaded: a chain still open, skipAfter targets, then
  * what evaluation precomputes. */
 static void finish(lctx_t *c)
@@ -979,6 +1063,8 @@ static void finish(lctx_t *c)
     if (prepare_links(c->rs) != 0)
         err(c, "out of memory");
     pc_pf_build(c->rs);
+    if (make_steps(c->rs) != 0)
+        err(c, "out of memory");
 }
 
 int pc_waf_load(pc_waf_ruleset_t *rs, const char *path, pc_errlist_t *errs)
@@ -1005,6 +1091,8 @@ void pc_waf_ruleset_free(pc_waf_ruleset_t *rs)
 {
     pc_pf_free(rs);
     free(rs->chain_plain);
+    free(rs->steps[0]);
+    free(rs->steps[1]);
     for (size_t i = 0; i < rs->n; i++)
         rule_free(rs->rules[i]);
     free(rs->rules);

@@ -123,32 +123,56 @@ typedef struct pc_waf_rule_s {
     char *marker;                  /* SecMarker: this entry is a marker, not a rule */
     struct pc_waf_rule_s *chained; /* the rule evaluated when this one matches */
     struct pc_waf_stat_s *stat;    /* the rule id's counters (pc_waf_stat), shared by reloads */
-    int32_t pf;                    /* prefilter index (waf_pf.h), -1: evaluated on every value */
-    uint32_t pf_bit;               /* its bit in a value's pf bits: a literal of it is there */
-    uint16_t tfchain;              /* its transformation chain's index in the rule set */
-    uint32_t excl_kinds;           /* collections (1u << PC_WV_*) with a !VAR:name exclusion */
+    int32_t pf;          /* prefilter index (waf_pf.h; its bit in a value's pf bits), -1: none */
+    uint16_t tfchain;    /* its transformation chain's index in the rule set */
+    uint32_t excl_kinds; /* collections (1u << PC_WV_*) with a !VAR:name exclusion */
 } pc_waf_rule_t;
 
 /* One request in this many has each rule's evaluation timed. */
 #define PC_WAF_TIME_EVERY 32
 
-/* Counters per rule id, kept across reloads (a process-wide table). */
+/* Counters per rule id, kept across reloads (a process-wide table of
+ * ids; each thread counts in a block of its own, so that two workers
+ * matching the same rule never write the same cache line, and a read adds
+ * the blocks up). */
 typedef struct pc_waf_stat_s {
     uint32_t id;
-    uint64_t hits;  /* atomic */
-    uint64_t evals; /* atomic: evaluations timed (a sample of requests) */
-    uint64_t ns;    /* atomic: time those evaluations took */
+    uint32_t slot; /* its counters' index in every block */
 } pc_waf_stat_t;
+
+typedef struct {
+    uint64_t hits;
+    uint64_t evals; /* evaluations timed (a sample of requests) */
+    uint64_t ns;    /* time those evaluations took */
+} pc_waf_counts_t;
 
 /* The counters of rule id (created on first use; a shared overflow entry,
  * with id 0 and never listed, for id 0 and once the table is full). */
 pc_waf_stat_t *pc_waf_stat(uint32_t id);
+/* Counts a match; a timed evaluation that took ns. */
+void pc_waf_stat_hit(const pc_waf_stat_t *s);
+void pc_waf_stat_timed(const pc_waf_stat_t *s, uint64_t ns);
+/* Every thread's counts of s added up (each figure may lag by the
+ * evaluation in progress). */
+pc_waf_counts_t pc_waf_stat_read(const pc_waf_stat_t *s);
 /* Calls fn for each rule id that has counters, in no particular order. */
 void pc_waf_stats_each(void (*fn)(const pc_waf_stat_t *s, void *arg), void *arg);
+
+/* A rule as its phase's evaluation loop first sees it: enough to pass it
+ * by (a marker not skipped to, a rule removed or without a candidate
+ * value) without touching the rule itself. */
+typedef struct {
+    const pc_waf_rule_t *r;
+    const char *marker; /* r->marker */
+    int32_t pf;         /* r->pf */
+    uint32_t id;        /* r->id */
+} pc_waf_step_t;
 
 typedef struct pc_waf_ruleset_s {
     pc_waf_rule_t **rules; /* in file order; chained rules hang off their head */
     size_t n, cap;
+    pc_waf_step_t *steps[2]; /* phases 1 and 2: their rules and every marker, in file order */
+    size_t nsteps[2];
     uint8_t engine;            /* SecRuleEngine */
     pc_waf_rule_t defaults[5]; /* SecDefaultAction per phase (disruptive, log, status, tfs) */
     char **files;              /* the file names rules point to (owned) */
@@ -156,8 +180,9 @@ typedef struct pc_waf_ruleset_s {
     pc_waf_rule_t *open_chain;       /* while loading: a rule whose chain is still to come */
     struct pc_pf_group_s *pf_groups; /* the prefilter (waf_pf.h) */
     unsigned npf_groups;
+    struct pc_ac_s *pf_all;  /* every group's literals (phrase set i: the rule with pf i) */
     uint32_t npf;            /* rules with a prefilter */
-    uint32_t pf_words;       /* 64-bit words of a value's pf bits (every group's) */
+    uint32_t pf_words;       /* 64-bit words of a set of pf bits */
     unsigned nchains;        /* distinct transformation chains (pc_waf_rule_t.tfchain) */
     uint8_t *chain_plain;    /* per chain, on a plain value: 0 run it, 1 identity, 2 lowercase */
     int reads_matched_names; /* a rule targets MATCHED_VAR_NAME or MATCHED_VARS(_NAMES) */

@@ -69,9 +69,10 @@ static int timed; /* -T: time every rule, print the costliest at the end */
 static void print_stat(const pc_waf_stat_t *s, void *arg)
 {
     (void)arg;
-    if (s->evals)
-        fprintf(stderr, "%u %llu %llu\n", s->id, (unsigned long long)s->ns,
-                (unsigned long long)s->hits);
+    pc_waf_counts_t n = pc_waf_stat_read(s);
+    if (n.evals)
+        fprintf(stderr, "%u %llu %llu\n", s->id, (unsigned long long)n.ns,
+                (unsigned long long)n.hits);
 }
 
 static json_t *check(const pc_waf_ruleset_t *rs, pc_op_ctx_t *ctx, const char *raw, size_t n,
