@@ -33,18 +33,19 @@ const char *pc_op_name(int op)
  * search reports which sets have a phrase in the value (@pm: one set; the
  * rule-set prefilter: one set per rule).
  *
- * A step is one load: an edge holds its target's row offset (state x
- * nclass), and the states where a phrase ends are numbered last, so the
- * offset alone says whether one did. ---- */
+ * A step is one load: an edge holds the offset of its target's row, and
+ * the rows of the states where a phrase ends come last, each followed by
+ * the sets of those phrases, so the offset alone says whether one did and
+ * where to find which. ---- */
 
 struct pc_ac_s {
     uint8_t cls[256]; /* byte -> class; 0: a byte no phrase has */
     unsigned nclass;
     unsigned nstates;
     unsigned words; /* 64-bit words of a set mask */
-    uint32_t *next; /* nstates x nclass: the DFA, edges as row offsets */
-    uint32_t acc;   /* the row offset of the first state where a phrase ends */
-    uint64_t *sets; /* per such state, words: the sets of the phrases ending there */
+    unsigned width; /* a row's edges: nclass, made even (a row's sets stay aligned) */
+    uint32_t *next; /* the rows: edges (as row offsets), and sets after accepting ones */
+    uint32_t acc;   /* the offset of the first accepting row */
 };
 
 void pc_ac_free(pc_ac_t *ac)
@@ -52,36 +53,38 @@ void pc_ac_free(pc_ac_t *ac)
     if (!ac)
         return;
     free(ac->next);
-    free(ac->sets);
     free(ac);
 }
 
-/* The states of a trie turned into a DFA (next: edges as state numbers)
- * into ac's layout: renumbered so that those in accept come last (the
- * root, accepting nothing, stays 0), edges as row offsets. */
+/* The states of a trie turned into a DFA (next: edges as state numbers,
+ * nclass per state) into ac's layout: the root first, then the states
+ * accepting nothing, then the others, each part in breadth-first order
+ * (bfs: every state but the root), so that the shallow states a scan of
+ * ordinary text stays in share cache lines. */
 static int ac_layout(pc_ac_t *ac, const int32_t *next, const uint8_t *accept, const uint64_t *sets,
-                     int32_t *perm)
+                     const int32_t *bfs, int32_t *off)
 {
-    size_t k = 0, nc = ac->nclass;
-    for (size_t s = 0; s < ac->nstates; s++)
-        if (!accept[s])
-            perm[s] = (int32_t)k++;
-    size_t first = k;
-    for (size_t s = 0; s < ac->nstates; s++)
-        if (accept[s])
-            perm[s] = (int32_t)k++;
-    ac->next = malloc(ac->nstates * nc * sizeof(*ac->next));
-    ac->sets = calloc(ac->nstates - first + 1, ac->words * sizeof(*ac->sets));
-    if (!ac->next || !ac->sets || ac->nstates * nc > UINT32_MAX)
+    size_t w = ac->width = (ac->nclass + 1) & ~1u, at = w, nc = ac->nclass;
+    off[0] = 0;
+    for (size_t i = 0; i + 1 < ac->nstates; i++)
+        if (!accept[bfs[i]]) {
+            off[bfs[i]] = (int32_t)at;
+            at += w;
+        }
+    ac->acc = (uint32_t)at;
+    for (size_t i = 0; i + 1 < ac->nstates; i++)
+        if (accept[bfs[i]]) {
+            off[bfs[i]] = (int32_t)at;
+            at += w + 2 * ac->words;
+        }
+    if (at > INT32_MAX || !(ac->next = calloc(at, sizeof(*ac->next))))
         return -1;
-    ac->acc = (uint32_t)(first * nc);
     for (size_t s = 0; s < ac->nstates; s++) {
-        size_t p = (size_t)perm[s];
+        uint32_t *row = ac->next + off[s];
         for (size_t c = 0; c < nc; c++)
-            ac->next[p * nc + c] = (uint32_t)((size_t)perm[next[s * nc + c]] * nc);
+            row[c] = (uint32_t)off[next[s * nc + c]];
         if (accept[s])
-            memcpy(ac->sets + (p - first) * ac->words, sets + s * ac->words,
-                   ac->words * sizeof(*sets));
+            memcpy(row + w, sets + s * ac->words, ac->words * sizeof(*sets));
     }
     return 0;
 }
@@ -159,7 +162,7 @@ pc_ac_t *pc_ac_new(const char *const *phrases, const size_t *lens, const uint32_
                 }
             }
         }
-        ok = ac_layout(ac, next, accept, sets, fail) == 0;
+        ok = ac_layout(ac, next, accept, sets, queue, fail) == 0;
     }
     free(next);
     free(accept);
@@ -180,9 +183,9 @@ void pc_ac_sets(const pc_ac_t *ac, const unsigned char *v, size_t n, uint64_t *o
     for (size_t i = 0; i < n; i++) {
         s = next[s + ac->cls[v[i]]];
         if (s >= acc) {
-            const uint64_t *row = ac->sets + (size_t)((s - acc) / ac->nclass) * ac->words;
+            const uint64_t *sets = (const uint64_t *)(next + s + ac->width);
             for (unsigned w = 0; w < ac->words; w++)
-                out[w] |= row[w];
+                out[w] |= sets[w];
         }
     }
 }

@@ -18,6 +18,7 @@
  */
 #include "waf_pf.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -569,6 +570,21 @@ static int op_literals(const pc_op_t *op, pc_pf_lits_t *out)
     }
 }
 
+/* A single letter or digit as a literal: a rule that needs just one of its
+ * literals is then a candidate on nearly every value, so the prefilter
+ * would cost without sparing it anything — and the literal would make most
+ * states of the automaton accepting. Such a rule is evaluated on every
+ * value. (Common punctuation and two-letter words were tried as well: the
+ * rules they exclude then run on values the prefilter spared them, which
+ * costs more than it saves.) */
+static int weak(const pc_pf_lits_t *l)
+{
+    for (unsigned i = 0; i < l->n; i++)
+        if (l->len[i] == 1 && isalnum((unsigned char)l->s[i][0]))
+            return 1;
+    return 0;
+}
+
 _Static_assert(PC_WV_COUNT <= 32, "collection masks are uint32_t");
 
 /* Collections whose values are all known before a phase runs. */
@@ -611,6 +627,13 @@ void pc_pf_free(pc_waf_ruleset_t *rs)
         rs->rules[i]->pf = -1;
 }
 
+/* Do rule i's literals go into group g's automaton (g < 0: into the one
+ * of every group, if its own group got one)? */
+static int in_automaton(const pc_waf_ruleset_t *rs, const int *group, size_t i, int g)
+{
+    return group[i] >= 0 && (g < 0 ? rs->rules[i]->pf >= 0 : group[i] == g);
+}
+
 /* The automaton of group g's literals (-1: of every group that has one),
  * a rule's phrases in the set of its pf index. NULL when out of memory. */
 static pc_ac_t *automaton(const pc_waf_ruleset_t *rs, const pc_pf_lits_t *lits, const int *group,
@@ -618,14 +641,14 @@ static pc_ac_t *automaton(const pc_waf_ruleset_t *rs, const pc_pf_lits_t *lits, 
 {
     size_t nph = 0, k = 0;
     for (size_t i = 0; i < rs->n; i++)
-        nph += group[i] == g || (g < 0 && group[i] >= 0) ? lits[i].n : 0;
+        nph += in_automaton(rs, group, i, g) ? lits[i].n : 0;
     const char **ph = calloc(nph + 1, sizeof(*ph));
     size_t *len = calloc(nph + 1, sizeof(*len));
     uint32_t *set = calloc(nph + 1, sizeof(*set));
     pc_ac_t *ac = NULL;
     if (ph && len && set) {
         for (size_t i = 0; i < rs->n; i++) {
-            if (!(group[i] == g || (g < 0 && group[i] >= 0 && rs->rules[i]->pf >= 0)))
+            if (!in_automaton(rs, group, i, g))
                 continue;
             for (unsigned j = 0; j < lits[i].n; j++, k++) {
                 ph[k] = lits[i].s[j];
@@ -657,7 +680,7 @@ void pc_pf_build(pc_waf_ruleset_t *rs)
         uint32_t colls;
         group[i] = -1;
         if (r->marker || r->action_only || !(colls = scanned_colls(r)) ||
-            op_literals(&r->op, &lits[i]) != 0)
+            op_literals(&r->op, &lits[i]) != 0 || weak(&lits[i]))
             continue;
         unsigned g = 0;
         while (g < rs->npf_groups &&
