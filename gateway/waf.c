@@ -147,7 +147,8 @@ int pc_waf_collect_body(pc_waf_tx_t *tx, const pc_http_request_t *h, int kind, c
     sink_t s = {tx, PC_WV_ARGS_POST, kind == PC_WAF_BODY_URLENCODED};
     int rc = PC_WAFB_OK;
     char *out = NULL;
-    if (kind == PC_WAF_BODY_URLENCODED || kind == PC_WAF_BODY_MULTIPART) {
+    if (kind == PC_WAF_BODY_URLENCODED || kind == PC_WAF_BODY_MULTIPART ||
+        kind == PC_WAF_BODY_JSON) {
         if (!(out = pc_arena_alloc(tx->arena, n + 1)))
             return PC_WAFB_NOMEM;
     }
@@ -156,7 +157,7 @@ int pc_waf_collect_body(pc_waf_tx_t *tx, const pc_http_request_t *h, int kind, c
         rc = pc_wafb_urlencoded(body, n, out, sink, &s);
         break;
     case PC_WAF_BODY_JSON:
-        rc = n ? pc_wafb_json(body, n, sink, &s) : PC_WAFB_OK;
+        rc = n ? pc_wafb_json(body, n, out, sink, &s) : PC_WAFB_OK;
         break;
     case PC_WAF_BODY_MULTIPART: {
         const pc_http_header_t *ct = pc_http_find_name(h->headers, h->nheaders, ctype_name);

@@ -3,11 +3,12 @@
  */
 #include "waf_body.h"
 
-#include <jansson.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include "str.h"
 #include "waf_tf.h"
 
 /* %XX and '+', invalid escapes kept: the urlDecode transformation. */
@@ -66,90 +67,349 @@ int pc_wafb_cookies(const char *p, size_t n, pc_wafb_cb cb, void *arg)
     return PC_WAFB_OK;
 }
 
-/* ---- JSON ---- */
+/* ---- JSON ----
+ *
+ * One pass over the text, recursive descent bounded by PC_WAFB_MAX_DEPTH,
+ * handing over each scalar as it is read: strings decoded into out at the
+ * offset where they start in the input (decoding never grows, so they
+ * never overlap), numbers and literals as written. Strict RFC 8259, as
+ * jansson (used before, and still the reference of the fuzz target) is:
+ * UTF-8 only, no control bytes in strings, surrogates in pairs, no two
+ * members of an object with one name, \u0000 in values but not in names. */
 
 typedef struct {
+    const char *k;
+    size_t n;
+} jkey_t;
+
+#define JKEYS_MAX (8 * PC_WAFB_MAX_ARGS) /* names of the objects open at once */
+
+typedef struct {
+    const unsigned char *base, *p, *end;
+    char *out;
     pc_wafb_cb cb;
     void *arg;
     size_t count;
+    jkey_t *keys; /* the names of the members of every object open */
+    size_t nkeys, capkeys;
+    jkey_t keys0[64];
     char name[1024];
-} jwalk_t;
+} jp_t;
 
-static int jwalk(jwalk_t *w, json_t *v, size_t nlen, int depth)
+static void jws(jp_t *j)
+{
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
+        j->p++;
+}
+
+static int hex4(const unsigned char *p, unsigned *v)
+{
+    *v = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned c = p[i], d;
+        if (c >= '0' && c <= '9')
+            d = c - '0';
+        else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+            d = (c | 0x20) - 'a' + 10;
+        else
+            return -1;
+        *v = *v << 4 | d;
+    }
+    return 0;
+}
+
+/* The length of the UTF-8 sequence at p (p < end, *p >= 0x80), 0 when
+ * it is not one: overlong, a surrogate, past U+10FFFF, or cut. */
+static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
+{
+    size_t len = *p >= 0xF0 ? 4 : *p >= 0xE0 ? 3 : 2;
+    if (*p < 0xC2 || *p > 0xF4 || (size_t)(end - p) < len)
+        return 0;
+    unsigned cp = *p & (0x7F >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3F);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    return len;
+}
+
+static char *put_utf8(char *o, unsigned cp)
+{
+    if (cp < 0x80) {
+        *o++ = (char)cp;
+    } else if (cp < 0x800) {
+        *o++ = (char)(0xC0 | cp >> 6);
+        *o++ = (char)(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        *o++ = (char)(0xE0 | cp >> 12);
+        *o++ = (char)(0x80 | (cp >> 6 & 0x3F));
+        *o++ = (char)(0x80 | (cp & 0x3F));
+    } else {
+        *o++ = (char)(0xF0 | cp >> 18);
+        *o++ = (char)(0x80 | (cp >> 12 & 0x3F));
+        *o++ = (char)(0x80 | (cp >> 6 & 0x3F));
+        *o++ = (char)(0x80 | (cp & 0x3F));
+    }
+    return o;
+}
+
+/* The string at j->p (a '"'), decoded. */
+static int jstring(jp_t *j, const char **s, size_t *n, int is_name)
+{
+    const unsigned char *p = ++j->p, *end = j->end;
+    char *o = j->out + (p - j->base), *start = o;
+    while (p < end) {
+        unsigned c = *p;
+        if (c == '"') {
+            j->p = p + 1;
+            *s = start;
+            *n = (size_t)(o - start);
+            return PC_WAFB_OK;
+        }
+        if (c < 0x20)
+            return PC_WAFB_MALFORMED;
+        if (c >= 0x80) {
+            size_t l = utf8_seq(p, end);
+            if (!l)
+                return PC_WAFB_MALFORMED;
+            memcpy(o, p, l);
+            o += l, p += l;
+            continue;
+        }
+        p++;
+        if (c != '\\') {
+            *o++ = (char)c;
+            continue;
+        }
+        if (p == end)
+            return PC_WAFB_MALFORMED;
+        static const char esc[] = "\"\"\\\\//b\bf\fn\nr\rt\t";
+        const char *e = memchr(esc, *p, sizeof(esc) - 1);
+        if (e && (e - esc) % 2 == 0) {
+            *o++ = e[1];
+            p++;
+            continue;
+        }
+        unsigned cp, lo;
+        if (*p != 'u' || end - p < 5 || hex4(p + 1, &cp) != 0)
+            return PC_WAFB_MALFORMED;
+        p += 5;
+        if (cp >= 0xDC00 && cp <= 0xDFFF)
+            return PC_WAFB_MALFORMED;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || hex4(p + 2, &lo) != 0 ||
+                lo < 0xDC00 || lo > 0xDFFF)
+                return PC_WAFB_MALFORMED;
+            p += 6;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        }
+        if (cp == 0 && is_name)
+            return PC_WAFB_MALFORMED;
+        o = put_utf8(o, cp);
+    }
+    return PC_WAFB_MALFORMED;
+}
+
+static int jscalar(jp_t *j, size_t nlen, const char *v, size_t vl)
+{
+    if (++j->count > PC_WAFB_MAX_ARGS)
+        return PC_WAFB_TOO_MANY;
+    return j->cb(j->arg, PC_WAFB_ARG, j->name, nlen, v, vl);
+}
+
+static int jnumber(jp_t *j, size_t nlen)
+{
+    const unsigned char *s = j->p, *p = s, *end = j->end;
+#define DIGIT(q) ((q) < end && *(q) >= '0' && *(q) <= '9')
+    if (p < end && *p == '-')
+        p++;
+    if (p < end && *p == '0')
+        p++;
+    else if (DIGIT(p))
+        while (DIGIT(p))
+            p++;
+    else
+        return PC_WAFB_MALFORMED;
+    if (p < end && *p == '.') {
+        p++;
+        if (!DIGIT(p))
+            return PC_WAFB_MALFORMED;
+        while (DIGIT(p))
+            p++;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        if (++p < end && (*p == '+' || *p == '-'))
+            p++;
+        if (!DIGIT(p))
+            return PC_WAFB_MALFORMED;
+        while (DIGIT(p))
+            p++;
+    }
+#undef DIGIT
+    j->p = p;
+    return jscalar(j, nlen, (const char *)s, (size_t)(p - s));
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+    const jkey_t *x = a, *y = b;
+    if (x->n != y->n)
+        return x->n < y->n ? -1 : 1;
+    return memcmp(x->k, y->k, x->n);
+}
+
+/* Do two of the n names repeat? (may sort them) */
+static int repeated(jkey_t *k, size_t n)
+{
+    if (n <= 8) {
+        for (size_t a = 0; a < n; a++)
+            for (size_t b = a + 1; b < n; b++)
+                if (key_cmp(&k[a], &k[b]) == 0)
+                    return 1;
+        return 0;
+    }
+    qsort(k, n, sizeof(*k), key_cmp);
+    for (size_t a = 1; a < n; a++)
+        if (key_cmp(&k[a - 1], &k[a]) == 0)
+            return 1;
+    return 0;
+}
+
+static int push_key(jp_t *j, const char *k, size_t n)
+{
+    if (j->nkeys == j->capkeys) {
+        if (j->capkeys >= JKEYS_MAX)
+            return PC_WAFB_TOO_MANY;
+        size_t cap = j->capkeys * 2;
+        jkey_t *nk = malloc(cap * sizeof(*nk));
+        if (!nk)
+            return PC_WAFB_NOMEM;
+        memcpy(nk, j->keys, j->nkeys * sizeof(*nk));
+        if (j->keys != j->keys0)
+            free(j->keys);
+        j->keys = nk, j->capkeys = cap;
+    }
+    j->keys[j->nkeys++] = (jkey_t){k, n};
+    return PC_WAFB_OK;
+}
+
+static int jvalue(jp_t *j, size_t nlen, int depth);
+
+/* The members or elements of the object or array at j->p, each named
+ * name.KEY or name.INDEX. */
+static int jcontainer(jp_t *j, size_t nlen, int depth)
+{
+    int object = *j->p++ == '{';
+    unsigned char close = object ? '}' : ']';
+    size_t first = j->nkeys, index = 0;
+    int rc;
+    jws(j);
+    if (j->p < j->end && *j->p == close) {
+        j->p++;
+        return PC_WAFB_OK;
+    }
+    for (;; index++) {
+        size_t kl;
+        jws(j);
+        if (object) {
+            const char *k;
+            if (j->p == j->end || *j->p != '"')
+                return PC_WAFB_MALFORMED;
+            if ((rc = jstring(j, &k, &kl, 1)) != 0 || (rc = push_key(j, k, kl)) != 0)
+                return rc;
+            jws(j);
+            if (j->p == j->end || *j->p++ != ':')
+                return PC_WAFB_MALFORMED;
+            if (nlen + 1 + kl >= sizeof(j->name))
+                return PC_WAFB_TOO_DEEP;
+            j->name[nlen] = '.';
+            memcpy(j->name + nlen + 1, k, kl);
+        } else {
+            char num[24];
+            kl = pc_u64_dec(index, num);
+            if (nlen + 1 + kl >= sizeof(j->name))
+                return PC_WAFB_TOO_DEEP;
+            j->name[nlen] = '.';
+            memcpy(j->name + nlen + 1, num, kl);
+        }
+        if ((rc = jvalue(j, nlen + 1 + kl, depth + 1)) != 0)
+            return rc;
+        jws(j);
+        if (j->p == j->end)
+            return PC_WAFB_MALFORMED;
+        if (*j->p == close)
+            break;
+        if (*j->p++ != ',')
+            return PC_WAFB_MALFORMED;
+    }
+    j->p++;
+    if (object && repeated(j->keys + first, j->nkeys - first))
+        return PC_WAFB_MALFORMED;
+    j->nkeys = first;
+    return PC_WAFB_OK;
+}
+
+static int jvalue(jp_t *j, size_t nlen, int depth)
 {
     if (depth > PC_WAFB_MAX_DEPTH)
         return PC_WAFB_TOO_DEEP;
-    char buf[40];
-    const char *s = buf;
-    size_t sl;
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: {
-        const char *k;
-        json_t *x;
-        json_object_foreach(v, k, x)
-        {
-            size_t kl = strlen(k);
-            if (nlen + 1 + kl >= sizeof(w->name))
-                return PC_WAFB_TOO_DEEP;
-            w->name[nlen] = '.';
-            memcpy(w->name + nlen + 1, k, kl);
-            int rc = jwalk(w, x, nlen + 1 + kl, depth + 1);
-            if (rc)
-                return rc;
-        }
-        return PC_WAFB_OK;
+    jws(j);
+    if (j->p == j->end)
+        return PC_WAFB_MALFORMED;
+    static const char *const lits[] = {"true", "false", "null"};
+    switch (*j->p) {
+    case '{':
+    case '[':
+        return jcontainer(j, nlen, depth);
+    case '"': {
+        const char *s;
+        size_t sl;
+        int rc = jstring(j, &s, &sl, 0);
+        return rc ? rc : jscalar(j, nlen, s, sl);
     }
-    case JSON_ARRAY: {
-        size_t i;
-        json_t *x;
-        json_array_foreach(v, i, x)
-        {
-            int kl = snprintf(w->name + nlen, sizeof(w->name) - nlen, ".%zu", i);
-            if (kl < 0 || nlen + (size_t)kl >= sizeof(w->name))
-                return PC_WAFB_TOO_DEEP;
-            int rc = jwalk(w, x, nlen + (size_t)kl, depth + 1);
-            if (rc)
-                return rc;
-        }
-        return PC_WAFB_OK;
+    case 't':
+    case 'f':
+    case 'n': {
+        const char *lit = lits[*j->p == 't' ? 0 : *j->p == 'f' ? 1 : 2];
+        size_t l = strlen(lit);
+        if ((size_t)(j->end - j->p) < l || memcmp(j->p, lit, l) != 0)
+            return PC_WAFB_MALFORMED;
+        j->p += l;
+        return jscalar(j, nlen, lit, l);
     }
-    case JSON_STRING:
-        s = json_string_value(v);
-        sl = json_string_length(v);
-        break;
-    case JSON_INTEGER:
-        sl = (size_t)snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(v));
-        break;
-    case JSON_REAL:
-        sl = (size_t)snprintf(buf, sizeof(buf), "%.17g", json_real_value(v));
-        break;
-    case JSON_TRUE:
-        s = "true", sl = 4;
-        break;
-    case JSON_FALSE:
-        s = "false", sl = 5;
-        break;
     default:
-        s = "null", sl = 4;
-        break;
+        return jnumber(j, nlen);
     }
-    if (++w->count > PC_WAFB_MAX_ARGS)
-        return PC_WAFB_TOO_MANY;
-    return w->cb(w->arg, PC_WAFB_ARG, w->name, nlen, s, sl);
 }
 
-int pc_wafb_json(const char *p, size_t n, pc_wafb_cb cb, void *arg)
+int pc_wafb_json(const char *p, size_t n, char *out, pc_wafb_cb cb, void *arg)
 {
-    json_t *doc = json_loadb(p, n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-    if (!doc)
-        return PC_WAFB_MALFORMED;
-    jwalk_t w;
-    w.cb = cb;
-    w.arg = arg;
-    w.count = 0;
-    memcpy(w.name, "json", 4);
-    int rc = jwalk(&w, doc, 4, 0);
-    json_decref(doc);
+    jp_t *j = malloc(sizeof(*j));
+    if (!j)
+        return PC_WAFB_NOMEM;
+    j->base = j->p = (const unsigned char *)p;
+    j->end = j->p + n;
+    j->out = out;
+    j->cb = cb;
+    j->arg = arg;
+    j->count = 0;
+    j->keys = j->keys0;
+    j->nkeys = 0;
+    j->capkeys = sizeof(j->keys0) / sizeof(j->keys0[0]);
+    memcpy(j->name, "json", 4);
+    int rc = jvalue(j, 4, 0);
+    if (rc == PC_WAFB_OK) {
+        jws(j);
+        if (j->p != j->end)
+            rc = PC_WAFB_MALFORMED;
+    }
+    if (j->keys != j->keys0)
+        free(j->keys);
+    free(j);
     return rc;
 }
 

@@ -55,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         rc = pc_wafb_cookies(in, n, cb, &c);
         break;
     case 2:
-        rc = pc_wafb_json(in, n, cb, &c);
+        rc = pc_wafb_json(in, n, out, cb, &c);
         break;
     case 3:
         rc = pc_wafb_multipart(in, n, "XyZ", 3, out, cb, &c);

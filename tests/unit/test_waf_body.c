@@ -57,30 +57,30 @@ TEST(json)
 {
     RESET();
     const char *j = "{\"a\":{\"b\":[1,\"x\",true,null,2.5]},\"q\":\"' or 1=1\",\"e\":{},\"n\":-3}";
-    CHECK_EQ_INT(pc_wafb_json(j, strlen(j), collect, NULL), PC_WAFB_OK);
+    CHECK_EQ_INT(pc_wafb_json(j, strlen(j), out, collect, NULL), PC_WAFB_OK);
     CHECK_EQ_STR(got, "A[json.a.b.0]=[1] A[json.a.b.1]=[x] A[json.a.b.2]=[true] "
                       "A[json.a.b.3]=[null] A[json.a.b.4]=[2.5] A[json.q]=[' or 1=1] "
                       "A[json.n]=[-3] ");
     RESET();
-    CHECK_EQ_INT(pc_wafb_json("\"<script>\"", 10, collect, NULL), PC_WAFB_OK);
+    CHECK_EQ_INT(pc_wafb_json("\"<script>\"", 10, out, collect, NULL), PC_WAFB_OK);
     CHECK_EQ_STR(got, "A[json]=[<script>] ");
-    CHECK_EQ_INT(pc_wafb_json("{\"a\":1,\"a\":2}", 13, collect, NULL), PC_WAFB_MALFORMED);
-    CHECK_EQ_INT(pc_wafb_json("{\"a\":", 5, collect, NULL), PC_WAFB_MALFORMED);
-    CHECK_EQ_INT(pc_wafb_json("", 0, collect, NULL), PC_WAFB_MALFORMED);
+    CHECK_EQ_INT(pc_wafb_json("{\"a\":1,\"a\":2}", 13, out, collect, NULL), PC_WAFB_MALFORMED);
+    CHECK_EQ_INT(pc_wafb_json("{\"a\":", 5, out, collect, NULL), PC_WAFB_MALFORMED);
+    CHECK_EQ_INT(pc_wafb_json("", 0, out, collect, NULL), PC_WAFB_MALFORMED);
     char deep[200];
     size_t n = 0;
     for (int i = 0; i < 40; i++)
         deep[n++] = '[';
     for (int i = 0; i < 40; i++)
         deep[n++] = ']';
-    CHECK_EQ_INT(pc_wafb_json(deep, n, collect, NULL), PC_WAFB_TOO_DEEP); /* even empty */
+    CHECK_EQ_INT(pc_wafb_json(deep, n, out, collect, NULL), PC_WAFB_TOO_DEEP); /* even empty */
     n = 0;
     for (int i = 0; i < 40; i++)
         deep[n++] = '[';
     deep[n++] = '1';
     for (int i = 0; i < 40; i++)
         deep[n++] = ']';
-    CHECK_EQ_INT(pc_wafb_json(deep, n, collect, NULL), PC_WAFB_TOO_DEEP);
+    CHECK_EQ_INT(pc_wafb_json(deep, n, out, collect, NULL), PC_WAFB_TOO_DEEP);
 }
 
 #define MP(s) s, sizeof(s) - 1
