@@ -87,6 +87,7 @@ static char *adup(pc_waf_tx_t *tx, const char *s, size_t n)
 
 int pc_waf_setvar(pc_waf_tx_t *tx, const char *name, const char *value)
 {
+    tx->tx_built = 0;
     for (size_t i = 0; i < tx->nvars; i++)
         if (strcasecmp(tx->vars[i].name, name) == 0) {
             tx->vars[i].value = value ? adup(tx, value, strlen(value)) : NULL;
@@ -334,9 +335,13 @@ static int excluded(const pc_waf_rule_t *r, int var, const pc_waf_kv_t *kv, pc_o
     return 0;
 }
 
-/* The TX collection as pairs (materialised when a rule targets TX). */
+/* The TX collection as pairs (materialised when a rule targets TX, again
+ * only after a change). */
 static void tx_collection(pc_waf_tx_t *tx)
 {
+    if (tx->tx_built)
+        return;
+    tx->tx_built = 1;
     tx->coll[PC_WV_TX].n = 0;
     for (size_t i = 0; i < tx->nvars; i++)
         if (tx->vars[i].value)
@@ -430,19 +435,23 @@ static void record(pc_waf_tx_t *tx, const pc_waf_rule_t *head, mctx_t *m, int li
     h->limit_hit = limit_hit;
 }
 
-/* Does some rule of the group still read collection c, after the
+/* The collections some rule of the group still reads after the
  * transaction's removals (ctl:ruleRemoveById, ruleRemoveTargetById and the
- * route's exclusions)? A collection nobody reads is not transformed and
+ * route's exclusions). A collection nobody reads is not transformed and
  * scanned for the group: the shipped set's setup rule, for one, takes the
  * raw body of form and JSON requests away from every rule but one. */
-static int group_reads(const pc_waf_tx_t *tx, const pc_pf_group_t *pg, int c)
+static uint32_t group_reads(const pc_waf_tx_t *tx, const pc_pf_group_t *pg)
 {
+    if (!tx->nremoved)
+        return pg->colls;
+    uint32_t reads = 0;
     for (unsigned k = 0; k < pg->nrules; k++) {
         const pc_waf_rule_t *r = pg->rules[k];
         if (rule_removed(tx, r->id))
             continue;
         for (size_t i = 0; i < r->nvars; i++) {
-            if (r->vars[i].exclude || r->vars[i].kind != c)
+            int c = r->vars[i].kind;
+            if (r->vars[i].exclude || !(pg->colls & ~reads & (1u << c)))
                 continue;
             int gone = 0;
             for (unsigned x = 0; x < tx->nremoved && !gone; x++) {
@@ -451,16 +460,12 @@ static int group_reads(const pc_waf_tx_t *tx, const pc_pf_group_t *pg, int c)
                        r->id <= tx->removed[x].hi;
             }
             if (!gone)
-                return 1;
+                reads |= 1u << c;
         }
     }
-    return 0;
+    return reads;
 }
 
-/* Scans the values added since the last scan with each of the phase's
- * prefilter groups: a rule is a candidate once one of its literals is in
- * one of the (transformed) values of the collections its group reads.
- * -1 when out of memory. */
 /* Is a chain's result tv for kv the value itself, up to case? */
 static int unchanged(const pc_waf_kv_t *kv, const char *tv, size_t tl)
 {
@@ -474,6 +479,10 @@ static int unchanged(const pc_waf_kv_t *kv, const char *tv, size_t tl)
     return 1;
 }
 
+/* Scans the values added since the last scan with each of the phase's
+ * prefilter groups: a rule is a candidate once one of its literals is in
+ * one of the (transformed) values of the collections its group reads.
+ * -1 when out of memory. */
 static int prefilter(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
 {
     size_t words = rs->pf_words;
@@ -487,9 +496,10 @@ static int prefilter(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
         const pc_pf_group_t *pg = &rs->pf_groups[g];
         if (pg->phase != phase)
             continue;
+        uint32_t reads = group_reads(tx, pg);
         for (int c = 0; c < PC_WV_COUNT; c++) {
             uint32_t *done = &tx->pf_done[g * PC_WV_COUNT + (unsigned)c];
-            if (!(pg->colls & (1u << c)) || *done == tx->coll[c].n || !group_reads(tx, pg, c))
+            if (!(reads & (1u << c)) || *done == tx->coll[c].n)
                 continue;
             for (; *done < tx->coll[c].n; (*done)++) {
                 pc_waf_kv_t *kv = &tx->coll[c].v[*done];

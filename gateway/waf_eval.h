@@ -58,8 +58,9 @@ typedef struct pc_waf_tx_s {
         const pc_waf_var_t *target; /* NULL: the whole rule */
     } removed[64];
     unsigned nremoved;
-    uint8_t engine; /* pc_waf_engine_e, may change by ctl */
-    uint8_t timed;  /* time each rule into its counters (a sample of requests) */
+    uint8_t engine;   /* pc_waf_engine_e, may change by ctl */
+    uint8_t timed;    /* time each rule into its counters (a sample of requests) */
+    uint8_t tx_built; /* coll[PC_WV_TX] holds the TX variables as they are */
     /* results */
     pc_waf_hit_t hits[PC_WAF_MAX_HITS];
     unsigned nhits;

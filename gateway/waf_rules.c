@@ -225,10 +225,11 @@ pc_waf_stat_t *pc_waf_stat(uint32_t id)
         i = (i + 1) % STATS_CAP;
         k++;
     }
+    static uint32_t nslots; /* in order of first use: a rule set's counters share cache lines */
     pc_waf_stat_t *s = &overflow;
     if (id && k < STATS_CAP) {
         if (!stats[i].id) {
-            stats[i].slot = (uint32_t)i;
+            stats[i].slot = nslots++;
             __atomic_store_n(&stats[i].id, id, __ATOMIC_RELEASE);
         }
         s = &stats[i];
