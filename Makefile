@@ -127,13 +127,23 @@ e2e: $(BUILD)/portcullis $(BUILD)/portcullis-test $(BUILD)/demo-upstream $(PLUGI
 	PORTCULLIS_BUILD=$(BUILD) $(PYTEST) -q tests/e2e
 
 FUZZ_CFLAGS = -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) -iquote gateway
+# The gateway's objects are built once for every target (make -j2 fuzz builds two at a time).
+FUZZ_OBJS := $(patsubst %.c,build/fuzz/obj/%.o,$(filter-out gateway/main.c,$(GW_SRCS)))
+FUZZ_BINS := $(FUZZ_NAMES:%=build/fuzz/%)
+.SECONDARY: $(FUZZ_OBJS)
+.PHONY: fuzz-deps
+fuzz-deps: deps
+	@scripts/deps.sh fuzz
+build/fuzz/obj/%.o: %.c | fuzz-deps
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+-include $(FUZZ_OBJS:.o=.d)
+build/fuzz/%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS) tests/fuzz/fuzz_common.h
+	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_OBJS) $(PKG_LIBS) -pthread
 # Each target runs FUZZ_SECONDS on the seeds plus its growing corpus under
 # build/fuzz; a crash fails the target and leaves the input in build/fuzz/.
-fuzz: deps
-	@scripts/deps.sh fuzz
-	@mkdir -p build/fuzz
+fuzz: $(FUZZ_BINS)
 	@set -e; for n in $(FUZZ_NAMES); do \
-	  clang $(FUZZ_CFLAGS) -o build/fuzz/$$n tests/fuzz/fuzz_$$n.c $(filter-out gateway/main.c,$(GW_SRCS)) $(PKG_LIBS) -pthread; \
 	  mkdir -p build/fuzz/corpus-$$n; \
 	  echo "fuzz $$n for $(FUZZ_SECONDS)s"; \
 	  dict=tests/fuzz/$$n.dict; [ -f $$dict ] || dict=tests/fuzz/http.dict; \
