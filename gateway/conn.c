@@ -87,6 +87,7 @@ void pc_conn_close(pc_conn_t *c)
     pc_worker_t *w = c->w;
     if (c->state == PC_CS_CLOSED)
         return;
+    pc_worker_idle_remove(w, c);
     c->state = PC_CS_CLOSED;
     pc_sock_close(&c->sock);
     if (c->prev)
@@ -257,6 +258,7 @@ static int read_head(pc_conn_t *c)
     for (;;) {
         if (c->in.data && pc_buf_unread(&c->in)) {
             if (c->state == PC_CS_IDLE) {
+                pc_worker_idle_remove(w, c);
                 c->state = PC_CS_HEAD;
                 /* header_timeout runs from the first byte, not per byte */
                 c->deadline = now_ms(c) + pc_worker_cfg(w)->limits.header_timeout;
@@ -326,6 +328,7 @@ static void request_done(pc_conn_t *c)
     }
     c->state = PC_CS_IDLE;
     c->deadline = now_ms(c) + pc_worker_cfg(w)->limits.idle_timeout;
+    pc_worker_idle_add(w, c);
     release_idle_buffers(c);
     arm_deadline(c);
 }

@@ -41,7 +41,9 @@ struct pc_conn_s {
     uint32_t drained;           /* bytes read and dropped while lingering */
     unsigned per_ip : 1;        /* counted in the per-address connection limit */
     unsigned listener_gone : 1; /* a reload removed its listener: close after this request */
+    unsigned in_idle : 1;       /* in the worker's list of idle keep-alive connections */
     pc_conn_t *next, *prev;
+    pc_conn_t *idle_next, *idle_prev; /* that list, oldest first */
 };
 
 /* Takes over a socket accepted on listener number `listener` (per_ip: it

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,9 +22,12 @@
 #include "rl_redis.h"
 #include "server.h"
 
-#define ACCEPT_BATCH 64
-#define LOG_BUF      (64u << 10)
-#define LOG_FLUSH_MS 100
+#define ACCEPT_BATCH    64
+#define ACCEPT_RETRY_MS 100   /* a paused listener looks again this often */
+#define RECLAIM_LOOK    8     /* idle connections looked at to find one to close */
+#define CAP_WARN_MS     60000 /* the "max_connections reached" warning, at most this often */
+#define LOG_BUF         (64u << 10)
+#define LOG_FLUSH_MS    100
 
 int64_t pc_worker_now_ms(pc_worker_t *w)
 {
@@ -120,6 +124,58 @@ static void maybe_finish_drain(pc_worker_t *w)
         event_base_loopbreak(w->base);
 }
 
+static void notify(pc_worker_t *w);
+
+void pc_worker_idle_add(pc_worker_t *w, pc_conn_t *c)
+{
+    if (c->in_idle)
+        return;
+    c->in_idle = 1;
+    c->idle_next = NULL;
+    c->idle_prev = w->idle_newest;
+    if (w->idle_newest)
+        w->idle_newest->idle_next = c;
+    else
+        w->idle_oldest = c;
+    w->idle_newest = c;
+    __atomic_store_n(&w->nidle, w->nidle + 1, __ATOMIC_RELAXED);
+}
+
+void pc_worker_idle_remove(pc_worker_t *w, pc_conn_t *c)
+{
+    if (!c->in_idle)
+        return;
+    c->in_idle = 0;
+    if (c->idle_prev)
+        c->idle_prev->idle_next = c->idle_next;
+    else
+        w->idle_oldest = c->idle_next;
+    if (c->idle_next)
+        c->idle_next->idle_prev = c->idle_prev;
+    else
+        w->idle_newest = c->idle_prev;
+    c->idle_next = c->idle_prev = NULL;
+    __atomic_store_n(&w->nidle, w->nidle - 1, __ATOMIC_RELAXED);
+}
+
+/* Closes the keep-alive connection idle the longest, to make room for a
+ * client waiting at max_connections. One whose next request is already in
+ * the socket is passed over (closing it would lose that request). Returns
+ * 1 when one was closed (its slot is free), 0 when there is none. */
+static int reclaim_idle(pc_worker_t *w)
+{
+    int looked = 0;
+    for (pc_conn_t *c = w->idle_oldest, *next; c && looked < RECLAIM_LOOK; c = next, looked++) {
+        next = c->idle_next;
+        char b;
+        if (recv(c->sock.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0)
+            continue;
+        pc_conn_close(c);
+        return 1;
+    }
+    return 0;
+}
+
 static void listens_enable(pc_worker_t *w, int on)
 {
     for (size_t i = 0; i < w->nlistens; i++) {
@@ -132,16 +188,44 @@ static void listens_enable(pc_worker_t *w, int on)
     }
 }
 
+static void pause_accept(pc_worker_t *w)
+{
+    w->accept_paused = 1;
+    __atomic_store_n(&w->paused_at_cap, 1, __ATOMIC_RELEASE);
+    listens_enable(w, 0);
+    struct timeval tv = {0, ACCEPT_RETRY_MS * 1000};
+    evtimer_add(&w->accept_resume_ev, &tv);
+}
+
+static void resume_accept(pc_worker_t *w)
+{
+    if (!w->accept_paused || w->draining)
+        return;
+    w->accept_paused = 0;
+    __atomic_store_n(&w->paused_at_cap, 0, __ATOMIC_RELEASE);
+    event_del(&w->accept_resume_ev);
+    listens_enable(w, 1);
+}
+
+/* Wakes the other workers whose accepting is paused at the cap: this one
+ * just freed slots for the clients waiting in their queues. */
+static void wake_paused(pc_worker_t *w)
+{
+    for (unsigned i = 0; i < w->srv->nworkers; i++) {
+        pc_worker_t *o = &w->srv->workers[i];
+        if (o != w && __atomic_load_n(&o->paused_at_cap, __ATOMIC_ACQUIRE)) {
+            __atomic_store_n(&o->resume_wanted, 1, __ATOMIC_RELEASE);
+            notify(o);
+        }
+    }
+}
+
 void pc_worker_conn_closed(pc_worker_t *w, pc_conn_t *c)
 {
     __atomic_sub_fetch(&w->srv->connections, 1, __ATOMIC_RELAXED);
     if (c->per_ip)
         pc_connlimit_release(w->srv->per_ip, c->peer);
-    if (w->accept_paused && !w->draining) {
-        w->accept_paused = 0;
-        event_del(&w->accept_resume_ev);
-        listens_enable(w, 1);
-    }
+    resume_accept(w);
     maybe_finish_drain(w);
 }
 
@@ -150,10 +234,67 @@ static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
     pc_worker_t *w = arg;
     (void)fd;
     (void)what;
-    if (w->accept_paused && !w->draining) {
-        w->accept_paused = 0;
-        listens_enable(w, 1);
+    resume_accept(w);
+}
+
+/* Takes one of the max_connections slots of all workers together: 1, or 0
+ * at the cap. A compare-and-swap, so workers accepting at the same moment
+ * cannot overshoot it. */
+static int take_slot(pc_worker_t *w)
+{
+    long max = (long)pc_worker_cfg(w)->limits.max_connections;
+    long n = __atomic_load_n(&w->srv->connections, __ATOMIC_RELAXED);
+    do {
+        if (n >= max)
+            return 0;
+    } while (!__atomic_compare_exchange_n(&w->srv->connections, &n, n + 1, 1, __ATOMIC_RELAXED,
+                                          __ATOMIC_RELAXED));
+    return 1;
+}
+
+static void give_slot(pc_worker_t *w)
+{
+    __atomic_sub_fetch(&w->srv->connections, 1, __ATOMIC_RELAXED);
+}
+
+/* Is a connection waiting in the accept queue of listening socket fd? */
+static int accept_pending(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
+/* At max_connections with a client waiting: an idle keep-alive connection
+ * gives way to it. Closes this worker's oldest (1: a slot is free now), or,
+ * having none, asks the worker with the most idle connections to close one
+ * of its own and wake this one (0). */
+static int make_room(pc_worker_t *w)
+{
+    int64_t now = pc_worker_now_ms(w);
+    if (w->cap_warned_ms == 0 || now - w->cap_warned_ms >= CAP_WARN_MS) {
+        w->cap_warned_ms = now;
+        pc_log(PC_LOG_WARN, "worker",
+               "worker %u: max_connections (%ld) reached: idle keep-alive connections are closed "
+               "to make room, other new connections wait",
+               w->id, (long)pc_worker_cfg(w)->limits.max_connections);
     }
+    if (reclaim_idle(w))
+        return 1;
+    pc_worker_t *best = NULL;
+    unsigned most = 0;
+    for (unsigned i = 0; i < w->srv->nworkers; i++) {
+        pc_worker_t *o = &w->srv->workers[i];
+        unsigned n = __atomic_load_n(&o->nidle, __ATOMIC_RELAXED);
+        if (o != w && n > most) {
+            best = o;
+            most = n;
+        }
+    }
+    if (best) {
+        __atomic_add_fetch(&best->reclaim_wanted, 1, __ATOMIC_RELEASE);
+        notify(best);
+    }
+    return 0;
 }
 
 static void accept_cb(evutil_socket_t fd, short what, void *arg)
@@ -162,28 +303,28 @@ static void accept_cb(evutil_socket_t fd, short what, void *arg)
     pc_worker_t *w = l->w;
     (void)what;
     for (int i = 0; i < ACCEPT_BATCH; i++) {
-        long max = (long)pc_worker_cfg(w)->limits.max_connections;
-        if (__atomic_load_n(&w->srv->connections, __ATOMIC_RELAXED) >= max) {
-            /* At the cap: stop accepting (connections wait in the backlog)
-             * until one closes, re-checking now and then. */
-            w->accept_paused = 1;
-            listens_enable(w, 0);
-            struct timeval tv = {0, 100000};
-            evtimer_add(&w->accept_resume_ev, &tv);
+        if (!take_slot(w)) {
+            /* At the cap: a waiting client gets the slot of an idle
+             * keep-alive connection; with none to close, accepting pauses
+             * (clients wait in the backlog) until a connection closes,
+             * another worker makes room, or the retry timer fires. */
+            if (!accept_pending(fd))
+                return;
+            if (make_room(w))
+                continue;
+            pause_accept(w);
             return;
         }
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
         int cfd = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0) {
+            give_slot(w);
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
             if (errno == EMFILE || errno == ENFILE) {
                 pc_log(PC_LOG_ERROR, "worker", "accept: %s; pausing", strerror(errno));
-                w->accept_paused = 1;
-                listens_enable(w, 0);
-                struct timeval tv = {0, 100000};
-                evtimer_add(&w->accept_resume_ev, &tv);
+                pause_accept(w);
             }
             return;
         }
@@ -194,12 +335,12 @@ static void accept_cb(evutil_socket_t fd, short what, void *arg)
         if (counted &&
             pc_connlimit_acquire(w->srv->per_ip, ip,
                                  (unsigned)pc_worker_cfg(w)->limits.max_connections_per_ip) != 0) {
+            give_slot(w);
             close(cfd);
             continue;
         }
-        __atomic_add_fetch(&w->srv->connections, 1, __ATOMIC_RELAXED);
         if (pc_conn_accept(w, cfd, (struct sockaddr *)&ss, l->idx, counted) != 0) {
-            __atomic_sub_fetch(&w->srv->connections, 1, __ATOMIC_RELAXED);
+            give_slot(w);
             if (counted)
                 pc_connlimit_release(w->srv->per_ip, ip);
         }
@@ -414,6 +555,16 @@ static void notify_cb(evutil_socket_t fd, short what, void *arg)
     unsigned drain = __atomic_load_n(&w->drain_requested, __ATOMIC_ACQUIRE);
     if (drain)
         start_drain(w, drain >= 2);
+    /* Another worker at max_connections, with clients waiting and no idle
+     * connection of its own, asked this one to close some of its. */
+    unsigned want = __atomic_exchange_n(&w->reclaim_wanted, 0, __ATOMIC_ACQ_REL);
+    unsigned freed = 0;
+    while (freed < want && reclaim_idle(w))
+        freed++;
+    if (freed)
+        wake_paused(w);
+    if (__atomic_exchange_n(&w->resume_wanted, 0, __ATOMIC_ACQ_REL))
+        resume_accept(w);
 }
 
 static void notify(pc_worker_t *w)

@@ -68,6 +68,15 @@ struct pc_worker_s {
     pc_conn_t *conns; /* every client connection (doubly linked) */
     unsigned nconns;
 
+    /* Idle keep-alive connections (served a request, waiting for the next),
+     * oldest first: at max_connections they give way to waiting clients. */
+    pc_conn_t *idle_oldest, *idle_newest;
+    unsigned nidle;          /* their number (atomic: other workers read it) */
+    unsigned reclaim_wanted; /* how many of them other workers asked it to close (atomic) */
+    unsigned paused_at_cap;  /* accepting paused at max_connections (atomic mirror) */
+    unsigned resume_wanted;  /* another worker made room: accept again (atomic) */
+    int64_t cap_warned_ms;   /* when the "max_connections reached" warning was last logged */
+
     /* deferred frees */
     pc_conn_t *dead_conns;
     pc_upconn_t *dead_upconns;
@@ -154,5 +163,14 @@ void pc_worker_log_commit(pc_worker_t *w, pc_logbuf_t *b, size_t n);
 /* Called when a connection closes: uncounts it and lets a paused listener
  * resume. */
 void pc_worker_conn_closed(pc_worker_t *w, pc_conn_t *c);
+
+/* c has served a request and waits for the next one: it joins the end of
+ * the worker's idle keep-alive list (the first closed when a client waits at
+ * max_connections). */
+void pc_worker_idle_add(pc_worker_t *w, pc_conn_t *c);
+
+/* c leaves that list (the first byte of its next request came, or it
+ * closes); no-op when it is not in it. */
+void pc_worker_idle_remove(pc_worker_t *w, pc_conn_t *c);
 
 #endif
