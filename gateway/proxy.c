@@ -807,6 +807,8 @@ static void begin(pc_req_t *r)
             pc_req_respond(r, PC_REPLY_service_unavailable, "circuit open");
         else if (why == PC_ACQ_DOWN)
             pc_req_respond(r, PC_REPLY_service_unavailable, "no healthy upstream server");
+        else if (why == PC_ACQ_NOMEM)
+            pc_req_respond(r, PC_REPLY_service_unavailable, "out of memory");
         else
             pc_req_respond(r, PC_REPLY_bad_gateway, "no upstream server reachable");
         return;

@@ -98,21 +98,26 @@ void pc_upstream_rt_free(pc_upstream_rt_t *ups, const pc_config_t *cfg)
     free(ups);
 }
 
-static pc_upconn_t *upconn_connect(pc_worker_t *w, pc_upstream_rt_t *up, uint32_t server)
+/* A new connection to server, or NULL with *nomem set when memory, not the
+ * server, was missing (which must not count against its health). */
+static pc_upconn_t *upconn_connect(pc_worker_t *w, pc_upstream_rt_t *up, uint32_t server,
+                                   int *nomem)
 {
     const pc_sockaddr_t *a = &up->conf->servers[server].addr;
-    int fd = socket(a->u.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
+    pc_upconn_t *u = calloc(1, sizeof(*u));
+    *nomem = !u;
+    if (!u)
         return NULL;
+    int fd = socket(a->u.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        free(u);
+        return NULL;
+    }
     pc_sock_nodelay(fd);
     int rc = connect(fd, &a->u.sa, a->len);
     if (rc != 0 && errno != EINPROGRESS) {
         close(fd);
-        return NULL;
-    }
-    pc_upconn_t *u = calloc(1, sizeof(*u));
-    if (!u) {
-        close(fd);
+        free(u);
         return NULL;
     }
     u->w = w;
@@ -155,10 +160,10 @@ pc_upconn_t *pc_upconn_acquire(pc_worker_t *w, pc_upstream_rt_t *up, pc_req_t *r
     uint32_t n = (uint32_t)uc->n_servers;
     uint8_t skip_small[64];
     uint8_t *skip = n <= sizeof(skip_small) ? skip_small : calloc(n, 1);
-    int down = 0, open = 0;
+    int down = 0, open = 0, nomem = 0;
     pc_upconn_t *u = NULL;
     if (!skip) {
-        *why = PC_ACQ_TRIED;
+        *why = PC_ACQ_NOMEM;
         return NULL;
     }
     memset(skip, 0, n);
@@ -187,7 +192,9 @@ pc_upconn_t *pc_upconn_acquire(pc_worker_t *w, pc_upstream_rt_t *up, pc_req_t *r
             u->timed_out = 0;
             pc_sock_arm(&u->sock, uc->response_timeout);
         } else {
-            u = upconn_connect(w, up, s);
+            u = upconn_connect(w, up, s, &nomem);
+            if (!u && nomem)
+                break;
             if (!u) {
                 if (h)
                     pc_health_failure(h, pc_mono_ms(), CB_FAILURES(uc), CB_COOLDOWN(uc));
@@ -200,7 +207,11 @@ pc_upconn_t *pc_upconn_acquire(pc_worker_t *w, pc_upstream_rt_t *up, pc_req_t *r
     }
     if (skip != skip_small)
         free(skip);
-    *why = u ? PC_ACQ_OK : open ? PC_ACQ_OPEN : down ? PC_ACQ_DOWN : PC_ACQ_TRIED;
+    *why = u       ? PC_ACQ_OK
+           : nomem ? PC_ACQ_NOMEM
+           : open  ? PC_ACQ_OPEN
+           : down  ? PC_ACQ_DOWN
+                   : PC_ACQ_TRIED;
     return u;
 }
 

@@ -54,7 +54,8 @@ typedef enum {
     PC_ACQ_OK = 0,
     PC_ACQ_TRIED, /* every usable server has been tried */
     PC_ACQ_DOWN,  /* no server passes its health check */
-    PC_ACQ_OPEN   /* the circuit of every remaining server is open */
+    PC_ACQ_OPEN,  /* the circuit of every remaining server is open */
+    PC_ACQ_NOMEM  /* out of memory */
 } pc_acquire_e;
 
 /*
