@@ -356,7 +356,7 @@ static int connection_token(pc_str_t tok, void *arg)
  * and message framing fields. */
 typedef struct {
     const pc_http_header_t *cl, *te, *host;
-    unsigned ncl, nte, nhost;
+    unsigned ncl, nte, nhost, nct;
     int close, keep_alive;
 } fields_t;
 
@@ -376,6 +376,9 @@ static int analyze_common(pc_http_header_t *h, uint32_t n, fields_t *f)
             break;
         case PC_HDR_HOST:
             f->host = &h[i], f->nhost++;
+            break;
+        case PC_HDR_CONTENT_TYPE:
+            f->nct++;
             break;
         case PC_HDR_CONNECTION:
         case PC_HDR_KEEP_ALIVE:
@@ -533,6 +536,10 @@ int pc_http_parse_request(const char *head, size_t len, const pc_http_limits_t *
         return rc;
     if (f.nhost > 1)
         return PC_HTTP_ERR(PC_HTTP_E_HOST_DUPLICATE);
+    /* which one would the application read? The WAF parses the body as
+     * the first says: one saying octet-stream would hide a JSON body */
+    if (f.nct > 1)
+        return PC_HTTP_ERR(PC_HTTP_E_CT_DUPLICATE);
     if (f.nhost == 1) {
         if (!valid_host(f.host->value))
             return PC_HTTP_ERR(PC_HTTP_E_HOST_INVALID);

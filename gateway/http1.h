@@ -50,6 +50,7 @@
     X(HOST_MISMATCH, 400, "absolute-form authority differs from Host")      \
     X(CL_INVALID, 400, "invalid Content-Length")                            \
     X(CL_DUPLICATE, 400, "more than one Content-Length")                    \
+    X(CT_DUPLICATE, 400, "more than one Content-Type")                      \
     X(CL_AND_TE, 400, "both Content-Length and Transfer-Encoding")          \
     X(TE_UNSUPPORTED, 400, "Transfer-Encoding other than a single chunked") \
     X(TE_HTTP10, 400, "Transfer-Encoding in an HTTP/1.0 message")           \
@@ -82,28 +83,29 @@ int pc_http_err_status(int rc);
 const char *pc_http_err_detail(int rc);
 
 /* Header fields the gateway recognises; everything else is PC_HDR_OTHER. */
-#define PC_HDR_IDS(X)                                     \
-    X(HOST, "host")                                       \
-    X(CONTENT_LENGTH, "content-length")                   \
-    X(TRANSFER_ENCODING, "transfer-encoding")             \
-    X(CONNECTION, "connection")                           \
-    X(KEEP_ALIVE, "keep-alive")                           \
-    X(PROXY_CONNECTION, "proxy-connection")               \
-    X(TE, "te")                                           \
-    X(TRAILER, "trailer")                                 \
-    X(UPGRADE, "upgrade")                                 \
-    X(EXPECT, "expect")                                   \
-    X(PROXY_AUTHENTICATE, "proxy-authenticate")           \
-    X(X_FORWARDED_FOR, "x-forwarded-for")                 \
-    X(X_FORWARDED_PROTO, "x-forwarded-proto")             \
-    X(X_FORWARDED_HOST, "x-forwarded-host")               \
-    X(X_REQUEST_ID, "x-request-id")                       \
-    X(X_CLIENT_CERT_SUBJECT, "x-client-cert-subject")     \
-    X(DATE, "date")                                       \
-    X(AUTHORIZATION, "authorization")                     \
-    X(ORIGIN, "origin")                                   \
-    X(AC_REQUEST_METHOD, "access-control-request-method") \
-    X(AC_REQUEST_HEADERS, "access-control-request-headers")
+#define PC_HDR_IDS(X)                                       \
+    X(HOST, "host")                                         \
+    X(CONTENT_LENGTH, "content-length")                     \
+    X(TRANSFER_ENCODING, "transfer-encoding")               \
+    X(CONNECTION, "connection")                             \
+    X(KEEP_ALIVE, "keep-alive")                             \
+    X(PROXY_CONNECTION, "proxy-connection")                 \
+    X(TE, "te")                                             \
+    X(TRAILER, "trailer")                                   \
+    X(UPGRADE, "upgrade")                                   \
+    X(EXPECT, "expect")                                     \
+    X(PROXY_AUTHENTICATE, "proxy-authenticate")             \
+    X(X_FORWARDED_FOR, "x-forwarded-for")                   \
+    X(X_FORWARDED_PROTO, "x-forwarded-proto")               \
+    X(X_FORWARDED_HOST, "x-forwarded-host")                 \
+    X(X_REQUEST_ID, "x-request-id")                         \
+    X(X_CLIENT_CERT_SUBJECT, "x-client-cert-subject")       \
+    X(DATE, "date")                                         \
+    X(AUTHORIZATION, "authorization")                       \
+    X(ORIGIN, "origin")                                     \
+    X(AC_REQUEST_METHOD, "access-control-request-method")   \
+    X(AC_REQUEST_HEADERS, "access-control-request-headers") \
+    X(CONTENT_TYPE, "content-type")
 
 typedef enum {
     PC_HDR_OTHER = 0,

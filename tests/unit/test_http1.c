@@ -266,6 +266,10 @@ static const bad_t bad_requests[] = {
     BAD("host-duplicate-differ", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", HOST_DUPLICATE,
         400),
     BAD("host-duplicate-case", "GET / HTTP/1.1\r\nhost: a\r\nHOST: a\r\n\r\n", HOST_DUPLICATE, 400),
+    BAD("content-type-duplicate",
+        "POST / HTTP/1.1\r\n" H "Content-Type: application/octet-stream\r\n"
+        "content-type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+        CT_DUPLICATE, 400),
     BAD("host-empty", "GET / HTTP/1.1\r\nHost:\r\n\r\n", HOST_INVALID, 400),
     BAD("host-space", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", HOST_INVALID, 400),
     BAD("host-userinfo", "GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", HOST_INVALID, 400),
@@ -1807,6 +1811,7 @@ TEST(err_status_table)
         {ERR(HOST_MISMATCH), 400},
         {ERR(CL_INVALID), 400},
         {ERR(CL_DUPLICATE), 400},
+        {ERR(CT_DUPLICATE), 400},
         {ERR(CL_AND_TE), 400},
         {ERR(TE_UNSUPPORTED), 400},
         {ERR(TE_HTTP10), 400},
