@@ -34,8 +34,10 @@ static int push(pc_waf_tx_t *tx, int var, const char *name, size_t nlen, const c
     if (c->n == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 8;
         pc_waf_kv_t *a = pc_arena_alloc(tx->arena, cap * sizeof(*a));
-        if (!a)
+        if (!a) {
+            tx->nomem = 1;
             return -1;
+        }
         if (c->n)
             memcpy(a, c->v, c->n * sizeof(*a));
         c->v = a;
@@ -82,7 +84,10 @@ int pc_waf_add(pc_waf_tx_t *tx, int var, const char *name, size_t nlen, const ch
 
 static char *adup(pc_waf_tx_t *tx, const char *s, size_t n)
 {
-    return pc_arena_strndup(tx->arena, s, n);
+    char *d = pc_arena_strndup(tx->arena, s, n);
+    if (!d)
+        tx->nomem = 1;
+    return d;
 }
 
 int pc_waf_setvar(pc_waf_tx_t *tx, const char *name, const char *value)
@@ -90,7 +95,10 @@ int pc_waf_setvar(pc_waf_tx_t *tx, const char *name, const char *value)
     tx->tx_built = 0;
     for (size_t i = 0; i < tx->nvars; i++)
         if (strcasecmp(tx->vars[i].name, name) == 0) {
-            tx->vars[i].value = value ? adup(tx, value, strlen(value)) : NULL;
+            char *v = value ? adup(tx, value, strlen(value)) : NULL;
+            if (value && !v)
+                return -1;
+            tx->vars[i].value = v;
             return 0;
         }
     if (!value)
@@ -98,15 +106,20 @@ int pc_waf_setvar(pc_waf_tx_t *tx, const char *name, const char *value)
     if (tx->nvars == tx->capvars) {
         size_t cap = tx->capvars ? tx->capvars * 2 : 16;
         void *a = pc_arena_alloc(tx->arena, cap * sizeof(*tx->vars));
-        if (!a)
+        if (!a) {
+            tx->nomem = 1;
             return -1;
+        }
         if (tx->nvars)
             memcpy(a, tx->vars, tx->nvars * sizeof(*tx->vars));
         tx->vars = a;
         tx->capvars = cap;
     }
-    tx->vars[tx->nvars].name = adup(tx, name, strlen(name));
-    tx->vars[tx->nvars].value = adup(tx, value, strlen(value));
+    char *n = adup(tx, name, strlen(name)), *v = adup(tx, value, strlen(value));
+    if (!n || !v)
+        return -1;
+    tx->vars[tx->nvars].name = n;
+    tx->vars[tx->nvars].value = v;
     tx->nvars++;
     return 0;
 }
@@ -220,6 +233,8 @@ static void do_setvars(pc_waf_tx_t *tx, const pc_waf_rule_t *r, mctx_t *m)
     for (size_t i = 0; i < r->nsetvars; i++) {
         const pc_waf_setvar_t *sv = &r->setvars[i];
         char *name = expand(tx, m, sv->name);
+        if (!name)
+            return; /* out of memory (tx->nomem) */
         if (sv->op == PC_SV_DEL) {
             pc_waf_setvar(tx, name, NULL);
             continue;
@@ -260,12 +275,13 @@ static const char *transform(pc_waf_tx_t *tx, const pc_waf_rule_t *r, pc_waf_kv_
         *outlen = e->len;
         return e->out;
     }
-    /* most values hold nothing a decoder acts on: the chain's result is
+    /* most values hold nothing a chain's decoders act on: its result is
      * then the value, or its lower-case copy (shared by every such chain) */
-    uint8_t eff = tx->chain_plain ? tx->chain_plain[r->tfchain] : 0;
-    if (eff && !kv->plain)
-        kv->plain = pc_tf_is_plain((const unsigned char *)kv->value, kv->vlen) ? 1 : -1;
-    if (eff && kv->plain > 0) {
+    const pc_waf_chain_t *ch = tx->chains ? &tx->chains[r->tfchain] : NULL;
+    uint8_t eff = ch ? ch->effect : 0;
+    if (eff && !kv->feat)
+        kv->feat = (uint8_t)pc_tf_features((const unsigned char *)kv->value, kv->vlen);
+    if (eff && !(kv->feat & ch->triggers)) {
         const char *out = kv->value;
         if (eff == 2) {
             if (!kv->lower) {
@@ -392,8 +408,10 @@ static int rule_matches(const pc_waf_rule_t *head, const pc_waf_rule_t *r, pc_wa
                 continue;
             size_t tl;
             const char *tv = transform(tx, r, kv, &tl);
-            if (!tv)
+            if (!tv) {
+                tx->nomem = 1;
                 return 1; /* out of memory: never a pass */
+            }
             if (pc_op_match(&r->op, tx->opctx, (const unsigned char *)tv, tl, numparam)) {
                 *limit_hit |= tx->opctx->limit_hit;
                 *m = (mctx_t){head, NULL, t->kind, kv->name, kv->nlen, tv, tl};
@@ -543,10 +561,12 @@ int pc_waf_eval(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
     if (tx->allowed || tx->engine == PC_WE_OFF || rs->engine == PC_WE_OFF)
         return 0;
     tx->nchains = rs->nchains;
-    tx->chain_plain = rs->chain_plain;
+    tx->chains = rs->chains;
     tx->pf_on = rs->npf && !rs->no_prefilter;
-    if (tx->pf_on && prefilter(rs, tx, phase) != 0)
+    if (tx->nomem || (tx->pf_on && prefilter(rs, tx, phase) != 0)) {
+        tx->nomem = 1;
         return PC_WA_DENY; /* out of memory: never a pass */
+    }
     if (phase < 1 || phase > 2)
         return 0;
     const pc_waf_step_t *steps = rs->steps[phase - 1];
@@ -566,7 +586,7 @@ int pc_waf_eval(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
         struct timespec t0;
         if (tx->timed)
             clock_gettime(CLOCK_MONOTONIC, &t0);
-        while (link && rule_matches(r, link, tx, &m, &limit_hit)) {
+        while (link && rule_matches(r, link, tx, &m, &limit_hit) && !tx->nomem) {
             /* the chain's next rule sees this link's match */
             /* (a rule stops at its first match: MATCHED_VARS holds that one) */
             tx->coll[PC_WV_MATCHED_VAR].n = tx->coll[PC_WV_MATCHED_VARS].n = 0;
@@ -587,6 +607,8 @@ int pc_waf_eval(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
             pc_waf_stat_timed(r->stat, (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000L +
                                                   (t1.tv_nsec - t0.tv_nsec)));
         }
+        if (tx->nomem)
+            return PC_WA_DENY;
         if (link)
             continue; /* a link did not match */
         if (!r->action_only)
@@ -608,6 +630,8 @@ int pc_waf_eval(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
         }
         if (r->log && !r->action_only)
             record(tx, r, &m, limit_hit);
+        if (tx->nomem) /* a variable went unset: the score cannot be trusted */
+            return PC_WA_DENY;
         int d = r->disruptive ? r->disruptive : rs->defaults[phase - 1].disruptive;
         if (d == PC_WA_BLOCK) /* block: what the phase's SecDefaultAction says */
             d = rs->defaults[phase - 1].disruptive == PC_WA_BLOCK

@@ -26,7 +26,7 @@ typedef struct pc_waf_kv_s {
     uint64_t *pf;  /* the prefilter's bits for it (NULL: not scanned), see waf_pf.h;
                       then those of every group's literals in the value itself */
     int8_t pf_raw; /* the value itself was scanned */
-    int8_t plain;  /* pc_tf_is_plain: 0 not known yet, 1 plain, -1 not */
+    uint8_t feat;  /* pc_tf_features, made when first asked for (0: not yet) */
     char *lower;   /* its lower-case copy, when plain and asked for */
 } pc_waf_kv_t;
 
@@ -66,11 +66,12 @@ typedef struct pc_waf_tx_s {
     unsigned nhits;
     int disruptive; /* pc_waf_disruptive_e of the rule that decided, or 0 */
     int status;     /* its status (0: the caller's default) */
+    int nomem;      /* an allocation failed: evaluation ends in a deny, never a pass */
     uint32_t decided_by;
-    int allowed;                /* an allow action ended evaluation */
-    unsigned nchains;           /* the rule set's (pc_waf_eval) */
-    const uint8_t *chain_plain; /* the rule set's */
-    int pf_on;                  /* the prefilter is in use */
+    int allowed;                  /* an allow action ended evaluation */
+    unsigned nchains;             /* the rule set's (pc_waf_eval) */
+    const pc_waf_chain_t *chains; /* the rule set's */
+    int pf_on;                    /* the prefilter is in use */
     /* the prefilter (waf_pf.h): rules with a candidate value, and how many
      * values of each (group, collection) have been scanned */
     uint64_t *pf_hit;
@@ -91,7 +92,8 @@ const char *pc_waf_getvar(const pc_waf_tx_t *tx, const char *name);
 
 /* Runs the rules of phase (1 or 2; others have none to run). Returns the
  * disruptive action that ends the request (PC_WA_DENY, or PC_WA_BLOCK when
- * the phase's default is deny), or 0 to go on. */
+ * the phase's default is deny), or 0 to go on. Out of memory (now or while
+ * values were added) it returns PC_WA_DENY with tx->nomem set. */
 int pc_waf_eval(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase);
 
 #endif

@@ -975,8 +975,8 @@ static int prepare_links(pc_waf_ruleset_t *rs)
         return -1;
     rs->nchains = 0;
     rs->reads_matched_names = 0;
-    free(rs->chain_plain);
-    if (!(rs->chain_plain = calloc(links + 1, 1))) {
+    free(rs->chains);
+    if (!(rs->chains = calloc(links + 1, sizeof(*rs->chains)))) {
         free(first);
         return -1;
     }
@@ -991,13 +991,14 @@ static int prepare_links(pc_waf_ruleset_t *rs)
                     free(first);
                     return -1;
                 }
-                /* what the chain does to a plain value (pc_tf_plain_effect) */
-                uint8_t eff = 1;
+                /* what the chain does to a value without its triggers */
+                uint8_t eff = 1, trig = 0;
                 for (unsigned s = 0; s < r->ntfs && eff; s++) {
                     int e = pc_tf_plain_effect(r->tfs[s]);
                     eff = e == 0 ? 0 : e == 2 ? 2 : eff;
+                    trig |= (uint8_t)pc_tf_triggers(r->tfs[s]);
                 }
-                rs->chain_plain[k] = eff;
+                rs->chains[k] = (pc_waf_chain_t){eff, trig};
                 first[rs->nchains++] = r;
             }
             r->tfchain = (uint16_t)k;
@@ -1091,7 +1092,7 @@ int pc_waf_load_text(pc_waf_ruleset_t *rs, const char *name, const char *text, s
 void pc_waf_ruleset_free(pc_waf_ruleset_t *rs)
 {
     pc_pf_free(rs);
-    free(rs->chain_plain);
+    free(rs->chains);
     free(rs->steps[0]);
     free(rs->steps[1]);
     for (size_t i = 0; i < rs->n; i++)

@@ -168,6 +168,13 @@ typedef struct {
     uint32_t id;        /* r->id */
 } pc_waf_step_t;
 
+/* What a transformation chain does to a value without the features it
+ * triggers on (waf_tf.h): 0 run it, 1 nothing, 2 lower its case. */
+typedef struct {
+    uint8_t effect;
+    uint8_t triggers; /* PC_TFF_* */
+} pc_waf_chain_t;
+
 typedef struct pc_waf_ruleset_s {
     pc_waf_rule_t **rules; /* in file order; chained rules hang off their head */
     size_t n, cap;
@@ -184,7 +191,7 @@ typedef struct pc_waf_ruleset_s {
     uint32_t npf;            /* rules with a prefilter */
     uint32_t pf_words;       /* 64-bit words of a set of pf bits */
     unsigned nchains;        /* distinct transformation chains (pc_waf_rule_t.tfchain) */
-    uint8_t *chain_plain;    /* per chain, on a plain value: 0 run it, 1 identity, 2 lowercase */
+    pc_waf_chain_t *chains;  /* per chain (pc_waf_rule_t.tfchain) */
     int reads_matched_names; /* a rule targets MATCHED_VAR_NAME or MATCHED_VARS(_NAMES) */
     int no_prefilter;        /* evaluate every rule on every value (tests compare) */
 } pc_waf_ruleset_t;

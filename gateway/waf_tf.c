@@ -3,6 +3,8 @@
  */
 #include "waf_tf.h"
 
+#include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "str.h"
@@ -103,52 +105,61 @@ static const struct {
                 {"plus", '+'},   {"grave", '`'},  {"Hat", '^'},      {"ast", '*'},  {"quest", '?'},
                 {"vert", '|'},   {"lowbar", '_'}};
 
-/* &#DDD; &#xHH; &name; — the semicolon optional, as browsers allow. */
+/* The entity at in[i] (an '&'): &#DDD; &#xHH; &name; — the semicolon
+ * optional, as browsers allow. Its length (0: none is there), and what it
+ * stands for: a code point (*named 0) or a byte (*named 1). */
+static size_t entity_at(const unsigned char *in, size_t n, size_t i, unsigned long *cp, int *named)
+{
+    size_t j = i + 1;
+    if (j >= n)
+        return 0;
+    if (in[j] == '#') {
+        int hex = j + 1 < n && (in[j + 1] | 0x20) == 'x';
+        j += 1 + hex;
+        size_t digits = 0;
+        *cp = 0;
+        while (j < n && (hex ? pc_hex_value(in[j]) >= 0 : in[j] >= '0' && in[j] <= '9')) {
+            if (*cp < 0x110000)
+                *cp = *cp * (hex ? 16 : 10) +
+                      (unsigned long)(hex ? pc_hex_value(in[j]) : in[j] - '0');
+            j++;
+            digits++;
+        }
+        *named = 0;
+        return digits ? (j < n && in[j] == ';' ? j + 1 : j) - i : 0;
+    }
+    size_t m = 0;
+    while (j + m < n && m < 8 && ((in[j + m] | 0x20) >= 'a' && (in[j + m] | 0x20) <= 'z'))
+        m++;
+    for (size_t k = 0, el; m && k < sizeof(entities) / sizeof(entities[0]); k++) {
+        if ((entities[k].name[0] | 0x20) == (in[j] | 0x20) &&
+            (el = strlen(entities[k].name)) <= m &&
+            pc_str_ieq(pc_str_make((const char *)in + j, el), pc_str_cstr(entities[k].name))) {
+            /* a prefix is enough ("&ltscript"): browsers decode the
+             * legacy ones so, and the rules should see more, not less */
+            *cp = entities[k].c;
+            *named = 1;
+            return (j + el < n && in[j + el] == ';' ? j + el + 1 : j + el) - i;
+        }
+    }
+    return 0;
+}
+
 static size_t html_decode(const unsigned char *in, size_t n, unsigned char *out)
 {
-    size_t o = 0;
+    size_t o = 0, l;
     for (size_t i = 0; i < n; i++) {
-        if (in[i] != '&' || i + 1 >= n) {
+        unsigned long cp;
+        int named;
+        if (in[i] != '&' || !(l = entity_at(in, n, i, &cp, &named))) {
             out[o++] = in[i];
             continue;
         }
-        size_t j = i + 1;
-        if (in[j] == '#') {
-            int hex = j + 1 < n && (in[j + 1] | 0x20) == 'x';
-            j += 1 + hex;
-            unsigned long cp = 0;
-            size_t digits = 0;
-            while (j < n && (hex ? pc_hex_value(in[j]) >= 0 : in[j] >= '0' && in[j] <= '9')) {
-                if (cp < 0x110000)
-                    cp = cp * (hex ? 16 : 10) +
-                         (unsigned long)(hex ? pc_hex_value(in[j]) : in[j] - '0');
-                j++;
-                digits++;
-            }
-            if (!digits) {
-                out[o++] = in[i];
-                continue;
-            }
+        if (named)
+            out[o++] = (unsigned char)cp;
+        else
             o += put_cp(out + o, cp);
-            i = j < n && in[j] == ';' ? j : j - 1;
-            continue;
-        }
-        size_t k = 0, m = 0;
-        while (j + m < n && m < 8 && ((in[j + m] | 0x20) >= 'a' && (in[j + m] | 0x20) <= 'z'))
-            m++;
-        for (k = 0; k < sizeof(entities) / sizeof(entities[0]); k++) {
-            size_t el = strlen(entities[k].name);
-            if (el <= m &&
-                pc_str_ieq(pc_str_make((const char *)in + j, el), pc_str_cstr(entities[k].name))) {
-                /* a prefix is enough ("&ltscript"): browsers decode the
-                 * legacy ones so, and the rules should see more, not less */
-                out[o++] = entities[k].c;
-                i = j + el < n && in[j + el] == ';' ? j + el : j + el - 1;
-                break;
-            }
-        }
-        if (k == sizeof(entities) / sizeof(entities[0]))
-            out[o++] = in[i];
+        i += l - 1;
     }
     return o;
 }
@@ -438,13 +449,60 @@ static size_t cmd_line(const unsigned char *in, size_t n, unsigned char *out)
     return o;
 }
 
-int pc_tf_is_plain(const unsigned char *v, size_t n)
+#define AMP 0x80 /* an '&': an entity perhaps */
+
+/* The feature each byte is (AMP for '&'). */
+static uint8_t byte_feature[256];
+
+static void byte_features_init(void)
 {
+    for (unsigned c = 0; c < 256; c++)
+        byte_feature[c] = c < 0x20 || c >= 0x7f  ? PC_TFF_OTHER
+                          : c == '%' || c == '+' ? PC_TFF_URL
+                          : c == '\\'            ? PC_TFF_ESCAPE
+                          : c == '&'             ? AMP
+                                                 : 0;
+}
+
+unsigned pc_tf_features(const unsigned char *v, size_t n)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, byte_features_init);
+    unsigned f = 0;
     for (size_t i = 0; i < n; i++)
-        if (v[i] < 0x20 || v[i] >= 0x7f || v[i] == '%' || v[i] == '+' || v[i] == '&' ||
-            v[i] == '\\')
-            return 0;
-    return 1;
+        f |= byte_feature[v[i]];
+    if (f & AMP) {
+        f &= ~(unsigned)AMP;
+        unsigned long cp;
+        int named;
+        for (const unsigned char *p = v; (p = memchr(p, '&', n - (size_t)(p - v))) != NULL; p++)
+            if (entity_at(v, n, (size_t)(p - v), &cp, &named)) {
+                f |= PC_TFF_ENTITY;
+                break;
+            }
+    }
+    return f | PC_TFF_KNOWN;
+}
+
+unsigned pc_tf_triggers(int tf)
+{
+    switch (tf) {
+    case PC_TF_URL_DECODE:
+    case PC_TF_URL_DECODE_UNI:
+        return PC_TFF_OTHER | PC_TFF_URL;
+    case PC_TF_HTML_ENTITY_DECODE:
+        return PC_TFF_OTHER | PC_TFF_ENTITY;
+    case PC_TF_JS_DECODE:
+    case PC_TF_CSS_DECODE:
+    case PC_TF_ESCAPE_SEQ_DECODE:
+        return PC_TFF_OTHER | PC_TFF_ESCAPE;
+    case PC_TF_UTF8_TO_UNICODE:
+    case PC_TF_REMOVE_NULLS:
+    case PC_TF_REPLACE_NULLS:
+        return PC_TFF_OTHER;
+    default: /* none, lowercase; and those pc_tf_plain_effect says 0 for */
+        return 0;
+    }
 }
 
 int pc_tf_plain_effect(int tf)

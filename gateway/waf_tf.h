@@ -60,12 +60,21 @@ const char *pc_tf_name(int tf);
  * 6 bytes for a 2-byte sequence: 3n is enough; "length" writes ≤ 20). */
 #define PC_TF_OUT_MAX(n) (3 * (n) + 24)
 
-/* A "plain" value has no byte a decoder acts on: no '%', '+', '&', '\\',
- * control byte or byte over 0x7f. On plain values the decoders and null
- * removals are the identity (pc_tf_plain_effect 1) and lowercase only
- * lowers (2); other transformations may change them (0). Lets a chain's
- * result be known without running it (waf_eval.c). */
-int pc_tf_is_plain(const unsigned char *v, size_t n);
+/* What in a value the decoders act on (pc_tf_features, a mask with
+ * PC_TFF_KNOWN set) and what each acts on (pc_tf_triggers): on a value
+ * without its triggers a decoder or null removal is the identity
+ * (pc_tf_plain_effect 1), lowercase only lowers (2); other transformations
+ * may change any value (0). Lets a chain's result be known without
+ * running it (waf_eval.c). */
+enum {
+    PC_TFF_KNOWN = 1,   /* the mask was computed */
+    PC_TFF_OTHER = 2,   /* a control byte or a byte over 0x7e */
+    PC_TFF_URL = 4,     /* '%' or '+' */
+    PC_TFF_ENTITY = 8,  /* an HTML entity htmlEntityDecode decodes ("&lt", "&#65") */
+    PC_TFF_ESCAPE = 16, /* '\\' */
+};
+unsigned pc_tf_features(const unsigned char *v, size_t n);
+unsigned pc_tf_triggers(int tf);
 int pc_tf_plain_effect(int tf);
 
 size_t pc_tf_apply(int tf, const unsigned char *in, size_t n, unsigned char *out);

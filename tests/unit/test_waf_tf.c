@@ -129,31 +129,60 @@ TEST(paths_and_commands)
     T("cmdLine", "WGET  http://x ; id,  uname  (a)", "wget http://x id uname(a)");
 }
 
-/* The engine takes a chain's result on a plain value from
- * pc_tf_plain_effect without running it: the claim, checked. */
+/* The engine takes a chain's result on a value without the features its
+ * transformations trigger on from pc_tf_plain_effect without running it:
+ * the claim, checked. */
 TEST(plain_values)
 {
-    static const char *const plain[] = {
-        "", "hello", "Mozilla/5.0 (X11; Linux x86_64) Gecko",
-        "a=b;c='d' <e> \"f\" $(g) {h} [i] |j| ~!@#^*_=?,./:", "SELECT * FROM t WHERE a = 1"};
-    static const char *const not_plain[] = {"%41", "a+b", "&lt;", "\\x41", "caf\xc3\xa9", "a\tb"};
-    for (size_t k = 0; k < sizeof(plain) / sizeof(plain[0]); k++) {
-        const unsigned char *v = (const unsigned char *)plain[k];
-        size_t n = strlen(plain[k]);
-        CHECK(pc_tf_is_plain(v, n));
+    static const char *const values[] = {"",
+                                         "hello",
+                                         "Mozilla/5.0 (X11; Linux x86_64) Gecko",
+                                         "a=b;c='d' <e> \"f\" $(g) {h} [i] |j| ~!@#^*_=?,./:",
+                                         "SELECT * FROM t WHERE a = 1",
+                                         "page=2&size=20&sort=created",
+                                         "%41",
+                                         "a+b",
+                                         "&lt;",
+                                         "&LTscript",
+                                         "&#65",
+                                         "\\x41",
+                                         "caf\xc3\xa9",
+                                         "a\tb",
+                                         "a&b &c"};
+    static const struct {
+        const char *v;
+        unsigned feat;
+    } feats[] = {{"page=2&size=20&sort=created", 0},
+                 {"a&b &c", 0},
+                 {"%41", PC_TFF_URL},
+                 {"a+b", PC_TFF_URL},
+                 {"&lt;", PC_TFF_ENTITY},
+                 {"&LTscript", PC_TFF_ENTITY},
+                 {"x&#65", PC_TFF_ENTITY},
+                 {"\\x41", PC_TFF_ESCAPE},
+                 {"caf\xc3\xa9", PC_TFF_OTHER},
+                 {"a\tb", PC_TFF_OTHER}};
+    for (size_t k = 0; k < sizeof(values) / sizeof(values[0]); k++) {
+        const unsigned char *v = (const unsigned char *)values[k];
+        size_t n = strlen(values[k]);
+        unsigned f = pc_tf_features(v, n);
+        CHECK(f & PC_TFF_KNOWN);
         for (int tf = 0; tf < PC_TF_COUNT; tf++) {
             int eff = pc_tf_plain_effect(tf);
             unsigned char out[PC_TF_OUT_MAX(64)];
             size_t m = pc_tf_apply(tf, v, n, out);
-            if (!eff)
+            if (!eff || (f & pc_tf_triggers(tf)))
                 continue;
             CHECK_EQ_INT(m, n);
             for (size_t i = 0; i < n && i < m; i++)
                 CHECK(out[i] == (eff == 2 ? pc_lower(v[i]) : v[i]));
         }
     }
-    for (size_t k = 0; k < sizeof(not_plain) / sizeof(not_plain[0]); k++)
-        CHECK(!pc_tf_is_plain((const unsigned char *)not_plain[k], strlen(not_plain[k])));
+    for (size_t k = 0; k < sizeof(feats) / sizeof(feats[0]); k++)
+        CHECK_EQ_INT(pc_tf_features((const unsigned char *)feats[k].v, strlen(feats[k].v)),
+                     PC_TFF_KNOWN | feats[k].feat);
+    CHECK(pc_tf_triggers(PC_TF_HTML_ENTITY_DECODE) & PC_TFF_ENTITY);
+    CHECK(!(pc_tf_triggers(PC_TF_URL_DECODE_UNI) & PC_TFF_ENTITY));
     CHECK_EQ_INT(pc_tf_plain_effect(PC_TF_LOWERCASE), 2);
     CHECK_EQ_INT(pc_tf_plain_effect(PC_TF_COMPRESS_WHITESPACE), 0);
     CHECK_EQ_INT(pc_tf_plain_effect(PC_TF_BASE64_DECODE), 0);
