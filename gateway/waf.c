@@ -98,8 +98,11 @@ int pc_waf_collect_head(pc_waf_tx_t *tx, const pc_http_request_t *h, const char 
             pc_waf_add(tx, PC_WV_REQUEST_HEADERS, hd->name.p, hd->name.n, hd->value.p, hd->value.n);
         if (pc_str_ieq(hd->name, cookie_name)) {
             sink_t s = {tx, PC_WV_ARGS, 1}; /* cookies stay in the head */
-            if (pc_wafb_cookies(hd->value.p, hd->value.n, sink, &s) == PC_WAFB_NOMEM)
+            int crc = pc_wafb_cookies(hd->value.p, hd->value.n, sink, &s);
+            if (crc == PC_WAFB_NOMEM)
                 return -1;
+            if (crc == PC_WAFB_TOO_MANY)
+                return PC_WAF_TOO_MANY_COOKIES;
         }
     }
     return rc ? -1 : 0;

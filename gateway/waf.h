@@ -32,8 +32,9 @@ int pc_waf_tx_start(pc_waf_tx_t *tx, int paranoia, int threshold);
 /* What the head gives phase 1 (REQUEST_FILENAME is the path as received,
  * not normalised, so that rules see "../"). remote: the client address as
  * text. 0; PC_WAFB_TOO_MANY when the query string has more arguments than
- * the WAF inspects (the request must not pass uninspected); -1 when out of
- * memory. */
+ * the WAF inspects, PC_WAF_TOO_MANY_COOKIES when a Cookie header has more
+ * cookies (the request must not pass uninspected); -1 when out of memory. */
+#define PC_WAF_TOO_MANY_COOKIES (-5)
 int pc_waf_collect_head(pc_waf_tx_t *tx, const pc_http_request_t *h, const char *remote);
 
 /* The body kind of a request (from its Content-Type header). */

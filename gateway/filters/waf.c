@@ -285,9 +285,12 @@ static pc_filter_rc_e waf_headers(pc_req_t *r, const void *conf, void *state)
         remote && pc_waf_tx_start(&st->tx, (int)g->paranoia_level, (int)g->anomaly_threshold) == 0
             ? pc_waf_collect_head(&st->tx, h, remote)
             : -1;
-    if (hrc == PC_WAFB_TOO_MANY) {
-        if (refuse(r, w, PC_REPLY_bad_request, "invalid_query",
-                   "more query arguments than the WAF takes") == PC_FILTER_RESPOND) {
+    if (hrc == PC_WAFB_TOO_MANY || hrc == PC_WAF_TOO_MANY_COOKIES) {
+        int query = hrc == PC_WAFB_TOO_MANY;
+        if (refuse(r, w, PC_REPLY_bad_request, query ? "invalid_query" : "invalid_cookie",
+                   query ? "more query arguments than the WAF takes"
+                         : "more cookies in one Cookie header than the WAF takes") ==
+            PC_FILTER_RESPOND) {
             st->done = 1;
             return PC_FILTER_RESPOND;
         }

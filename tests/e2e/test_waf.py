@@ -392,3 +392,16 @@ def test_query_arguments_past_the_limit_are_refused(gateway, tmp_path, upstream)
     q = "&".join("a%d=1" % i for i in range(1100))
     assert request(g.port, path="/detect/x?" + q).status == 200
     assert request(g.port, path="/x?" + "&".join("a%d=1" % i for i in range(1000))).status == 200
+
+
+def test_cookies_past_the_limit_are_refused(gateway, tmp_path, upstream):
+    """Cookies past the 1,024th of a Cookie header would go uninspected
+    (and the shipped rules leave the raw Cookie header to REQUEST_COOKIES):
+    the request is refused instead."""
+    g = start(gateway, tmp_path, upstream, limits={"max_header_bytes": "64KiB"})
+    many = "; ".join("c%d=1" % i for i in range(1100)) + "; z=" + SQLI
+    r = request(g.port, headers=[("Cookie", many)])
+    assert r.status == 400 and r.json()["error"] == "invalid_cookie"
+    assert upstream.requests == []
+    few = "; ".join("c%d=1" % i for i in range(1000))
+    assert request(g.port, headers=[("Cookie", few)]).status == 200
