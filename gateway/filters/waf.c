@@ -233,6 +233,10 @@ static pc_filter_rc_e verdict(pc_req_t *r, const pc_route_waf_t *w, waf_state_t 
 {
     st->done = 1;
     publish(r, st);
+    if (st->tx.nomem) { /* not the rules' verdict */
+        pc_req_respond(r, PC_REPLY_service_unavailable, "WAF out of memory");
+        return PC_FILTER_RESPOND;
+    }
     const char *detail = "WAF rule matched";
     for (unsigned i = 0; i < st->tx.nhits; i++)
         if (st->tx.hits[i].id == st->tx.decided_by && st->tx.hits[i].msg)

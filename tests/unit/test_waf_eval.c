@@ -43,10 +43,11 @@ typedef struct {
     const char *args[8][2];
 } req_t;
 
-/* Runs phases 1 and 2; returns the status (0: passed) and leaves tx. */
-static int run(const req_t *q, pc_waf_tx_t *tx, pc_arena_t *a)
+/* Runs phases 1 and 2 with at most cap bytes of memory (0: no cap);
+ * returns the status (0: passed) and leaves tx. */
+static int run_in(const req_t *q, pc_waf_tx_t *tx, pc_arena_t *a, size_t cap)
 {
-    pc_arena_init(a, NULL, 4096, 0);
+    pc_arena_init(a, NULL, cap ? 256 : 4096, cap);
     pc_waf_tx_init(tx, a, &ctx);
     pc_waf_add(tx, PC_WV_REQUEST_METHOD, "REQUEST_METHOD", 14, q->method, strlen(q->method));
     pc_waf_add(tx, PC_WV_REQUEST_URI, "REQUEST_URI", 11, q->uri, strlen(q->uri));
@@ -58,6 +59,11 @@ static int run(const req_t *q, pc_waf_tx_t *tx, pc_arena_t *a)
     if (pc_waf_eval(&rs, tx, 1) || pc_waf_eval(&rs, tx, 2))
         return tx->status;
     return 0;
+}
+
+static int run(const req_t *q, pc_waf_tx_t *tx, pc_arena_t *a)
+{
+    return run_in(q, tx, a, 0);
 }
 
 static int hit(const pc_waf_tx_t *tx, uint32_t id)
@@ -176,6 +182,34 @@ TEST(long_transformation_chains)
     pc_errlist_free(&e);
 }
 
+/* Memory running out anywhere in a transaction (values, transformations,
+ * setvar, macros, captures, chains) ends it in a deny marked nomem: never a
+ * pass, and not a rule's verdict. */
+TEST(out_of_memory_is_never_a_pass)
+{
+    req_t attack = {"DELETE",
+                    "/items",
+                    "sqlmap/1.0",
+                    {{"id", "42"}, {"q", "1 UNION%20SELECT x"}, {"force", "yes"}, {"a", "b"}}};
+    req_t benign = {"GET", "/api/items", "curl/8", {{"id", "42"}, {"page", "2"}}};
+    int short_attack = 0, short_benign = 0;
+    for (size_t cap = 256; cap <= 64 * 1024; cap += 256) {
+        pc_waf_tx_t tx;
+        pc_arena_t a;
+        int st = run_in(&attack, &tx, &a, cap);
+        CHECK(tx.nomem ? tx.decided_by == 0 : st == 403);
+        short_attack += tx.nomem;
+        pc_arena_free(&a);
+        st = run_in(&benign, &tx, &a, cap);
+        CHECK(tx.nomem || st == 0);
+        short_benign += tx.nomem;
+        pc_arena_free(&a);
+    }
+    /* both ran short at first and had enough in the end */
+    CHECK(short_attack > 0 && short_attack < 64 * 4);
+    CHECK(short_benign > 0 && short_benign < 64 * 4);
+}
+
 static void setup(void)
 {
     pc_errlist_t e = {0};
@@ -188,4 +222,4 @@ static void setup(void)
 
 TEST_MAIN(setup(); RUN(benign_passes); RUN(sqli_scores_and_blocks); RUN(exclusions_counts_captures);
           RUN(chains_skips_and_ctl); RUN(redos_is_a_match); RUN(long_transformation_chains);
-          pc_op_ctx_free(&ctx); pc_waf_ruleset_free(&rs))
+          RUN(out_of_memory_is_never_a_pass); pc_op_ctx_free(&ctx); pc_waf_ruleset_free(&rs))
