@@ -100,7 +100,7 @@ $(BUILD)/waf-check: tests/waf/waf_check.c $(GW_LIB_OBJS)
 # Each fuzz target linked with a plain main() that replays its corpus.
 $(BUILD)/replay/%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(GW_LIB_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -iquote gateway -o $@ $^ $(LDLIBS_ALL)
+	$(CC) $(ALL_CFLAGS) -iquote gateway -Igateway/include -o $@ $^ $(LDLIBS_ALL)
 
 test: all
 	@scripts/deps.sh test
@@ -126,7 +126,10 @@ conftest: $(BUILD)/portcullis $(PLUGIN_SOS) $(TEST_PLUGIN_SOS)
 e2e: $(BUILD)/portcullis $(BUILD)/portcullis-test $(BUILD)/demo-upstream $(PLUGIN_SOS) $(TEST_PLUGIN_SOS)
 	PORTCULLIS_BUILD=$(BUILD) $(PYTEST) -q tests/e2e
 
-FUZZ_CFLAGS = -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) -iquote gateway
+FUZZ_CFLAGS = -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) -iquote gateway \
+  -Igateway/include
+# fuzz_api_key.c compiles the plugin's source in (its parsers are static)
+build/fuzz/api_key: plugins/api_key.c
 # The gateway's objects are built once for every target (make -j2 fuzz builds two at a time).
 FUZZ_OBJS := $(patsubst %.c,build/fuzz/obj/%.o,$(filter-out gateway/main.c,$(GW_SRCS)))
 FUZZ_BINS := $(FUZZ_NAMES:%=build/fuzz/%)

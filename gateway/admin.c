@@ -586,17 +586,6 @@ static void probe_done(probe_t *p, int ok, const char *why)
     free(p);
 }
 
-/* "HTTP/1.x NNN ...": 2xx and 3xx pass. */
-static int probe_status(const char *s, size_t n)
-{
-    if (n < 12 || memcmp(s, "HTTP/1.", 7) != 0 || s[8] != ' ')
-        return -1;
-    for (int i = 9; i < 12; i++)
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-    return (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
-}
-
 static void probe_cb(evutil_socket_t fd, short what, void *arg)
 {
     probe_t *p = arg;
@@ -633,7 +622,7 @@ static void probe_cb(evutil_socket_t fd, short what, void *arg)
         p->got += (size_t)n;
     if (n > 0 && p->got < 12)
         return;
-    int st = probe_status(p->head, p->got);
+    int st = pc_health_status_code(p->head, p->got); /* 2xx and 3xx pass */
     char why[64];
     snprintf(why, sizeof(why), st < 0 ? "not an HTTP response" : "status %d", st);
     probe_done(p, st >= 200 && st < 400, why);

@@ -663,6 +663,9 @@ static void check_match(pc_cctx_t *c, const pc_ynode_t *node, void *obj)
         char *h = pc_arena_strndup(c->pool, m->host, strlen(m->host));
         for (char *p = h; p && *p; p++)
             *p = (char)pc_lower((unsigned char)*p);
+        size_t hl = h ? strlen(h) : 0;
+        if (hl > 1 && h[hl - 1] == '.')
+            h[hl - 1] = '\0'; /* a Host value loses its final dot too (pc_route_host_part) */
         size_t mark = pc_cfg_push_key(c, "host");
         if (!h || !valid_route_host(h))
             pc_cfg_error(c, pc_ymap_get(node, "host"),
@@ -753,6 +756,18 @@ static int valid_origin(const char *o)
     return 1;
 }
 
+/* A field name: 1*tchar (RFC 9110 section 5.6.2). */
+static int field_name_ok(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              (*s && strchr("!#$%&'*+-.^_`|~", *s))))
+            return 0;
+    return 1;
+}
+
 /* Joins list with ", " into pool memory, lower-cased when lower is set. */
 static const char *join_list(pc_cctx_t *c, const char *const *list, size_t n, int lower)
 {
@@ -811,6 +826,22 @@ static void check_cors(pc_cctx_t *c, const pc_ynode_t *node, void *obj)
         if (methods[i] && !pc_http_valid_method(pc_str_cstr(methods[i]))) {
             size_t mark = pc_cfg_push_key(c, "methods");
             pc_cfg_error(c, pc_ymap_get(node, "methods"), "'%s' is not a method name", methods[i]);
+            pc_cfg_pop(c, mark);
+        }
+    }
+    /* the lists are sent as response fields: names only, no ", " inside */
+    const char *const lists[2] = {"headers", "expose"};
+    const char *const *names[2] = {p->headers, p->expose};
+    size_t counts[2] = {p->n_headers, p->n_expose};
+    for (int l = 0; l < 2; l++) {
+        for (size_t i = 0; i < counts[l]; i++) {
+            if (!names[l][i] || field_name_ok(names[l][i]))
+                continue;
+            size_t mark = pc_cfg_push_key(c, lists[l]);
+            size_t m2 = pc_cfg_push_index(c, i);
+            pc_cfg_error(c, pc_yseq_at(pc_ymap_get(node, lists[l]), i, node),
+                         "'%s' is not a header field name", names[l][i]);
+            pc_cfg_pop(c, m2);
             pc_cfg_pop(c, mark);
         }
     }

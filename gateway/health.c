@@ -172,3 +172,13 @@ int pc_health_check_result(pc_health_t *h, int ok, unsigned healthy_after, unsig
     }
     return 0;
 }
+
+int pc_health_status_code(const char *s, size_t n)
+{
+    if (n < 12 || memcmp(s, "HTTP/1.", 7) != 0 || s[8] != ' ')
+        return -1;
+    for (int i = 9; i < 12; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+    return (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
+}

@@ -15,6 +15,7 @@
 #ifndef PC_HEALTH_H
 #define PC_HEALTH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct pc_config_s;
@@ -73,5 +74,9 @@ void pc_health_apply(const struct pc_config_s *cfg);
 
 /* Monotonic milliseconds (any thread). */
 int64_t pc_mono_ms(void);
+
+/* The status code of a health check's answer s[0, n) that starts
+ * "HTTP/1.x NNN" (only its first 12 bytes are read), or -1. */
+int pc_health_status_code(const char *s, size_t n);
 
 #endif

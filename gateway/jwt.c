@@ -432,18 +432,17 @@ static pc_filter_rc_e refuse(pc_req_t *r, pc_reply_e reply, const char *error, c
     return pc_req_block_as(r, reply, error, "jwt", why) ? PC_FILTER_RESPOND : PC_FILTER_CONTINUE;
 }
 
-/* The bearer token of the request, or an empty slice with *why set. */
-static pc_str_t bearer(const pc_req_t *r, const char **why)
+pc_str_t pc_jwt_bearer(const pc_http_header_t *hdrs, uint32_t n, const char **why)
 {
     const pc_http_header_t *h = NULL;
-    for (uint32_t i = 0; i < r->http.nheaders; i++) {
-        if (r->http.headers[i].id != PC_HDR_AUTHORIZATION)
+    for (uint32_t i = 0; i < n; i++) {
+        if (hdrs[i].id != PC_HDR_AUTHORIZATION)
             continue;
         if (h) {
             *why = "several Authorization fields";
             return PC_STR_NULL;
         }
-        h = &r->http.headers[i];
+        h = &hdrs[i];
     }
     if (!h) {
         *why = "missing bearer token";
@@ -514,7 +513,7 @@ static pc_filter_rc_e jwt_request(pc_req_t *r, const void *conf, void *state)
     const pc_jwt_provider_conf_t *p = a->provider;
     (void)state;
     const char *why = NULL;
-    pc_str_t tok = bearer(r, &why);
+    pc_str_t tok = pc_jwt_bearer(r->http.headers, r->http.nheaders, &why);
     if (!tok.p)
         return refuse(r, PC_REPLY_unauthorized, "invalid_token", why);
     if (tok.n > PC_JWT_MAX_LEN)

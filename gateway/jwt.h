@@ -28,6 +28,7 @@
 
 #include "config_int.h"
 #include "filter.h"
+#include "http1.h"
 
 /* ---- configuration (called by config_schema.c) ---- */
 
@@ -47,6 +48,11 @@ extern const pc_filter_ops_t pc_jwt_filter_ops;
  * as they are, numbers and booleans written out, arrays and objects as
  * compact JSON. NULL when there is no verified token or no such claim. */
 const char *pc_jwt_claim_text(pc_req_t *r, const char *name);
+
+/* The token of the one Authorization field of h[0, n) when it reads
+ * "Bearer" (any case), a space, then optional spaces and the token (a slice
+ * of the field); else an empty slice, with *why set to the reason. */
+pc_str_t pc_jwt_bearer(const pc_http_header_t *h, uint32_t n, const char **why);
 
 /* ---- runtime ---- */
 

@@ -63,16 +63,27 @@ void pc_rl_check_policy(pc_cctx_t *c, const pc_ynode_t *node, void *obj)
             pc_cfg_pop(c, mark);
         }
     }
-    if (p->rate.count < 1 || p->rate.period_ms < 1 ||
+    /* interval and tolerance are added to µs timestamps: both stay below
+     * 2^62 µs (146,000 years), so that no sum can overflow */
+    const int64_t horizon = (int64_t)1 << 62;
+    if (p->rate.count < 1 || p->rate.period_ms < 1 || p->rate.period_ms > horizon / 1000 ||
         p->rate.period_ms * 1000 / p->rate.count < 1) {
         size_t mark = pc_cfg_push_key(c, "rate");
         if (p->rate.count || p->rate.period_ms) /* else already reported */
             pc_cfg_error(c, pc_ymap_get(node, "rate"),
-                         "expected at least 1 request per period, and at most one per µs");
+                         "expected at least 1 request per period, at most one per µs, and a "
+                         "period of at most 146,000 years");
         pc_cfg_pop(c, mark);
         return;
     }
     p->interval_us = p->rate.period_ms * 1000 / p->rate.count;
+    if (p->rate.count + p->burst - 1 > (horizon - p->interval_us) / p->interval_us) {
+        size_t mark = pc_cfg_push_key(c, "burst");
+        pc_cfg_error(c, pc_ymap_get(node, "burst"),
+                     "rate and burst together span more than 146,000 years");
+        pc_cfg_pop(c, mark);
+        return;
+    }
     p->tau_us = (p->rate.count + p->burst - 1) * p->interval_us;
 }
 

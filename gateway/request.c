@@ -56,21 +56,19 @@ int pc_req_init(pc_req_t *r, pc_conn_t *conn)
     return 0;
 }
 
-/* The client address: the peer, or, when the peer is a trusted proxy, the
- * right-most X-Forwarded-For entry that is not itself a trusted proxy. */
-static void resolve_client_ip(pc_req_t *r)
+pc_ip_t pc_req_forwarded_client(const pc_http_header_t *h, uint32_t n, const pc_cidr_set_t *trusted,
+                                pc_ip_t peer)
 {
-    const pc_cidr_set_t *trusted = &r->cfg->trusted;
-    if (trusted->n == 0 || !pc_cidr_set_contains(trusted, r->conn->peer))
-        return;
-    pc_ip_t client = r->conn->peer;
-    const pc_http_header_t *h = r->http.headers;
+    if (trusted->n == 0 || !pc_cidr_set_contains(trusted, peer))
+        return peer;
+    pc_ip_t client = peer;
     /* Walk every X-Forwarded-For field from the last one backwards. */
-    for (uint32_t i = r->http.nheaders; i-- > 0;) {
-        if (h[i].id != PC_HDR_X_FORWARDED_FOR)
+    for (uint32_t i = n; i-- > 0;) {
+        if (h[i].id != PC_HDR_X_FORWARDED_FOR || h[i].value.n == 0)
             continue;
         const char *p = h[i].value.p, *e = p + h[i].value.n;
-        while (e > p) {
+        /* entry by entry, the empty one before a leading comma included */
+        for (;;) {
             const char *s = e;
             while (s > p && s[-1] != ',')
                 s--;
@@ -81,15 +79,22 @@ static void resolve_client_ip(pc_req_t *r)
                 b--;
             pc_ip_t ip;
             if (pc_ip_parse(a, (size_t)(b - a), &ip) != 0)
-                goto done; /* garbage: trust nothing further left */
+                return client; /* garbage: trust nothing further left */
             client = ip;
             if (!pc_cidr_set_contains(trusted, ip))
-                goto done;
-            e = s > p ? s - 1 : p;
+                return client;
+            if (s == p)
+                break;
+            e = s - 1;
         }
     }
-done:
-    r->client_ip = client;
+    return client;
+}
+
+static void resolve_client_ip(pc_req_t *r)
+{
+    r->client_ip = pc_req_forwarded_client(r->http.headers, r->http.nheaders, &r->cfg->trusted,
+                                           r->conn->peer);
 }
 
 static void run_filters(pc_req_t *r)

@@ -185,6 +185,15 @@ void pc_req_flag(pc_req_t *r, pc_reply_e reply, const char *blocked_by, const ch
 int pc_req_block_as(pc_req_t *r, pc_reply_e reply, const char *error, const char *blocked_by,
                     const char *detail);
 
+/* The client address of a request from peer with header fields h[0, n): the
+ * peer itself unless trusted holds it; else the right-most X-Forwarded-For
+ * entry (non-empty fields read last to first, their comma-separated entries
+ * right to left) that trusted does not hold, or the last address read
+ * before an entry that is not one (an empty entry included), or the
+ * left-most entry when every one is trusted. */
+pc_ip_t pc_req_forwarded_client(const pc_http_header_t *h, uint32_t n, const pc_cidr_set_t *trusted,
+                                pc_ip_t peer);
+
 /* The client address (after trusted proxies) as text: the connection's
  * own string, or formatted into buf (46 bytes). */
 const char *pc_req_client_ip_str(const pc_req_t *r, char *buf);

@@ -88,6 +88,14 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies(gateway, upstream):
     assert r.status == 403
     r = request(g3.port, path="/z", headers=[("X-Forwarded-For", "203.0.113.9, 198.51.100.7")])
     assert r.status == 200  # 198.51.100.7 is the client; what it claims before is not believed
+    # an empty entry stops the walk like any entry that is not an address,
+    # a leading one too: 10.1.2.3 is the client, 203.0.113.9 is not read
+    r = request(g3.port, path="/e", headers=[("X-Forwarded-For", "203.0.113.9"),
+                                             ("X-Forwarded-For", ", 10.1.2.3")])
+    assert r.status == 200
+    r = request(g3.port, path="/f", headers=[("X-Forwarded-For", "203.0.113.9"),
+                                             ("X-Forwarded-For", "10.1.2.3")])
+    assert r.status == 403
 
 
 # ---- CORS ----
