@@ -336,8 +336,10 @@ static int parse_setvar(lctx_t *c, pc_waf_rule_t *r, const char *v, size_t n)
     } else if (!del) {
         sv.value = dupn("1", 1); /* setvar:tx.flag */
     }
-    pc_waf_setvar_t *a = realloc(r->setvars, (r->nsetvars + 1) * sizeof(*a));
-    if (!a || !sv.name) {
+    pc_waf_setvar_t *a = !sv.name || (!del && !sv.value)
+                             ? NULL
+                             : realloc(r->setvars, (r->nsetvars + 1) * sizeof(*a));
+    if (!a) {
         free(sv.name);
         free(sv.value);
         err(c, "out of memory");
@@ -406,7 +408,10 @@ static int set_text(lctx_t *c, char **dst, const char *name, const char *v, size
         err(c, "action '%s' given twice", name);
         return -1;
     }
-    *dst = dupn(v, n);
+    if (!(*dst = dupn(v, n))) {
+        err(c, "out of memory");
+        return -1;
+    }
     return 0;
 }
 
@@ -461,11 +466,12 @@ static int action(lctx_t *c, pc_waf_rule_t *r, const char *name, size_t nl, cons
         return set_text(c, &r->severity, "severity", v, vl);
     } else if (IS("tag")) {
         char **t = realloc(r->tags, (r->ntags + 1) * sizeof(*t));
+        if (t)
+            r->tags = t;
         if (!t || !(t[r->ntags] = dupn(v, vl))) {
             err(c, "out of memory");
             return -1;
         }
-        r->tags = t;
         r->ntags++;
     } else if (IS("block") || IS("deny") || IS("pass") || IS("allow")) {
         if (chained) {
@@ -787,8 +793,12 @@ static void directive(lctx_t *c, char *line)
             return;
         }
         pc_waf_rule_t *r = new_rule(c);
-        if (r && (r->marker = dupn(a[1], l[1])) != NULL)
+        if (r && !(r->marker = dupn(a[1], l[1]))) {
+            err(c, "out of memory");
+            rule_free(r);
+        } else if (r) {
             add_rule(c, r);
+        }
     } else if (strcmp(d, "SecDefaultAction") == 0) {
         pc_waf_rule_t *t = n == 2 ? new_rule(c) : NULL;
         if (n != 2)
