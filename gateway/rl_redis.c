@@ -49,7 +49,9 @@ const char pc_rl_script[] = "local t = redis.call('TIME')\n"
                             "end\n"
                             "return {1, 0, unpack(v)}\n";
 
-typedef enum { ST_DOWN = 0, ST_CONNECTING, ST_PROBING, ST_UP } cstate_e;
+/* ST_FAILED: the probe could not be sent from hiredis's connect callback,
+ * after which hiredis still uses the context: the timer takes it down. */
+typedef enum { ST_DOWN = 0, ST_CONNECTING, ST_PROBING, ST_UP, ST_FAILED } cstate_e;
 
 struct pc_rl_op_s {
     pc_rl_op_t *next, **prevp; /* in the client's list while unsettled */
@@ -285,7 +287,9 @@ static void on_connect(const redisAsyncContext *ac, int status)
     pc_rl_op_t *op = calloc(1, sizeof(*op));
     if (!op || redisAsyncCommand(c->ac, reply_cb, op, "SCRIPT LOAD %s", pc_rl_script) != REDIS_OK) {
         free(op);
-        down(c, "cannot send SCRIPT LOAD");
+        c->state = ST_FAILED; /* not down() here: freeing ac now is a use after free */
+        c->deadline_us = 0;
+        arm(c);
         return;
     }
     op->c = c;
@@ -329,7 +333,9 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     int64_t now = pc_now_us();
-    if (c->ops && c->ops->deadline_us <= now && c->state == ST_UP)
+    if (c->state == ST_FAILED)
+        down(c, "cannot send SCRIPT LOAD");
+    else if (c->ops && c->ops->deadline_us <= now && c->state == ST_UP)
         down(c, "a command timed out");
     else if ((c->state == ST_CONNECTING || c->state == ST_PROBING) && c->deadline_us <= now)
         down(c, c->state == ST_CONNECTING ? "connect timed out" : "no answer to SCRIPT LOAD");
