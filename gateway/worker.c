@@ -606,7 +606,6 @@ int pc_worker_init(pc_worker_t *w, pc_server_t *srv, unsigned id, pc_config_t *c
     w->id = id;
     w->srv = srv;
     w->notify_fd = -1;
-    pc_config_ref(cfg);
     struct event_config *ec = event_config_new();
     if (!ec)
         return -1;
@@ -646,6 +645,7 @@ int pc_worker_init(pc_worker_t *w, pc_server_t *srv, unsigned id, pc_config_t *c
     if (pc_logbuf_init(&w->access, &srv->access_log, LOG_BUF) != 0 ||
         pc_logbuf_init(&w->security, &srv->security_log, LOG_BUF / 4) != 0)
         return -1;
+    pc_config_ref(cfg); /* the snapshot's, taken last: an earlier failure has none to drop */
     w->snap = snap_new(w, cfg);
     if (!w->snap) {
         pc_config_unref(cfg);
