@@ -24,7 +24,7 @@ uint32_t pc_metrics_name_id(pc_names_e kind, const char *name)
     uint32_t id;
     pthread_mutex_lock(&names_lock);
     for (id = 0; id < nnames[kind]; id++)
-        if (strcmp(names[kind][id], name) == 0)
+        if (names[kind][id] && strcmp(names[kind][id], name) == 0) /* NULL: out of memory */
             goto out;
     if (id >= PC_METRIC_NAMES - 1 || (names[kind][id] = strdup(name)) == NULL) {
         /* full (or out of memory): the last id, shared, is "other" */
