@@ -405,9 +405,10 @@ int pc_server_run(pc_config_t *cfg, const pc_config_opts_t *opts)
         pc_log(PC_LOG_ERROR, "server", "cannot start the control thread");
         for (unsigned w = 0; w < nw; w++)
             pc_worker_drain(&s.workers[w], 1);
+    } else {
+        pc_log(PC_LOG_INFO, "server", "portcullis started: %u workers, configuration %s%s%s", nw,
+               cfg->file, cfg->stage ? ", stage " : "", cfg->stage ? cfg->stage : "");
     }
-    pc_log(PC_LOG_INFO, "server", "portcullis started: %u workers, configuration %s%s%s", nw,
-           cfg->file, cfg->stage ? ", stage " : "", cfg->stage ? cfg->stage : "");
 
     event_base_dispatch(s.base);
     for (unsigned w = 0; w < s.nworkers; w++)
