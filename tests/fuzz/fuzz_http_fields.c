@@ -257,7 +257,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (data[i] != '\r' && data[i] != '\n')
             v[n++] = (char)data[i];
 
-    char head[2048];
+    char head[4096]; /* two values of 1023 bytes and the fixed text */
     pc_http_header_t hdrs[8];
     pc_http_request_t r;
     size_t len;
@@ -289,7 +289,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         if (!target_ok)
             break;
-        char mid[2048];
+        char mid[4096];
         size_t m = build(mid, "", v, n, "/x HTTP/1.1\r\nHost: ");
         memcpy(mid + m, v, n);
         len = build(head, "GET http://", mid, m + n, "\r\n\r\n");

@@ -93,8 +93,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int burst_given = 0;
     if (line[2] && *line[2]) {
         burst_given = 1;
-        for (const char *c = line[2]; *c && burst <= 10000000; c++)
-            burst = *c >= '0' && *c <= '9' ? burst * 10 + (*c - '0') : -1000000000;
+        for (const char *c = line[2]; *c && burst >= 0 && burst <= 10000000; c++)
+            burst = *c >= '0' && *c <= '9' ? burst * 10 + (*c - '0') : -1;
     }
 
     int fd = memfd_create("fuzz-rl.yaml", 0);

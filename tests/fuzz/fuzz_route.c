@@ -153,7 +153,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (low[i][0] != '*')
                 continue;
             char sub[2100];
-            int n = snprintf(sub, sizeof(sub), "Sub%s", low[i] + 1);
+            /* a pattern still ending in '.' ("*.a.." stored as "*.a.") is
+             * met by a Host with one more, which pc_route_host_part drops */
+            size_t ln = strlen(low[i]);
+            int n = snprintf(sub, sizeof(sub), "Sub%s%s", low[i] + 1,
+                             low[i][ln - 1] == '.' ? "." : "");
             for (int c = 0; c < n; c++)
                 sub[c] = (char)toupper((unsigned char)sub[c]);
             const pc_route_conf_t *rt = route_for(cfg, pc_str_make(sub, (size_t)n));
