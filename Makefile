@@ -77,6 +77,25 @@ $(BUILD)/portcullis: $(GW_OBJS)
 $(BUILD)/portcullis-test: $(GWT_OBJS)
 	$(CC) -o $@ $^ $(LDLIBS_ALL)
 
+# The allocation-failure build (tests/oom/alloc_fail.c, docs/internals/memory.md):
+# the test build under ASan+UBSan whatever SANITIZE says, with the gateway's
+# own calls to the allocator wrapped so that a test can make them fail.
+OOM_BUILD := build/san
+OOM_SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OOM_WRAP := $(foreach f,malloc calloc realloc strdup strndup,-Wl,--wrap=$(f))
+OOM_OBJS := $(GW_SRCS:%.c=$(OOM_BUILD)/objt/%.o)
+ifneq ($(BUILD),$(OOM_BUILD))
+$(OOM_BUILD)/objt/%.o: SANFLAGS = $(OOM_SANFLAGS)
+$(OOM_BUILD)/objt/%.o: OPT = -O1
+$(OOM_BUILD)/objt/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DPC_TESTING -c $< -o $@
+endif
+$(OOM_BUILD)/portcullis-oom: SANFLAGS = $(OOM_SANFLAGS)
+$(OOM_BUILD)/portcullis-oom: OPT = -O1
+$(OOM_BUILD)/portcullis-oom: tests/oom/alloc_fail.c $(OOM_OBJS)
+	$(CC) $(ALL_CFLAGS) -DPC_TESTING -iquote gateway -o $@ $^ $(LDLIBS_ALL) $(OOM_WRAP)
+
 $(BUILD)/demo-upstream: bench/upstream.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -o $@ $< -pthread $(SANFLAGS)
@@ -123,8 +142,9 @@ waf: $(BUILD)/waf-check
 conftest: $(BUILD)/portcullis $(PLUGIN_SOS) $(TEST_PLUGIN_SOS)
 	@tests/conf/run $(BUILD)/portcullis
 
-e2e: $(BUILD)/portcullis $(BUILD)/portcullis-test $(BUILD)/demo-upstream $(PLUGIN_SOS) $(TEST_PLUGIN_SOS)
-	PORTCULLIS_BUILD=$(BUILD) $(PYTEST) -q tests/e2e
+e2e: $(BUILD)/portcullis $(BUILD)/portcullis-test $(BUILD)/demo-upstream $(PLUGIN_SOS) $(TEST_PLUGIN_SOS) \
+  $(OOM_BUILD)/portcullis-oom
+	PORTCULLIS_BUILD=$(BUILD) PORTCULLIS_OOM=$(OOM_BUILD)/portcullis-oom $(PYTEST) -q tests/e2e
 
 FUZZ_CFLAGS = -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) -iquote gateway \
   -Igateway/include
@@ -174,4 +194,4 @@ lint:
 clean:
 	rm -rf build
 
--include $(GW_OBJS:.o=.d) $(GWT_OBJS:.o=.d)
+-include $(GW_OBJS:.o=.d) $(GWT_OBJS:.o=.d) $(OOM_OBJS:.o=.d)

@@ -21,9 +21,17 @@ void pc_blocks_init(pc_blocks_t *c, size_t size, unsigned max)
     c->max = max;
 }
 
+#ifdef PC_TESTING
+int (*pc_test_block_fails)(void);
+#endif
+
 void *pc_blocks_get(pc_blocks_t *c)
 {
     void *b = c->free;
+#ifdef PC_TESTING
+    if (b && pc_test_block_fails && pc_test_block_fails())
+        return NULL;
+#endif
     if (b) {
         c->free = *(void **)b;
         c->count--;

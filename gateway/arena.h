@@ -29,6 +29,14 @@ void *pc_blocks_get(pc_blocks_t *c);
 void pc_blocks_put(pc_blocks_t *c, void *b);
 void pc_blocks_drain(pc_blocks_t *c);
 
+#ifdef PC_TESTING
+/* Set by the allocation-failure build (tests/oom/alloc_fail.c): asked
+ * before a cached block is handed out, nonzero makes pc_blocks_get fail as
+ * if the cache were empty and malloc had failed. A request's memory comes
+ * mostly from the caches, so without it few of its allocations could fail. */
+extern int (*pc_test_block_fails)(void);
+#endif
+
 typedef struct pc_arena_block_s pc_arena_block_t;
 
 typedef struct pc_arena_s {

@@ -304,6 +304,10 @@ static int open_logs(pc_server_t *s)
     return 0;
 }
 
+#ifdef PC_TESTING
+int pc_test_serving;
+#endif
+
 void pc_server_handled_signals(sigset_t *set)
 {
     sigemptyset(set);
@@ -408,6 +412,9 @@ int pc_server_run(pc_config_t *cfg, const pc_config_opts_t *opts)
     } else {
         pc_log(PC_LOG_INFO, "server", "portcullis started: %u workers, configuration %s%s%s", nw,
                cfg->file, cfg->stage ? ", stage " : "", cfg->stage ? cfg->stage : "");
+#ifdef PC_TESTING
+        __atomic_store_n(&pc_test_serving, 1, __ATOMIC_RELEASE);
+#endif
     }
 
     event_base_dispatch(s.base);

@@ -44,4 +44,11 @@ int pc_server_run(pc_config_t *cfg, const pc_config_opts_t *opts);
  * unblocks them once their handlers are in place. */
 void pc_server_handled_signals(sigset_t *set);
 
+#ifdef PC_TESTING
+/* Set to 1 once pc_server_run has started the workers and the control
+ * thread: the allocation-failure build (tests/oom/alloc_fail.c) fails
+ * allocations from then on. */
+extern int pc_test_serving;
+#endif
+
 #endif
