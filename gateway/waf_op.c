@@ -59,8 +59,8 @@ void pc_ac_free(pc_ac_t *ac)
 /* The states of a trie turned into a DFA (next: edges as state numbers,
  * nclass per state) into ac's layout: the root first, then the states
  * accepting nothing, then the others, each part in breadth-first order
- * (bfs: every state but the root), so that the shallow states a scan of
- * ordinary text stays in share cache lines. */
+ * (bfs: every state but the root), so that the shallow states, where a
+ * scan of ordinary text stays, share cache lines. */
 static int ac_layout(pc_ac_t *ac, const int32_t *next, const uint8_t *accept, const uint64_t *sets,
                      const int32_t *bfs, int32_t *off)
 {
