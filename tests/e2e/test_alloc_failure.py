@@ -9,13 +9,17 @@ docs/internals/memory.md) is made to fail
     CORS and rate-limited routes, upstream errors, admin endpoints, and a
     reload in the middle;
   - one allocation at start-up (PORTCULLIS_FAIL_ALLOC_AT), at points spread
-    over the whole start.
+    over the whole start;
+  - one allocation in a reload, spread over the loading and at its end,
+    where each worker takes the new configuration.
 
 What is asserted: every request gets an answer within a bounded time — its
 normal answer, 500 or 503, or a closed connection; an attack never reaches
 the upstream (the WAF fails closed); the gateway is alive after the mix and
 exits 0 on SIGTERM with no sanitizer report (leaks included); a start that
-fails exits 1 with a message. Failures did happen (the wrapper's count).
+fails exits 1 with a message; a reload that fails changes nothing, or
+leaves a worker on the configuration it had, and the gateway serves on.
+Failures did happen (the wrapper's count).
 Timing is never asserted."""
 
 import hashlib
@@ -357,9 +361,11 @@ def test_every_nth_allocation_fails(tmp_path, request, upstream, oom_bin, every,
           % (every, failed, served, tally.normal, tally.failed, len(tally.dropped), " ".join(tally.dropped)))
 
 
-def start_once(tmp_path, upstream, oom_bin, env, name):
+def start_once(tmp_path, upstream, oom_bin, env, name, reload=False, probe=True):
     """Starts the gateway with env; returns (exit status, stderr): SIGTERM
-    once it serves, or its own status if it gave up starting."""
+    once it serves (with reload, after a SIGHUP has had its outcome, and
+    with probe a request its answer), or its own status if it gave up
+    starting."""
     port, admin_port = free_port(), free_port()
     g = Gateway(tmp_path, config(upstream, port, admin_port), port, binary=oom_bin, env=env, name=name)
     try:
@@ -371,6 +377,14 @@ def start_once(tmp_path, upstream, oom_bin, env, name):
             time.sleep(0.05)
         if g.proc.poll() is None:
             assert "portcullis started" in g.stderr(), "neither started nor exited:\n" + g.stderr()[-3000:]
+            if reload:
+                mark = len(g.stderr())
+                g.send_signal(signal.SIGHUP)
+                assert wait_line(g, r"\[reload\] (configuration \d+ in effect|failed)", mark), g.stderr()[-3000:]
+            if reload and probe:
+                data, end = exchange(port, req("GET", "/after-reload"))
+                statuses, _ = responses(data)
+                assert end != "timeout" and set(statuses) <= {200} | set(FAILED), (statuses, end)
             rc = g.stop()
         else:
             rc = g.proc.returncode
@@ -405,3 +419,26 @@ def test_one_allocation_fails_at_start(tmp_path, upstream, oom_bin):
             assert re.search(r"out of memory|cannot", err), "allocation %d: no message\n%s" % (k, err[-3000:])
         outcomes.append((k, rc))
     print("start-up: %d allocations; failing one at %s" % (at_start, outcomes))
+
+
+def test_one_allocation_fails_in_a_reload(tmp_path, upstream, oom_bin):
+    """A reload that runs short of memory at any point (loading, binding,
+    each worker taking the new configuration) changes nothing or takes
+    effect, and the gateway serves on."""
+    rc, err = start_once(tmp_path, upstream, oom_bin, {"PORTCULLIS_FAIL_ALLOC_AT": str(1 << 60)}, "count",
+                         reload=True, probe=False)
+    assert rc == 0, err[-3000:]
+    _, calls, served = report(err)
+    at_start = calls - served  # served: the reload's (the drain's are few)
+    assert served > 100
+    # spread over the loading, and more at the end, where each worker takes
+    # the new configuration
+    points = sorted({served * i // 4 for i in range(1, 4)} | {served - d for d in (12, 8, 5, 3, 2, 1)})
+    outcomes = []
+    for x in points:
+        rc, err = start_once(tmp_path, upstream, oom_bin, {"PORTCULLIS_FAIL_ALLOC_AT": str(at_start + x)},
+                             "reload%d" % x, reload=True)
+        no_crash(err)
+        assert rc == 0, "allocation %d of the reload: exit status %s\n%s" % (x, rc, err[-3000:])
+        outcomes.append((x, re.findall(r"error \[(?:reload|worker)\] ([^\n:]*: [^\n:]*)", err)[:1]))
+    print("reload: about %d allocations; failing one at %s" % (served, outcomes))
