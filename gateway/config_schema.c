@@ -850,14 +850,30 @@ static void check_cors(pc_cctx_t *c, const pc_ynode_t *node, void *obj)
     p->expose_headers = p->n_expose ? join_list(c, p->expose, p->n_expose, 0) : NULL;
 }
 
-/* Resolves "off" and builds the header lines a response gets. */
-static void finish_sechdr(pc_cctx_t *c, pc_sechdr_conf_t *s)
+/* Resolves "off" and builds the header lines a response gets. sn: the
+ * security_headers mapping whose values are checked (a control byte would
+ * end the header line and start another: header injection). */
+static void finish_sechdr(pc_cctx_t *c, pc_sechdr_conf_t *s, const pc_ynode_t *sn)
 {
     const char **vals[] = {&s->content_type_options, &s->frame_options, &s->referrer_policy,
                            &s->content_security_policy, &s->hsts};
     static const char *const names[] = {"X-Content-Type-Options", "X-Frame-Options",
                                         "Referrer-Policy", "Content-Security-Policy",
                                         "Strict-Transport-Security"};
+    static const char *const keys[] = {"content_type_options", "frame_options", "referrer_policy",
+                                       "content_security_policy", "hsts"};
+    for (size_t i = 0; i < 5; i++) {
+        const pc_ynode_t *at = pc_ymap_get(sn, keys[i]);
+        for (const char *p = at && *vals[i] ? *vals[i] : ""; *p; p++)
+            if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f) {
+                pc_cfg_error(
+                    c, at,
+                    "security_headers.%s: a header value cannot hold control bytes (CR, LF, ...)",
+                    keys[i]);
+                *vals[i] = NULL;
+                break;
+            }
+    }
     size_t len = 0;
     for (size_t i = 0; i < 5; i++) {
         if (*vals[i] && (strcmp(*vals[i], "off") == 0 || !**vals[i]))
@@ -965,7 +981,7 @@ static void finish_route_sechdr(pc_cctx_t *c, pc_route_conf_t *r, const pc_ynode
         m->remove = w->remove;
         m->n_remove = w->n_remove;
     }
-    finish_sechdr(c, m);
+    finish_sechdr(c, m, sn);
     r->security_headers = m;
 }
 
@@ -1107,7 +1123,7 @@ void pc_cfg_finish(pc_cctx_t *c, const pc_ynode_t *root)
         cfg->security_headers.remove = (const char **)dflt;
         cfg->security_headers.n_remove = 2;
     }
-    finish_sechdr(c, &cfg->security_headers);
+    finish_sechdr(c, &cfg->security_headers, pc_ymap_get(root, "security_headers"));
     if (build_ip_rules(c, cfg->ip_rules) != 0)
         pc_cfg_error(c, root, "out of memory");
     pc_plugins_load(c, root); /* before the routes that name them */
