@@ -33,14 +33,18 @@ static void add(pc_errlist_t *e, int warning, const char *file, int line, const 
         if (w)
             e->is_warning = w;
         int *l = w ? realloc(e->lines, cap * sizeof(int)) : NULL;
-        if (!l)
+        if (!l) {
+            e->lost += !warning;
             return;
+        }
         e->lines = l;
         e->cap = cap;
     }
     char *copy = strdup(msg);
-    if (!copy)
+    if (!copy) {
+        e->lost += !warning;
         return;
+    }
     e->is_warning[e->n] = (unsigned char)warning;
     e->lines[e->n] = line;
     e->msgs[e->n++] = copy;
@@ -81,7 +85,7 @@ void pc_errlist_sort(pc_errlist_t *e)
 
 size_t pc_errlist_errors(const pc_errlist_t *e)
 {
-    return e->n - e->warnings;
+    return e->n - e->warnings + e->lost;
 }
 
 void pc_errlist_free(pc_errlist_t *e)

@@ -13,6 +13,7 @@ typedef struct pc_errlist_s {
     size_t n;
     size_t cap;
     size_t warnings; /* messages that are warnings, not errors */
+    size_t lost;     /* errors whose message could not be kept (out of memory): still errors */
     unsigned char *is_warning;
     int *lines; /* line of each message (0: none) */
 } pc_errlist_t;

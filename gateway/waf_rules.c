@@ -963,8 +963,12 @@ static int load_file(lctx_t *c, const char *path)
     lctx_t sub = *c;
     sub.file = keep_name(c, path);
     sub.line = 0;
-    if (sub.file)
-        parse_text(&sub, text, n);
+    if (!sub.file) { /* not skipped in silence: a rule set short of a file may block nothing */
+        free(text);
+        err(c, "out of memory");
+        return -1;
+    }
+    parse_text(&sub, text, n);
     free(text);
     c->failed |= sub.failed;
     return 0;
@@ -1090,10 +1094,13 @@ int pc_waf_load(pc_waf_ruleset_t *rs, const char *path, pc_errlist_t *errs)
 int pc_waf_load_text(pc_waf_ruleset_t *rs, const char *name, const char *text, size_t n,
                      pc_errlist_t *errs)
 {
-    lctx_t c = {rs, errs, NULL, 0, 0, 0};
+    lctx_t c = {rs, errs, name, 0, 0, 0};
     c.file = keep_name(&c, name);
-    if (!c.file)
+    if (!c.file) {
+        c.file = name;
+        err(&c, "out of memory");
         return -1;
+    }
     parse_text(&c, text, n);
     finish(&c);
     return c.failed ? -1 : 0;
