@@ -238,6 +238,40 @@ static int ac_match(const pc_ac_t *ac, const unsigned char *v, size_t n)
 
 /* ---- compiling ---- */
 
+/* What PCRE2 worked out about where a match can start and how short a
+ * subject can be, so that a subject ruled out by it costs a bit test
+ * instead of a call: most values reach most regexes only to fail. These
+ * are the checks pcre2_match makes first itself (unless told not to
+ * optimise), so the verdicts are the same. */
+static void rx_study(pc_op_t *op)
+{
+    uint32_t minlen = 0, opts = 0;
+    const uint8_t *bits = NULL;
+    if (pcre2_pattern_info(op->re, PCRE2_INFO_MINLENGTH, &minlen) == 0)
+        op->rx_minlen = minlen;
+    if (pcre2_pattern_info(op->re, PCRE2_INFO_ALLOPTIONS, &opts) == 0)
+        op->rx_anchored = (opts & PCRE2_ANCHORED) != 0;
+    if (pcre2_pattern_info(op->re, PCRE2_INFO_FIRSTBITMAP, &bits) == 0 && bits) {
+        memcpy(op->rx_first, bits, sizeof(op->rx_first));
+        op->rx_has_first = 1;
+    }
+}
+
+/* Can the regex match v at all, by its minimum length and first bytes? */
+static int rx_may_match(const pc_op_t *op, const unsigned char *v, size_t n)
+{
+    if (n < op->rx_minlen)
+        return 0;
+    if (!op->rx_has_first || !n)
+        return 1;
+    if (op->rx_anchored)
+        return (op->rx_first[v[0] / 8] >> (v[0] % 8)) & 1;
+    for (size_t i = 0; i < n; i++)
+        if ((op->rx_first[v[i] / 8] >> (v[i] % 8)) & 1)
+            return 1;
+    return 0;
+}
+
 static int fail(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -350,7 +384,8 @@ static int compile(pc_op_t *op, int kind, int negate, const char *param, size_t 
             snprintf(where, sizeof(where), "%s at offset %zu", msg, (size_t)at);
             return fail(err, errlen, "invalid regular expression: %s", where);
         }
-        pcre2_jit_compile(op->re, PCRE2_JIT_COMPLETE); /* the interpreter if JIT cannot */
+        op->rx_jit = pcre2_jit_compile(op->re, PCRE2_JIT_COMPLETE) == 0; /* else the interpreter */
+        rx_study(op);
         return 0;
     }
     case PC_OP_PM:
@@ -551,7 +586,10 @@ static int match(const pc_op_t *op, pc_op_ctx_t *ctx, const unsigned char *v, si
     int64_t x;
     switch (op->kind) {
     case PC_OP_RX: {
-        int rc = pcre2_match(op->re, v, n, 0, 0, ctx->md, ctx->mctx);
+        if (!rx_may_match(op, v, n))
+            return 0;
+        int rc = op->rx_jit ? pcre2_jit_match(op->re, v, n, 0, 0, ctx->md, ctx->mctx)
+                            : pcre2_match(op->re, v, n, 0, 0, ctx->md, ctx->mctx);
         if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT ||
             rc == PCRE2_ERROR_JIT_STACKLIMIT || rc == PCRE2_ERROR_HEAPLIMIT) {
             ctx->limit_hit = 1;

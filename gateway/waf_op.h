@@ -58,6 +58,11 @@ typedef struct pc_op_s {
     size_t plen;
     int64_t num;                  /* numeric operators with a constant */
     struct pcre2_real_code_8 *re; /* @rx */
+    uint8_t rx_jit;               /* compiled by the JIT: matched through its fast path */
+    uint8_t rx_anchored;          /* every match starts at the subject's start */
+    uint8_t rx_has_first;         /* rx_first holds the bytes a match can start with */
+    uint32_t rx_minlen;           /* no shorter subject matches */
+    uint8_t rx_first[32];         /* bitmap, from PCRE2's own start-of-match analysis */
     pc_ac_t *ac;                  /* @pm, @pmFromFile */
     pc_cidr_set_t ips;            /* @ipMatch, built in pool */
     pc_arena_t pool;

@@ -65,6 +65,33 @@ TEST(regex)
     CHECK(strstr(err, "invalid regular expression") && strstr(err, "offset"));
 }
 
+/* Subjects ruled out before PCRE2 is called (too short, or no byte a match
+ * can start with) get PCRE2's own verdict; the edges of those checks. */
+TEST(regex_prechecks)
+{
+    /* anchored: only the first byte counts */
+    CHECK_EQ_INT(m("rx", "^[\\s'\"]*(?:id|ls)\\b", "  id"), 1);
+    CHECK_EQ_INT(m("rx", "^[\\s'\"]*(?:id|ls)\\b", "xid"), 0);
+    CHECK_EQ_INT(m("rx", "^[\\s'\"]*(?:id|ls)\\b", "'ls"), 1);
+    CHECK_EQ_INT(m("!rx", "^(?:id|ls)\\b", "xid"), 1);
+    /* minimum length: one byte short, exactly long enough */
+    CHECK_EQ_INT(m("rx", "abc|[xy]z{3}", "yzz"), 0);
+    CHECK_EQ_INT(m("rx", "abc|[xy]z{3}", "yzzz"), 1);
+    CHECK_EQ_INT(m("rx", "abc|[xy]z{3}", "--abc"), 1);
+    /* a start set scanned for: a byte of it anywhere */
+    CHECK_EQ_INT(m("rx", "[<>]\\s*script", "a < script"), 1);
+    CHECK_EQ_INT(m("rx", "[<>]\\s*script", "script"), 0);
+    /* a branch anchored, another not: the whole subject is searched */
+    CHECK_EQ_INT(m("rx", "^select|union", "a union b"), 1);
+    CHECK_EQ_INT(m("rx", "^select|union", "a select"), 0);
+    /* case-insensitive patterns: both cases of a first byte */
+    CHECK_EQ_INT(m("rx", "(?i)^(?:id|ls)$", "LS"), 1);
+    /* patterns that match the empty subject */
+    CHECK_EQ_INT(m("rx", "^$", ""), 1);
+    CHECK_EQ_INT(m("rx", "x*", ""), 1);
+    CHECK_EQ_INT(m("rx", "^a", ""), 0);
+}
+
 TEST(phrases)
 {
     CHECK_EQ_INT(m("pm", "he she hers", "USHERS"), 1);
@@ -146,5 +173,5 @@ TEST(addresses_and_validators)
     CHECK_EQ_INT(pc_op_parse_name("detectSQLi", 10), -1);
 }
 
-TEST_MAIN(CHECK(pc_op_ctx_init(&ctx) == 0); RUN(regex); RUN(phrases); RUN(strings); RUN(numbers);
-          RUN(addresses_and_validators); pc_op_ctx_free(&ctx))
+TEST_MAIN(CHECK(pc_op_ctx_init(&ctx) == 0); RUN(regex); RUN(regex_prechecks); RUN(phrases);
+          RUN(strings); RUN(numbers); RUN(addresses_and_validators); pc_op_ctx_free(&ctx))
