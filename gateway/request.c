@@ -93,8 +93,8 @@ pc_ip_t pc_req_forwarded_client(const pc_http_header_t *h, uint32_t n, const pc_
 
 static void resolve_client_ip(pc_req_t *r)
 {
-    r->client_ip = pc_req_forwarded_client(r->http.headers, r->http.nheaders, &r->cfg->trusted,
-                                           r->conn->peer);
+    r->client_ip =
+        pc_req_forwarded_client(r->http.headers, r->http.nheaders, &r->cfg->trusted, r->conn->peer);
 }
 
 static void run_filters(pc_req_t *r)
