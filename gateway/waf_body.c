@@ -308,9 +308,9 @@ static int jcontainer(jp_t *j, size_t nlen, int depth)
     size_t first = j->nkeys, index = 0;
     int rc;
     jws(j);
-    if (j->p < j->end && *j->p == close) {
+    if (j->p < j->end && *j->p == close) { /* empty: its name is an argument, valued "" */
         j->p++;
-        return PC_WAFB_OK;
+        return jscalar(j, nlen, "", 0);
     }
     for (;; index++) {
         size_t kl;

@@ -51,7 +51,9 @@ int pc_wafb_cookies(const char *p, size_t n, pc_wafb_cb cb, void *arg);
 /* A JSON document flattened: {"a":{"b":[1,"x"]}} gives json.a.b.0 = 1 and
  * json.a.b.1 = x; scalars as written (true, null, numbers), strings
  * decoded into out (at least n bytes; they stay valid as long as out
- * does); a top-level scalar is the argument "json". Two members of an
+ * does); a top-level scalar is the argument "json"; an empty object or
+ * array is an argument valued "" ({"a":{"$nin":[]}} gives json.a.$nin),
+ * so that its name is inspected like any other. Two members of an
  * object with one name are malformed; so is more than 8 x
  * PC_WAFB_MAX_ARGS names in the objects open at once (too many). */
 int pc_wafb_json(const char *p, size_t n, char *out, pc_wafb_cb cb, void *arg);

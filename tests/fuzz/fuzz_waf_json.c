@@ -51,6 +51,8 @@ static void same(const pairs_t *p, size_t *k, json_t *v, char *name, size_t nlen
     case JSON_OBJECT: {
         const char *key;
         json_t *x;
+        if (!json_object_size(v))
+            break; /* an argument valued "" */
         json_object_foreach(v, key, x)
         {
             size_t kl = strlen(key);
@@ -63,6 +65,8 @@ static void same(const pairs_t *p, size_t *k, json_t *v, char *name, size_t nlen
     case JSON_ARRAY: {
         size_t i;
         json_t *x;
+        if (!json_array_size(v))
+            break;
         json_array_foreach(v, i, x)
         {
             int kl = snprintf(name + nlen, 64, ".%zu", i);
@@ -91,6 +95,10 @@ static void same(const pairs_t *p, size_t *k, json_t *v, char *name, size_t nlen
         break;
     case JSON_FALSE:
         FZ_ASSERT(sl == 5 && memcmp(s, "false", 5) == 0);
+        break;
+    case JSON_OBJECT:
+    case JSON_ARRAY: /* empty */
+        FZ_ASSERT(sl == 0);
         break;
     default:
         FZ_ASSERT(sl == 4 && memcmp(s, "null", 4) == 0);

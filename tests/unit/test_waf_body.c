@@ -60,7 +60,14 @@ TEST(json)
     CHECK_EQ_INT(pc_wafb_json(j, strlen(j), out, collect, NULL), PC_WAFB_OK);
     CHECK_EQ_STR(got, "A[json.a.b.0]=[1] A[json.a.b.1]=[x] A[json.a.b.2]=[true] "
                       "A[json.a.b.3]=[null] A[json.a.b.4]=[2.5] A[json.q]=[' or 1=1] "
-                      "A[json.n]=[-3] ");
+                      "A[json.e]=[] A[json.n]=[-3] ");
+    RESET(); /* empty containers are arguments: their names are inspected */
+    CHECK_EQ_INT(pc_wafb_json("{\"u\":{\"$nin\":[]},\"l\":[[],{}]}", 29, out, collect, NULL),
+                 PC_WAFB_OK);
+    CHECK_EQ_STR(got, "A[json.u.$nin]=[] A[json.l.0]=[] A[json.l.1]=[] ");
+    RESET();
+    CHECK_EQ_INT(pc_wafb_json(" [ ] ", 5, out, collect, NULL), PC_WAFB_OK);
+    CHECK_EQ_STR(got, "A[json]=[] ");
     RESET();
     CHECK_EQ_INT(pc_wafb_json("\"<script>\"", 10, out, collect, NULL), PC_WAFB_OK);
     CHECK_EQ_STR(got, "A[json]=[<script>] ");
