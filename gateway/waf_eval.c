@@ -463,23 +463,16 @@ static uint32_t group_reads(const pc_waf_tx_t *tx, const pc_pf_group_t *pg)
     if (!tx->nremoved)
         return pg->colls;
     uint32_t reads = 0;
-    for (unsigned k = 0; k < pg->nrules; k++) {
-        const pc_waf_rule_t *r = pg->rules[k];
-        if (rule_removed(tx, r->id))
+    for (unsigned k = 0; k < pg->nrules && reads != pg->colls; k++) {
+        uint32_t id = pg->rules[k].id, want = pg->rules[k].colls & ~reads;
+        if (!want || rule_removed(tx, id))
             continue;
-        for (size_t i = 0; i < r->nvars; i++) {
-            int c = r->vars[i].kind;
-            if (r->vars[i].exclude || !(pg->colls & ~reads & (1u << c)))
-                continue;
-            int gone = 0;
-            for (unsigned x = 0; x < tx->nremoved && !gone; x++) {
-                const pc_waf_var_t *t = tx->removed[x].target;
-                gone = t && t->kind == c && !t->sel && !t->sel_re && r->id >= tx->removed[x].lo &&
-                       r->id <= tx->removed[x].hi;
-            }
-            if (!gone)
-                reads |= 1u << c;
+        for (unsigned x = 0; x < tx->nremoved; x++) {
+            const pc_waf_var_t *t = tx->removed[x].target;
+            if (t && !t->sel && !t->sel_re && id >= tx->removed[x].lo && id <= tx->removed[x].hi)
+                want &= ~(1u << t->kind);
         }
+        reads |= want;
     }
     return reads;
 }

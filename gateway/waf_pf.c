@@ -707,7 +707,8 @@ void pc_pf_build(pc_waf_ruleset_t *rs)
             unsigned k = 0;
             for (size_t i = 0; i < rs->n; i++)
                 if (group[i] == (int)g) {
-                    pg->rules[k++] = rs->rules[i];
+                    pg->rules[k].id = rs->rules[i]->id;
+                    pg->rules[k++].colls = scanned_colls(rs->rules[i]);
                     pg->mask[rs->rules[i]->pf / 64] |= (uint64_t)1 << (rs->rules[i]->pf % 64);
                 }
             pg->ac = automaton(rs, lits, group, (int)g);

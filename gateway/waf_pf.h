@@ -46,7 +46,10 @@ typedef struct pc_pf_group_s {
     uint32_t colls;                       /* collections scanned (1u << PC_WV_*) */
     struct pc_ac_s *ac;                   /* phrase set i: the rule with pf i */
     uint64_t *mask;                       /* its rules' pf bits (pf_words) */
-    const struct pc_waf_rule_s **rules;
+    struct {
+        uint32_t id;
+        uint32_t colls; /* the collections the rule reads */
+    } * rules;          /* (compact: what a transaction's removals are checked against) */
     unsigned nrules;
 } pc_pf_group_t;
 
