@@ -512,13 +512,19 @@ static int prefilter(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
             uint32_t *done = &tx->pf_done[g * PC_WV_COUNT + (unsigned)c];
             if (!(reads & (1u << c)) || *done == tx->coll[c].n)
                 continue;
+            const pc_waf_chain_t *ch = &rs->chains[pg->chain_of->tfchain];
             for (; *done < tx->coll[c].n; (*done)++) {
                 pc_waf_kv_t *kv = &tx->coll[c].v[*done];
-                size_t tl;
-                const char *tv = transform(tx, pg->chain_of, kv, &tl);
-                if (!tv)
-                    return -1;
                 if (!kv->pf && !(kv->pf = pc_arena_calloc(tx->arena, 2 * words * 8)))
+                    return -1;
+                if (ch->effect && !kv->feat)
+                    kv->feat = (uint8_t)pc_tf_features((const unsigned char *)kv->value, kv->vlen);
+                /* nothing for the chain to act on: the value as it is, up to
+                 * case, without making its transformed copy (yet) */
+                size_t tl = kv->vlen;
+                const char *tv = kv->value;
+                if ((!ch->effect || (kv->feat & ch->triggers)) &&
+                    !(tv = transform(tx, pg->chain_of, kv, &tl)))
                     return -1;
                 if (rs->pf_all && unchanged(kv, tv, tl)) {
                     uint64_t *raw = kv->pf + words;
