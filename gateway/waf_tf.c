@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 #include "str.h"
 
@@ -94,16 +95,48 @@ static size_t url_decode(const unsigned char *in, size_t n, unsigned char *out, 
     return o;
 }
 
+#define E(name, c)                \
+    {                             \
+        name, sizeof(name) - 1, c \
+    }
 static const struct {
     const char *name;
+    unsigned char len;
     unsigned char c;
-} entities[] = {{"quot", '"'},   {"amp", '&'},    {"lt", '<'},       {"gt", '>'},   {"apos", '\''},
-                {"nbsp", 0xa0},  {"colon", ':'},  {"lpar", '('},     {"rpar", ')'}, {"sol", '/'},
-                {"bsol", '\\'},  {"tab", '\t'},   {"newline", '\n'}, {"excl", '!'}, {"num", '#'},
-                {"dollar", '$'}, {"percnt", '%'}, {"lsqb", '['},     {"rsqb", ']'}, {"lcub", '{'},
-                {"rcub", '}'},   {"period", '.'}, {"comma", ','},    {"semi", ';'}, {"equals", '='},
-                {"plus", '+'},   {"grave", '`'},  {"Hat", '^'},      {"ast", '*'},  {"quest", '?'},
-                {"vert", '|'},   {"lowbar", '_'}};
+} entities[] = {
+    E("quot", '"'),
+    E("amp", '&'),
+    E("lt", '<'),
+    E("gt", '>'),
+    E("apos", '\''),
+    E("nbsp", 0xa0),
+    E("colon", ':'),
+    E("lpar", '('),
+    E("rpar", ')'),
+    E("sol", '/'),
+    E("bsol", '\\'),
+    E("tab", '\t'),
+    E("newline", '\n'),
+    E("excl", '!'),
+    E("num", '#'),
+    E("dollar", '$'),
+    E("percnt", '%'),
+    E("lsqb", '['),
+    E("rsqb", ']'),
+    E("lcub", '{'),
+    E("rcub", '}'),
+    E("period", '.'),
+    E("comma", ','),
+    E("semi", ';'),
+    E("equals", '='),
+    E("plus", '+'),
+    E("grave", '`'),
+    E("Hat", '^'),
+    E("ast", '*'),
+    E("quest", '?'),
+    E("vert", '|'),
+    E("lowbar", '_')};
+#undef E
 
 /* The entity at in[i] (an '&'): &#DDD; &#xHH; &name; — the semicolon
  * optional, as browsers allow. Its length (0: none is there), and what it
@@ -132,9 +165,8 @@ static size_t entity_at(const unsigned char *in, size_t n, size_t i, unsigned lo
     while (j + m < n && m < 8 && ((in[j + m] | 0x20) >= 'a' && (in[j + m] | 0x20) <= 'z'))
         m++;
     for (size_t k = 0, el; m && k < sizeof(entities) / sizeof(entities[0]); k++) {
-        if ((entities[k].name[0] | 0x20) == (in[j] | 0x20) &&
-            (el = strlen(entities[k].name)) <= m &&
-            pc_str_ieq(pc_str_make((const char *)in + j, el), pc_str_cstr(entities[k].name))) {
+        if ((entities[k].name[0] | 0x20) == (in[j] | 0x20) && (el = entities[k].len) <= m &&
+            strncasecmp((const char *)in + j, entities[k].name, el) == 0) {
             /* a prefix is enough ("&ltscript"): browsers decode the
              * legacy ones so, and the rules should see more, not less */
             *cp = entities[k].c;
