@@ -267,14 +267,6 @@ static const char *transform(pc_waf_tx_t *tx, const pc_waf_rule_t *r, pc_waf_kv_
         *outlen = kv->vlen;
         return kv->value;
     }
-    tfres_t *res = kv->tf;
-    if (!res && !(res = kv->tf = pc_arena_calloc(tx->arena, tx->nchains * sizeof(*res))))
-        return NULL;
-    tfres_t *e = &res[r->tfchain];
-    if (e->out) {
-        *outlen = e->len;
-        return e->out;
-    }
     /* most values hold nothing a chain's decoders act on: its result is
      * then the value, or its lower-case copy (shared by every such chain) */
     const pc_waf_chain_t *ch = tx->chains ? &tx->chains[r->tfchain] : NULL;
@@ -282,20 +274,25 @@ static const char *transform(pc_waf_tx_t *tx, const pc_waf_rule_t *r, pc_waf_kv_
     if (eff && !kv->feat)
         kv->feat = (uint8_t)pc_tf_features((const unsigned char *)kv->value, kv->vlen);
     if (eff && !(kv->feat & ch->triggers)) {
-        const char *out = kv->value;
-        if (eff == 2) {
-            if (!kv->lower) {
-                if (!(kv->lower = pc_arena_alloc(tx->arena, kv->vlen + 1)))
-                    return NULL;
-                for (size_t i = 0; i < kv->vlen; i++)
-                    kv->lower[i] = (char)pc_lower((unsigned char)kv->value[i]);
-                kv->lower[kv->vlen] = 0;
-            }
-            out = kv->lower;
-        }
-        *e = (tfres_t){out, kv->vlen};
         *outlen = kv->vlen;
-        return out;
+        if (eff == 1)
+            return kv->value;
+        if (!kv->lower) {
+            if (!(kv->lower = pc_arena_alloc(tx->arena, kv->vlen + 1)))
+                return NULL;
+            for (size_t i = 0; i < kv->vlen; i++)
+                kv->lower[i] = (char)pc_lower((unsigned char)kv->value[i]);
+            kv->lower[kv->vlen] = 0;
+        }
+        return kv->lower;
+    }
+    tfres_t *res = kv->tf;
+    if (!res && !(res = kv->tf = pc_arena_calloc(tx->arena, tx->nchains * sizeof(*res))))
+        return NULL;
+    tfres_t *e = &res[r->tfchain];
+    if (e->out) {
+        *outlen = e->len;
+        return e->out;
     }
     /* each step into a buffer sized for what it gets: sizing both for the
      * worst case of every step compounds (3^k) over a chain */
