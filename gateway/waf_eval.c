@@ -149,10 +149,15 @@ typedef struct {
 static const char *mvar(pc_waf_tx_t *tx, mctx_t *m)
 {
     if (!m->mvar && m->kname) {
+        const char *coll = pc_waf_var_name(m->kind);
+        size_t cl = strlen(coll), kl = m->knlen > 100 ? 100 : m->knlen;
         char vn[160];
-        snprintf(vn, sizeof(vn), "%s:%.*s", pc_waf_var_name(m->kind),
-                 (int)(m->knlen > 100 ? 100 : m->knlen), m->kname);
-        m->mvar = adup(tx, vn, strlen(vn));
+        if (cl > sizeof(vn) - 2 - kl)
+            cl = sizeof(vn) - 2 - kl;
+        memcpy(vn, coll, cl);
+        vn[cl] = ':';
+        memcpy(vn + cl + 1, m->kname, kl);
+        m->mvar = adup(tx, vn, cl + 1 + kl);
     }
     return m->mvar;
 }
@@ -162,7 +167,9 @@ static const char *lookup(pc_waf_tx_t *tx, mctx_t *m, const char *key, size_t kl
 {
     if (kl > 3 && strncasecmp(key, "tx.", 3) == 0) {
         char name[128];
-        snprintf(name, sizeof(name), "%.*s", (int)(kl - 3), key + 3);
+        size_t nl = kl - 3 < sizeof(name) - 1 ? kl - 3 : sizeof(name) - 1;
+        memcpy(name, key + 3, nl);
+        name[nl] = 0;
         const char *v = pc_waf_getvar(tx, name);
         *len = v ? strlen(v) : 0;
         return v;
