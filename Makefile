@@ -148,8 +148,9 @@ e2e: $(BUILD)/portcullis $(BUILD)/portcullis-test $(BUILD)/demo-upstream $(PLUGI
 
 FUZZ_CFLAGS = -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) -iquote gateway \
   -Igateway/include
-# fuzz_api_key.c compiles the plugin's source in (its parsers are static)
+# fuzz_api_key.c and fuzz_webhook_hmac.c compile the plugin's source in (its parsers are static)
 build/fuzz/api_key: plugins/api_key.c
+build/fuzz/webhook_hmac: plugins/webhook_hmac.c
 # The gateway's objects are built once for every target (make -j2 fuzz builds two at a time).
 FUZZ_OBJS := $(patsubst %.c,build/fuzz/obj/%.o,$(filter-out gateway/main.c,$(GW_SRCS)))
 FUZZ_BINS := $(FUZZ_NAMES:%=build/fuzz/%)
