@@ -376,7 +376,7 @@ static int rule_matches(const pc_waf_rule_t *head, const pc_waf_rule_t *r, pc_wa
     if (r->action_only)
         return 1;
     int64_t numparam = 0;
-    if (r->op.param && r->op.param[0] == '%') {
+    if (r->op.macro) {
         mctx_t none = {head, NULL, 0, NULL, 0, NULL, 0};
         numparam = as_int(expand(tx, &none, r->op.param));
     }

@@ -372,6 +372,7 @@ static int compile(pc_op_t *op, int kind, int negate, const char *param, size_t 
     memcpy(op->param, param, plen);
     op->param[plen] = 0;
     op->plen = plen;
+    op->macro = plen && param[0] == '%';
     switch (kind) {
     case PC_OP_RX: {
         int code;

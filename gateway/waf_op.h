@@ -54,6 +54,7 @@ typedef struct pc_ac_s pc_ac_t;
 typedef struct pc_op_s {
     uint8_t kind;   /* pc_op_e */
     uint8_t negate; /* "!@op" */
+    uint8_t macro;  /* param starts with '%': expanded per request (numeric operators) */
     char *param;    /* as written (macros not expanded) */
     size_t plen;
     int64_t num;                  /* numeric operators with a constant */

@@ -97,6 +97,7 @@ typedef struct pc_waf_ctl_s {
 typedef enum { PC_WE_ON = 0, PC_WE_OFF, PC_WE_DETECTION_ONLY } pc_waf_engine_e;
 
 typedef struct pc_waf_rule_s {
+    /* what evaluation reads, first (one or two cache lines a rule) */
     uint32_t id;   /* 0 on a chained rule */
     uint8_t phase; /* 1..5 */
     uint8_t disruptive;
@@ -104,28 +105,29 @@ typedef struct pc_waf_rule_s {
     uint8_t chain; /* the next rule is chained to this one */
     uint8_t capture;
     uint8_t action_only; /* SecAction: no variables, always matches */
-    int status;          /* 0: the default */
-    const char *file;
-    int line;
-    pc_waf_var_t *vars;
-    size_t nvars;
-    pc_op_t op;
     uint8_t tfs[16];
     unsigned ntfs;
-    char *msg, *logdata, *severity, *ver;
-    char **tags;
-    size_t ntags;
+    int32_t pf;          /* prefilter index (waf_pf.h; its bit in a value's pf bits), -1: none */
+    uint16_t tfchain;    /* its transformation chain's index in the rule set */
+    uint32_t excl_kinds; /* collections (1u << PC_WV_*) with a !VAR:name exclusion */
+    pc_waf_var_t *vars;
+    size_t nvars;
+    struct pc_waf_rule_s *chained; /* the rule evaluated when this one matches */
+    struct pc_waf_stat_s *stat;    /* the rule id's counters (pc_waf_stat), shared by reloads */
+    pc_op_t op;
+    /* what a match or a skip reads */
+    int status; /* 0: the default */
     pc_waf_setvar_t *setvars;
     size_t nsetvars;
     pc_waf_ctl_t *ctls;
     size_t nctls;
-    char *skip_after;              /* a marker name */
-    char *marker;                  /* SecMarker: this entry is a marker, not a rule */
-    struct pc_waf_rule_s *chained; /* the rule evaluated when this one matches */
-    struct pc_waf_stat_s *stat;    /* the rule id's counters (pc_waf_stat), shared by reloads */
-    int32_t pf;          /* prefilter index (waf_pf.h; its bit in a value's pf bits), -1: none */
-    uint16_t tfchain;    /* its transformation chain's index in the rule set */
-    uint32_t excl_kinds; /* collections (1u << PC_WV_*) with a !VAR:name exclusion */
+    char *skip_after; /* a marker name */
+    char *marker;     /* SecMarker: this entry is a marker, not a rule */
+    char *msg, *logdata, *severity, *ver;
+    char **tags;
+    size_t ntags;
+    const char *file;
+    int line;
 } pc_waf_rule_t;
 
 /* One request in this many has each rule's evaluation timed. */
