@@ -400,6 +400,12 @@ static int rule_matches(const pc_waf_rule_t *head, const pc_waf_rule_t *r, pc_wa
             }
             continue;
         }
+        /* none of the collection's values has one of the rule's literals
+         * (the rule reads it, so its group scanned every value) */
+        if (r == head && r->pf >= 0 && tx->pf_on &&
+            !((tx->pf_coll[(size_t)t->kind * tx->pf_words + (size_t)r->pf / 64] >> (r->pf % 64)) &
+              1))
+            continue;
         for (size_t j = 0; j < c->n; j++) {
             pc_waf_kv_t *kv = &c->v[j];
             /* the prefilter saw none of its literals in this value */
@@ -503,8 +509,10 @@ static int prefilter(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
     size_t words = rs->pf_words;
     if (!tx->pf_hit) {
         tx->pf_hit = pc_arena_calloc(tx->arena, words * sizeof(uint64_t));
+        tx->pf_coll = pc_arena_calloc(tx->arena, PC_WV_COUNT * words * sizeof(uint64_t));
+        tx->pf_words = words;
         tx->pf_done = pc_arena_calloc(tx->arena, rs->npf_groups * PC_WV_COUNT * sizeof(uint32_t));
-        if (!tx->pf_hit || !tx->pf_done)
+        if (!tx->pf_hit || !tx->pf_coll || !tx->pf_done)
             return -1;
     }
     for (unsigned g = 0; g < rs->npf_groups; g++) {
@@ -541,8 +549,11 @@ static int prefilter(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
                 } else {
                     pc_ac_sets(pg->ac, (const unsigned char *)tv, tl, kv->pf);
                 }
-                for (size_t w = 0; w < words; w++)
+                uint64_t *in_coll = tx->pf_coll + (size_t)c * words;
+                for (size_t w = 0; w < words; w++) {
                     tx->pf_hit[w] |= kv->pf[w];
+                    in_coll[w] |= kv->pf[w];
+                }
             }
         }
     }

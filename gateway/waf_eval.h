@@ -75,6 +75,8 @@ typedef struct pc_waf_tx_s {
     /* the prefilter (waf_pf.h): rules with a candidate value, and how many
      * values of each (group, collection) have been scanned */
     uint64_t *pf_hit;
+    uint64_t *pf_coll; /* the same per collection (PC_WV_COUNT x pf_words) */
+    size_t pf_words;
     uint32_t *pf_done;
 } pc_waf_tx_t;
 
