@@ -190,21 +190,6 @@ static int load_keys(conf_t *c, const char *path, char *err, size_t errlen)
     return 0;
 }
 
-/* 1 when s is a field name (an RFC 9110 token): another key header would
- * never match a request's field (every request refused), and another
- * forward_name could not be sent. (The same check as webhook_hmac's: each
- * plugin is a module of its own.) */
-static int is_token(const char *s)
-{
-    if (!*s)
-        return 0;
-    for (; *s; s++)
-        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-              strchr("!#$%&'*+-.^_`|~", *s)))
-            return 0;
-    return 1;
-}
-
 static int init(const portcullis_host_t *host, const portcullis_node_t *config, void **out,
                 char *err, size_t errlen)
 {
@@ -230,8 +215,8 @@ static int init(const portcullis_host_t *host, const portcullis_node_t *config, 
         snprintf(err, errlen, "keys_file is required");
         return -1;
     }
-    if ((host->node_get(config, "header") && (!header || !is_token(header))) ||
-        (host->node_get(config, "forward_name") && (!fwd || !is_token(fwd)))) {
+    if ((host->node_get(config, "header") && (!header || !portcullis_is_token(header))) ||
+        (host->node_get(config, "forward_name") && (!fwd || !portcullis_is_token(fwd)))) {
         snprintf(err, errlen,
                  "header and forward_name must be header names (tokens, e.g. X-Api-Key)");
         return -1;

@@ -57,19 +57,6 @@ static void fini(void *conf)
     conf_free(conf);
 }
 
-/* 1 when s is a field name (an RFC 9110 token): another name would never
- * match a request's field, and every request would be refused. */
-static int is_token(const char *s)
-{
-    if (!*s)
-        return 0;
-    for (; *s; s++)
-        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-              strchr("!#$%&'*+-.^_`|~", *s)))
-            return 0;
-    return 1;
-}
-
 static int init(const portcullis_host_t *host, const portcullis_node_t *config, void **out,
                 char *err, size_t errlen)
 {
@@ -86,7 +73,7 @@ static int init(const portcullis_host_t *host, const portcullis_node_t *config, 
         snprintf(err, errlen, "secret is required (a string; use ${env:NAME} or ${file:PATH})");
         return -1;
     }
-    if (host->node_get(config, "header") && (!header || !is_token(header))) {
+    if (host->node_get(config, "header") && (!header || !portcullis_is_token(header))) {
         snprintf(err, errlen, "header must be a header name (a token, e.g. X-Hub-Signature-256)");
         return -1;
     }

@@ -83,6 +83,17 @@ static inline int fz_is_tchar(unsigned char c)
     }
 }
 
+/* A non-empty string of tchars: a header field name. */
+static inline int fz_is_token(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (!fz_is_tchar((unsigned char)*s))
+            return 0;
+    return 1;
+}
+
 /* 1 when [p, p+n) lies inside [base, base+len) (an empty slice always does). */
 static inline int fz_inside(const char *p, size_t n, const char *base, size_t len)
 {

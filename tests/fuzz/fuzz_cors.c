@@ -114,16 +114,6 @@ static void yaml_list(FILE *f, const char *key, const list_t *l)
     fputs("]\n", f);
 }
 
-static int field_name(const char *s)
-{
-    if (!*s)
-        return 0;
-    for (; *s; s++)
-        if (!fz_is_tchar((unsigned char)*s))
-            return 0;
-    return 1;
-}
-
 static int field_name_list(const char *s)
 {
     /* "a, b, c": tchar runs separated by ", " */
@@ -175,8 +165,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             *next++ = 0;
         if (!*line)
             continue;
-        list_t *l = *line == 'o' ? &org : *line == 'm' ? &meth : *line == 'h' ? &hdr
-                  : *line == 'e' ? &exp : *line == '?' ? &probe : NULL;
+        list_t *l = *line == 'o'   ? &org
+                    : *line == 'm' ? &meth
+                    : *line == 'h' ? &hdr
+                    : *line == 'e' ? &exp
+                    : *line == '?' ? &probe
+                                   : NULL;
         if (l && l->n < MAXE)
             l->v[l->n++] = line + 1;
     }
@@ -211,9 +205,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (star && cred)
         want = 0;
     for (size_t i = 0; give_h && i < hdr.n; i++)
-        want &= field_name(hdr.v[i]);
+        want &= fz_is_token(hdr.v[i]);
     for (size_t i = 0; give_e && i < exp.n; i++)
-        want &= field_name(exp.v[i]);
+        want &= fz_is_token(exp.v[i]);
     if (give_m) {
         want &= meth.n > 0;
         for (size_t i = 0; i < meth.n; i++)

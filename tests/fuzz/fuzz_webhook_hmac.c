@@ -198,16 +198,6 @@ static int ref_signature(const char *v, size_t n, unsigned char *out)
     return 1;
 }
 
-static int ref_token(const char *s)
-{
-    if (!*s)
-        return 0;
-    for (; *s; s++)
-        if (!fz_is_tchar((unsigned char)*s))
-            return 0;
-    return 1;
-}
-
 /* the header used, or NULL when the configuration is refused */
 static const char *ref_config(const portcullis_node_t *m, const char **secret)
 {
@@ -230,7 +220,7 @@ static const char *ref_config(const portcullis_node_t *m, const char **secret)
     *secret = sec->str;
     if (!hdr)
         return "X-Hub-Signature-256";
-    return hdr->type == PORTCULLIS_NODE_SCALAR && ref_token(hdr->str) ? hdr->str : NULL;
+    return hdr->type == PORTCULLIS_NODE_SCALAR && fz_is_token(hdr->str) ? hdr->str : NULL;
 }
 
 /* ---- one request through the plugin ---- */

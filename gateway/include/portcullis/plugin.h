@@ -208,6 +208,24 @@ typedef struct portcullis_plugin {
     void (*log)(portcullis_req_t *r, const void *conf, void *state);
 } portcullis_plugin_t;
 
+/* 1 when s is a header field name (an RFC 9110 token), for plugins that
+ * take header names in their configuration: a name outside that grammar
+ * would never match a request's field, nor could it be sent. */
+static inline int portcullis_is_token(const char *s)
+{
+    if (!s || !*s)
+        return 0;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        int ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+        for (const char *t = "!#$%&'*+-.^_`|~"; !ok && *t; t++)
+            ok = c == (unsigned char)*t;
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
 #ifdef __cplusplus
 }
 #endif
