@@ -19,12 +19,22 @@ TEST_BIN = os.path.join(BUILD, "portcullis-test")
 DEMO_UPSTREAM = os.path.join(BUILD, "demo-upstream")
 
 
+_ports_given = set()
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A loopback port nothing listens on, never the same twice in a run: the
+    kernel can hand the same port to two binds in a row, and a test asking for
+    a listener port and an admin port then got one port for both."""
+    for _ in range(100):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
+    raise RuntimeError("no port not handed out before in 100 tries")
 
 
 def base_config(upstream_addr, port, **extra):
