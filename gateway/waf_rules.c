@@ -18,6 +18,7 @@
 #include "waf_pf.h"
 
 #define MAX_INCLUDE_DEPTH 8
+#define RULE_FILE_MAX     (4 << 20)
 #define MAX_ARGS          4
 
 static const char *const var_names[PC_WV_COUNT] = {
@@ -952,8 +953,13 @@ static int load_file(lctx_t *c, const char *path)
         err(c, "'%s' is not a regular file", path);
         return -1;
     }
-    char *text = f ? malloc(4 << 20) : NULL;
-    size_t n = text ? fread(text, 1, 4 << 20, f) : 0;
+    if (f && st.st_size > RULE_FILE_MAX) { /* read in part, rules would be missing */
+        fclose(f);
+        err(c, "rule file '%s' is larger than %d MiB", path, RULE_FILE_MAX >> 20);
+        return -1;
+    }
+    char *text = f ? malloc(RULE_FILE_MAX) : NULL;
+    size_t n = text ? fread(text, 1, RULE_FILE_MAX, f) : 0;
     if (f)
         fclose(f);
     if (!text) {

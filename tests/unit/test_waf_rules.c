@@ -205,6 +205,21 @@ TEST(files_and_includes)
     CHECK_EQ_STR(errors(&e), want);
     pc_waf_ruleset_free(&rs);
     pc_errlist_free(&e);
+    /* a file over the 4 MiB limit is refused, not loaded in part */
+    snprintf(p, sizeof(p), "%s/big.conf", dir);
+    f = fopen(p, "w");
+    for (int i = 0; i < 4 * 1024 * 1024 / 32 + 1; i++)
+        fputs("# a comment line, 32 bytes long\n", f);
+    fputs("SecRule ARGS \"@rx z\" \"id:4,pass\"\n", f);
+    fclose(f);
+    memset(&rs, 0, sizeof(rs));
+    memset(&e, 0, sizeof(e));
+    CHECK_EQ_INT(pc_waf_load(&rs, p, &e), -1);
+    CHECK(!pc_waf_find(&rs, 4));
+    snprintf(want, sizeof(want), "rule file '%s' is larger than 4 MiB", p);
+    CHECK(strstr(errors(&e), want) != NULL);
+    pc_waf_ruleset_free(&rs);
+    pc_errlist_free(&e);
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     CHECK(system(cmd) == 0);
