@@ -267,6 +267,17 @@ typedef struct {
     size_t len;
 } tfres_t;
 
+/* Most values hold nothing a chain's decoders act on: chain ch then
+ * leaves kv as it is (1) or only lowers its case (2); 0 when it must run. */
+static inline int plain_effect(const pc_waf_chain_t *ch, pc_waf_kv_t *kv)
+{
+    if (!ch->effect)
+        return 0;
+    if (!kv->feat)
+        kv->feat = (uint8_t)pc_tf_features((const unsigned char *)kv->value, kv->vlen);
+    return kv->feat & ch->triggers ? 0 : ch->effect;
+}
+
 static const char *transform(pc_waf_tx_t *tx, const pc_waf_rule_t *r, pc_waf_kv_t *kv,
                              size_t *outlen)
 {
@@ -274,13 +285,10 @@ static const char *transform(pc_waf_tx_t *tx, const pc_waf_rule_t *r, pc_waf_kv_
         *outlen = kv->vlen;
         return kv->value;
     }
-    /* most values hold nothing a chain's decoders act on: its result is
-     * then the value, or its lower-case copy (shared by every such chain) */
-    const pc_waf_chain_t *ch = tx->chains ? &tx->chains[r->tfchain] : NULL;
-    uint8_t eff = ch ? ch->effect : 0;
-    if (eff && !kv->feat)
-        kv->feat = (uint8_t)pc_tf_features((const unsigned char *)kv->value, kv->vlen);
-    if (eff && !(kv->feat & ch->triggers)) {
+    /* a plain value: the value itself, or its lower-case copy (shared by
+     * every chain that only lowers it) */
+    int eff = tx->chains ? plain_effect(&tx->chains[r->tfchain], kv) : 0;
+    if (eff) {
         *outlen = kv->vlen;
         if (eff == 1)
             return kv->value;
@@ -529,14 +537,11 @@ static int prefilter(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
                 pc_waf_kv_t *kv = &tx->coll[c].v[*done];
                 if (!kv->pf && !(kv->pf = pc_arena_calloc(tx->arena, 2 * words * 8)))
                     return -1;
-                if (ch->effect && !kv->feat)
-                    kv->feat = (uint8_t)pc_tf_features((const unsigned char *)kv->value, kv->vlen);
-                /* nothing for the chain to act on: the value as it is, up to
-                 * case, without making its transformed copy (yet) */
+                /* a plain value is scanned as it is (the automata ignore
+                 * case): no transformed copy is made for the prefilter */
                 size_t tl = kv->vlen;
                 const char *tv = kv->value;
-                if ((!ch->effect || (kv->feat & ch->triggers)) &&
-                    !(tv = transform(tx, pg->chain_of, kv, &tl)))
+                if (!plain_effect(ch, kv) && !(tv = transform(tx, pg->chain_of, kv, &tl)))
                     return -1;
                 if (rs->pf_all && unchanged(kv, tv, tl)) {
                     uint64_t *raw = kv->pf + words;
