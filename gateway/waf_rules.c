@@ -958,8 +958,8 @@ static int load_file(lctx_t *c, const char *path)
         err(c, "rule file '%s' is larger than %d MiB", path, RULE_FILE_MAX >> 20);
         return -1;
     }
-    char *text = f ? malloc(RULE_FILE_MAX) : NULL;
-    size_t n = text ? fread(text, 1, RULE_FILE_MAX, f) : 0;
+    char *text = f ? malloc((size_t)st.st_size + 1) : NULL;
+    size_t n = text ? fread(text, 1, (size_t)st.st_size, f) : 0;
     if (f)
         fclose(f);
     if (!text) {
