@@ -117,9 +117,9 @@ $(BUILD)/waf-check: tests/waf/waf_check.c $(GW_LIB_OBJS)
 	$(CC) $(ALL_CFLAGS) -iquote gateway -o $@ $^ $(LDLIBS_ALL)
 
 # Each fuzz target linked with a plain main() that replays its corpus.
-$(BUILD)/replay/%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(GW_LIB_OBJS)
+$(BUILD)/replay/%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(GW_LIB_OBJS) tests/fuzz/fuzz_common.h
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -iquote gateway -Igateway/include -o $@ $^ $(LDLIBS_ALL)
+	$(CC) $(ALL_CFLAGS) -iquote gateway -Igateway/include -o $@ $(filter %.c %.o,$(filter-out plugins/%,$^)) $(LDLIBS_ALL)
 
 test: all
 	@scripts/deps.sh test
@@ -149,8 +149,8 @@ e2e: $(BUILD)/portcullis $(BUILD)/portcullis-test $(BUILD)/demo-upstream $(PLUGI
 FUZZ_CFLAGS = -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) -iquote gateway \
   -Igateway/include
 # fuzz_api_key.c and fuzz_webhook_hmac.c compile the plugin's source in (its parsers are static)
-build/fuzz/api_key: plugins/api_key.c
-build/fuzz/webhook_hmac: plugins/webhook_hmac.c
+build/fuzz/api_key $(BUILD)/replay/api_key: plugins/api_key.c
+build/fuzz/webhook_hmac $(BUILD)/replay/webhook_hmac: plugins/webhook_hmac.c
 # The gateway's objects are built once for every target (make -j2 fuzz builds two at a time).
 FUZZ_OBJS := $(patsubst %.c,build/fuzz/obj/%.o,$(filter-out gateway/main.c,$(GW_SRCS)))
 FUZZ_BINS := $(FUZZ_NAMES:%=build/fuzz/%)
