@@ -43,7 +43,7 @@ static int push(pc_waf_tx_t *tx, int var, const char *name, size_t nlen, const c
         c->v = a;
         c->cap = cap;
     }
-    c->v[c->n++] = (pc_waf_kv_t){name, nlen, value, vlen, NULL, NULL, 0, 0, NULL};
+    c->v[c->n++] = (pc_waf_kv_t){name, nlen, value, vlen, NULL, NULL, 0, 0, 0, NULL};
     return 0;
 }
 
@@ -327,37 +327,55 @@ static const char *transform(pc_waf_tx_t *tx, const pc_waf_rule_t *r, pc_waf_kv_
 
 /* ---- targets ---- */
 
-static int name_is(const pc_waf_var_t *sel, const pc_waf_kv_t *kv, pc_op_ctx_t *ctx)
+/* The bit of kv's name (in collection var) among the rule set's names,
+ * looked up once per value; 0 when it is none of them. */
+static uint64_t name_bit(const pc_waf_tx_t *tx, int var, pc_waf_kv_t *kv)
 {
+    if (!kv->name_ix) {
+        unsigned i = tx->names ? pc_waf_name_find(tx->names, var, kv->name, kv->nlen) : 0;
+        kv->name_ix = i ? (uint8_t)i : PC_WAF_NO_NAME;
+    }
+    return kv->name_ix == PC_WAF_NO_NAME ? 0 : (uint64_t)1 << (kv->name_ix - 1);
+}
+
+/* Is kv (a value of collection var) one sel names? */
+static int name_is(const pc_waf_tx_t *tx, const pc_waf_var_t *sel, int var, pc_waf_kv_t *kv)
+{
+    if (sel->sel_bits && tx->names)
+        return (name_bit(tx, var, kv) & sel->sel_bits) != 0;
     if (sel->sel_re) {
         int rc = pcre2_match_8(sel->sel_re, (const unsigned char *)kv->name, kv->nlen, 0, 0,
-                               ctx->md, NULL);
+                               tx->opctx->md, NULL);
         return rc >= 0;
     }
     return sel->sel_len == kv->nlen && strncasecmp(sel->sel, kv->name, kv->nlen) == 0;
 }
 
-static int removed(const pc_waf_tx_t *tx, const pc_waf_rule_t *head, int var, const pc_waf_kv_t *kv)
+static int removed(const pc_waf_tx_t *tx, const pc_waf_rule_t *head, int var, pc_waf_kv_t *kv)
 {
     for (unsigned i = 0; i < tx->nremoved; i++) {
         const pc_waf_var_t *t = tx->removed[i].target;
         if (head->id >= tx->removed[i].lo && head->id <= tx->removed[i].hi && t && t->kind == var &&
-            (!t->sel && !t->sel_re ? 1 : name_is(t, kv, tx->opctx)))
+            (!t->sel && !t->sel_re ? 1 : name_is(tx, t, var, kv)))
             return 1;
     }
     return 0;
 }
 
-static int excluded(const pc_waf_rule_t *r, int var, const pc_waf_kv_t *kv, pc_op_ctx_t *ctx)
+static int excluded(const pc_waf_tx_t *tx, const pc_waf_rule_t *r, int var, pc_waf_kv_t *kv)
 {
     if (!(r->excl_kinds & (1u << var)))
+        return 0;
+    if (tx->names && (name_bit(tx, var, kv) & r->excl_bits))
+        return 1;
+    if (!(r->excl_slow & (1u << var)) && tx->names)
         return 0;
     for (size_t i = 0; i < r->nvars; i++) {
         const pc_waf_var_t *x = &r->vars[i];
         if (x->exclude &&
             (x->kind == var ||
              (x->kind == PC_WV_ARGS && (var == PC_WV_ARGS_GET || var == PC_WV_ARGS_POST))) &&
-            name_is(x, kv, ctx))
+            name_is(tx, x, var, kv))
             return 1;
     }
     return 0;
@@ -398,7 +416,7 @@ static int rule_matches(const pc_waf_rule_t *head, const pc_waf_rule_t *r, pc_wa
         if (t->count) {
             size_t k = 0;
             for (size_t j = 0; j < c->n; j++)
-                k += (!t->sel && !t->sel_re) || name_is(t, &c->v[j], tx->opctx);
+                k += (!t->sel && !t->sel_re) || name_is(tx, t, t->kind, &c->v[j]);
             char num[24];
             size_t nl = pc_u64_dec(k, num);
             if (pc_op_match(&r->op, tx->opctx, (const unsigned char *)num, nl, numparam)) {
@@ -420,9 +438,9 @@ static int rule_matches(const pc_waf_rule_t *head, const pc_waf_rule_t *r, pc_wa
             if (r == head && r->pf >= 0 && tx->pf_on && kv->pf &&
                 !((kv->pf[r->pf / 64] >> (r->pf % 64)) & 1))
                 continue;
-            if ((t->sel || t->sel_re) && !name_is(t, kv, tx->opctx))
+            if ((t->sel || t->sel_re) && !name_is(tx, t, t->kind, kv))
                 continue;
-            if (excluded(r, t->kind, kv, tx->opctx) || removed(tx, head, t->kind, kv))
+            if (excluded(tx, r, t->kind, kv) || removed(tx, head, t->kind, kv))
                 continue;
             size_t tl;
             const char *tv = transform(tx, r, kv, &tl);
@@ -581,6 +599,7 @@ int pc_waf_eval(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
         return 0;
     tx->nchains = rs->nchains;
     tx->chains = rs->chains;
+    tx->names = &rs->names;
     tx->pf_on = rs->npf && !rs->no_prefilter;
     if (tx->nomem || (tx->pf_on && prefilter(rs, tx, phase) != 0)) {
         tx->nomem = 1;

@@ -17,17 +17,21 @@
 #include "arena.h"
 #include "waf_rules.h"
 
+#define PC_WAF_NO_NAME 255
+
 typedef struct pc_waf_kv_s {
     const char *name;
     size_t nlen;
     const char *value;
     size_t vlen;
-    void *tf;      /* its transformations, per chain of the rule set (made on first use) */
-    uint64_t *pf;  /* the prefilter's bits for it (NULL: not scanned), see waf_pf.h;
-                      then those of every group's literals in the value itself */
-    int8_t pf_raw; /* the value itself was scanned */
-    uint8_t feat;  /* pc_tf_features, made when first asked for (0: not yet) */
-    char *lower;   /* its lower-case copy, when plain and asked for */
+    void *tf;        /* its transformations, per chain of the rule set (made on first use) */
+    uint64_t *pf;    /* the prefilter's bits for it (NULL: not scanned), see waf_pf.h;
+                        then those of every group's literals in the value itself */
+    int8_t pf_raw;   /* the value itself was scanned */
+    uint8_t feat;    /* pc_tf_features, made when first asked for (0: not yet) */
+    uint8_t name_ix; /* 1 + the index of its name in the rule set's names (pc_waf_names_t),
+                      PC_WAF_NO_NAME when not there, 0: not looked up yet */
+    char *lower;     /* its lower-case copy, when plain and asked for */
 } pc_waf_kv_t;
 
 typedef struct pc_waf_hit_s {
@@ -71,6 +75,7 @@ typedef struct pc_waf_tx_s {
     int allowed;                  /* an allow action ended evaluation */
     unsigned nchains;             /* the rule set's (pc_waf_eval) */
     const pc_waf_chain_t *chains; /* the rule set's */
+    const pc_waf_names_t *names;  /* the rule set's */
     int pf_on;                    /* the prefilter is in use */
     /* the prefilter (waf_pf.h): rules with a candidate value, and how many
      * values of each (group, collection) have been scanned */

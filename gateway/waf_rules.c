@@ -980,6 +980,66 @@ static int load_file(lctx_t *c, const char *path)
     return 0;
 }
 
+unsigned pc_waf_name_hash(int kind, const char *name, size_t len)
+{
+    uint32_t h = 2166136261u ^ (uint32_t)kind;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ ((unsigned char)name[i] | 0x20u)) * 16777619u; /* letters of either case alike */
+    return (h ^ h >> 16) & 255;
+}
+
+unsigned pc_waf_name_find(const pc_waf_names_t *names, int kind, const char *name, size_t len)
+{
+    if (!((names->lens[kind] >> (len < 63 ? len : 63)) & 1))
+        return 0;
+    /* at most PC_WAF_NAMES of 256 slots are taken: a probe meets an empty one */
+    for (unsigned s = pc_waf_name_hash(kind, name, len);; s = (s + 1) & 255) {
+        unsigned i = names->slot[s];
+        if (!i || (names->e[i - 1].kind == kind && names->e[i - 1].len == len &&
+                   strncasecmp(names->e[i - 1].name, name, len) == 0))
+            return i;
+    }
+}
+
+/* The bit of (kind, name) in names, added when new; 0 when names is full. */
+static uint64_t name_bit(pc_waf_names_t *names, int kind, const char *name, size_t len)
+{
+    unsigned i = pc_waf_name_find(names, kind, name, len);
+    if (!i) {
+        if (names->n == PC_WAF_NAMES)
+            return 0;
+        unsigned s = pc_waf_name_hash(kind, name, len);
+        while (names->slot[s])
+            s = (s + 1) & 255;
+        names->e[names->n].kind = (uint8_t)kind;
+        names->e[names->n].len = len;
+        names->e[names->n].name = name;
+        names->lens[kind] |= (uint64_t)1 << (len < 63 ? len : 63);
+        i = names->slot[s] = (uint8_t)++names->n;
+    }
+    return (uint64_t)1 << (i - 1);
+}
+
+/* A variable's sel_bits, and what it adds to its rule's exclusions. */
+static void name_bits(pc_waf_names_t *names, pc_waf_rule_t *r, pc_waf_var_t *x)
+{
+    int args = x->exclude && x->kind == PC_WV_ARGS; /* !ARGS:x also excludes from ARGS_GET, _POST */
+    x->sel_bits = 0;
+    if (x->sel && !x->sel_re) {
+        uint64_t a = name_bit(names, x->kind, x->sel, x->sel_len);
+        uint64_t g = args ? name_bit(names, PC_WV_ARGS_GET, x->sel, x->sel_len) : a;
+        uint64_t p = args ? name_bit(names, PC_WV_ARGS_POST, x->sel, x->sel_len) : a;
+        x->sel_bits = a && g && p ? a | g | p : 0;
+    }
+    if (x->exclude) {
+        uint32_t kinds = args ? (1u << PC_WV_ARGS | 1u << PC_WV_ARGS_GET | 1u << PC_WV_ARGS_POST)
+                              : 1u << x->kind;
+        r->excl_kinds |= kinds;
+        r->excl_bits |= x->sel_bits;
+        r->excl_slow |= x->sel_bits ? 0 : kinds;
+    }
+}
+
 /* What evaluation needs to know of every rule and chained link: its
  * transformation chain's number (a value keeps one result per chain, and
  * what the chain does to a plain value), which collections it excludes
@@ -995,6 +1055,7 @@ static int prepare_links(pc_waf_ruleset_t *rs)
         return -1;
     rs->nchains = 0;
     rs->reads_matched_names = 0;
+    memset(&rs->names, 0, sizeof(rs->names));
     free(rs->chains);
     if (!(rs->chains = calloc(links + 1, sizeof(*rs->chains)))) {
         free(first);
@@ -1027,12 +1088,10 @@ static int prepare_links(pc_waf_ruleset_t *rs)
                                            r->vars[v].kind == PC_WV_MATCHED_VARS ||
                                            r->vars[v].kind == PC_WV_MATCHED_VARS_NAMES;
             r->excl_kinds = 0;
+            r->excl_bits = 0;
+            r->excl_slow = 0;
             for (size_t v = 0; v < r->nvars; v++)
-                if (r->vars[v].exclude) /* !ARGS:x also excludes from ARGS_GET, ARGS_POST */
-                    r->excl_kinds |=
-                        r->vars[v].kind == PC_WV_ARGS
-                            ? (1u << PC_WV_ARGS | 1u << PC_WV_ARGS_GET | 1u << PC_WV_ARGS_POST)
-                            : 1u << r->vars[v].kind;
+                name_bits(&rs->names, r, &r->vars[v]);
         }
     free(first);
     return 0;

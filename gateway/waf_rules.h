@@ -63,6 +63,9 @@ typedef struct pc_waf_var_s {
     char *sel;       /* selector (lower case for case-insensitive collections), or NULL */
     size_t sel_len;
     struct pcre2_real_code_8 *sel_re; /* /regex/ selector */
+    uint64_t sel_bits;                /* the (collection, sel) names it matches in the rule set's
+                                         pc_waf_names_t (an exclusion from ARGS: also in ARGS_GET
+                                         and ARGS_POST); 0: compared as a string */
 } pc_waf_var_t;
 
 typedef enum {
@@ -110,6 +113,8 @@ typedef struct pc_waf_rule_s {
     int32_t pf;          /* prefilter index (waf_pf.h; its bit in a value's pf bits), -1: none */
     uint16_t tfchain;    /* its transformation chain's index in the rule set */
     uint32_t excl_kinds; /* collections (1u << PC_WV_*) with a !VAR:name exclusion */
+    uint32_t excl_slow;  /* of those, collections with an exclusion without sel_bits (/regex/) */
+    uint64_t excl_bits;  /* its exclusions' sel_bits */
     pc_waf_var_t *vars;
     size_t nvars;
     struct pc_waf_rule_s *chained; /* the rule evaluated when this one matches */
@@ -177,6 +182,26 @@ typedef struct {
     uint8_t triggers; /* PC_TFF_* */
 } pc_waf_chain_t;
 
+/* The plain selectors of the rule set's variables, per collection, each
+ * with a bit: a value's name is looked up once per request (its bit), not
+ * compared with every selector of every rule that reads it. */
+#define PC_WAF_NAMES 64
+typedef struct pc_waf_names_s {
+    unsigned n;
+    struct {
+        uint8_t kind;
+        size_t len;
+        const char *name; /* a variable's sel */
+    } e[PC_WAF_NAMES];
+    uint8_t slot[256];          /* pc_waf_name_hash -> 1 + index into e, 0: empty */
+    uint64_t lens[PC_WV_COUNT]; /* per collection, bit min(len, 63): the lengths in e */
+} pc_waf_names_t;
+
+/* The slot of a name in collection kind (case-insensitive). */
+unsigned pc_waf_name_hash(int kind, const char *name, size_t len);
+/* 1 + the index of (kind, name) in names, 0 when not there. */
+unsigned pc_waf_name_find(const pc_waf_names_t *names, int kind, const char *name, size_t len);
+
 typedef struct pc_waf_ruleset_s {
     pc_waf_rule_t **rules; /* in file order; chained rules hang off their head */
     size_t n, cap;
@@ -195,6 +220,7 @@ typedef struct pc_waf_ruleset_s {
     unsigned nchains;        /* distinct transformation chains (pc_waf_rule_t.tfchain) */
     pc_waf_chain_t *chains;  /* per chain (pc_waf_rule_t.tfchain) */
     int reads_matched_names; /* a rule targets MATCHED_VAR_NAME or MATCHED_VARS(_NAMES) */
+    pc_waf_names_t names;    /* the variables' plain selectors */
     int no_prefilter;        /* evaluate every rule on every value (tests compare) */
 } pc_waf_ruleset_t;
 

@@ -182,6 +182,60 @@ TEST(long_transformation_chains)
     pc_errlist_free(&e);
 }
 
+/* Selectors and exclusions by name: each value's name is looked up once
+ * among the rule set's plain selectors (a bit each, the first
+ * PC_WAF_NAMES of them); past those, and for /regex/ ones, names are
+ * compared as strings. Either way: case-insensitive, per collection, and
+ * an exclusion from ARGS also holds in ARGS_GET and ARGS_POST. */
+TEST(names_by_bit_and_by_string)
+{
+    char text[16384];
+    size_t n = 0;
+    n += (size_t)snprintf(text + n, sizeof(text) - n,
+                          "SecRule ARGS_GET|!ARGS:Secret|REQUEST_HEADERS:X-Probe|"
+                          "REQUEST_COOKIES|!REQUEST_COOKIES:/^_ga/ \"@contains evil\" "
+                          "\"id:1,phase:2,pass,log\"\n");
+    /* 70 more distinct selectors: the last ones do not get a bit */
+    for (int i = 0; i < 70; i++)
+        n += (size_t)snprintf(text + n, sizeof(text) - n,
+                              "SecRule ARGS_POST:field%d|!ARGS_POST:Field%dX \"@contains evil\" "
+                              "\"id:%d,phase:2,pass,log\"\n",
+                              i, i, 100 + i);
+    pc_waf_ruleset_t set = {0};
+    pc_errlist_t e = {0};
+    CHECK(pc_waf_load_text(&set, "n.conf", text, n, &e) == 0);
+    CHECK_EQ_INT(set.names.n, PC_WAF_NAMES);
+    CHECK(set.rules[0]->vars[1].sel_bits != 0);  /* !ARGS:Secret: a bit per ARGS collection */
+    CHECK(set.rules[70]->vars[0].sel_bits == 0); /* field69: compared as a string */
+    CHECK(set.rules[0]->excl_slow == 1u << PC_WV_REQUEST_COOKIES);
+    static const struct {
+        int var;
+        const char *name;
+        uint32_t id; /* the rule it must hit, 0: none */
+    } cases[] = {
+        {PC_WV_ARGS_GET, "SECRET", 0},         {PC_WV_ARGS_GET, "secrets", 1},
+        {PC_WV_REQUEST_HEADERS, "x-probe", 1}, {PC_WV_REQUEST_HEADERS, "X-Probe-2", 0},
+        {PC_WV_REQUEST_COOKIES, "_gauges", 0}, {PC_WV_REQUEST_COOKIES, "sid", 1},
+        {PC_WV_ARGS_POST, "FIELD3", 103},      {PC_WV_ARGS_POST, "field3x", 0},
+        {PC_WV_ARGS_POST, "Field69", 169},     {PC_WV_ARGS_POST, "field69X", 0},
+        {PC_WV_ARGS_POST, "field70", 0},       {PC_WV_ARGS_GET, "field3", 1},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        pc_arena_t a;
+        pc_waf_tx_t tx;
+        pc_arena_init(&a, NULL, 4096, 1 << 24);
+        pc_waf_tx_init(&tx, &a, &ctx);
+        pc_waf_add(&tx, cases[i].var, cases[i].name, strlen(cases[i].name), "evil", 4);
+        CHECK_EQ_INT(pc_waf_eval(&set, &tx, 2), 0);
+        CHECK_EQ_INT(tx.nhits, cases[i].id ? 1 : 0);
+        if (tx.nhits)
+            CHECK_EQ_INT(tx.hits[0].id, cases[i].id);
+        pc_arena_free(&a);
+    }
+    pc_waf_ruleset_free(&set);
+    pc_errlist_free(&e);
+}
+
 /* Memory running out anywhere in a transaction (values, transformations,
  * setvar, macros, captures, chains) ends it in a deny marked nomem: never a
  * pass, and not a rule's verdict. */
@@ -222,4 +276,5 @@ static void setup(void)
 
 TEST_MAIN(setup(); RUN(benign_passes); RUN(sqli_scores_and_blocks); RUN(exclusions_counts_captures);
           RUN(chains_skips_and_ctl); RUN(redos_is_a_match); RUN(long_transformation_chains);
-          RUN(out_of_memory_is_never_a_pass); pc_op_ctx_free(&ctx); pc_waf_ruleset_free(&rs))
+          RUN(out_of_memory_is_never_a_pass); RUN(names_by_bit_and_by_string); pc_op_ctx_free(&ctx);
+          pc_waf_ruleset_free(&rs))
