@@ -370,10 +370,9 @@ static int excluded(const pc_waf_tx_t *tx, const pc_waf_rule_t *r, int var, pc_w
         return 1;
     if (!(r->excl_slow & (1u << var)) && tx->names)
         return 0;
-    for (size_t i = 0; i < r->nvars; i++) {
+    for (size_t i = r->ntargets; i < r->nvars; i++) {
         const pc_waf_var_t *x = &r->vars[i];
-        if (x->exclude &&
-            (x->kind == var ||
+        if ((x->kind == var ||
              (x->kind == PC_WV_ARGS && (var == PC_WV_ARGS_GET || var == PC_WV_ARGS_POST))) &&
             name_is(tx, x, var, kv))
             return 1;
@@ -406,10 +405,12 @@ static int rule_matches(const pc_waf_rule_t *head, const pc_waf_rule_t *r, pc_wa
         mctx_t none = {head, NULL, 0, NULL, 0, NULL, 0};
         numparam = as_int(expand(tx, &none, r->op.param));
     }
-    for (size_t i = 0; i < r->nvars; i++) {
+    /* the head's prefilter bit: its word and mask */
+    int pf = r == head && r->pf >= 0 && tx->pf_on;
+    size_t pfw = pf ? (size_t)r->pf / 64 : 0;
+    uint64_t pfb = pf ? (uint64_t)1 << (r->pf % 64) : 0;
+    for (size_t i = 0; i < r->ntargets; i++) {
         const pc_waf_var_t *t = &r->vars[i];
-        if (t->exclude)
-            continue;
         if (t->kind == PC_WV_TX)
             tx_collection(tx);
         typeof(tx->coll[0]) *c = &tx->coll[t->kind];
@@ -428,15 +429,12 @@ static int rule_matches(const pc_waf_rule_t *head, const pc_waf_rule_t *r, pc_wa
         }
         /* none of the collection's values has one of the rule's literals
          * (the rule reads it, so its group scanned every value) */
-        if (r == head && r->pf >= 0 && tx->pf_on &&
-            !((tx->pf_coll[(size_t)t->kind * tx->pf_words + (size_t)r->pf / 64] >> (r->pf % 64)) &
-              1))
+        if (pf && !(tx->pf_coll[(size_t)t->kind * tx->pf_words + pfw] & pfb))
             continue;
         for (size_t j = 0; j < c->n; j++) {
             pc_waf_kv_t *kv = &c->v[j];
             /* the prefilter saw none of its literals in this value */
-            if (r == head && r->pf >= 0 && tx->pf_on && kv->pf &&
-                !((kv->pf[r->pf / 64] >> (r->pf % 64)) & 1))
+            if (pf && kv->pf && !(kv->pf[pfw] & pfb))
                 continue;
             if ((t->sel || t->sel_re) && !name_is(tx, t, t->kind, kv))
                 continue;

@@ -1090,8 +1090,16 @@ static int prepare_links(pc_waf_ruleset_t *rs)
             r->excl_kinds = 0;
             r->excl_bits = 0;
             r->excl_slow = 0;
-            for (size_t v = 0; v < r->nvars; v++)
+            r->ntargets = 0;
+            for (size_t v = 0; v < r->nvars; v++) {
                 name_bits(&rs->names, r, &r->vars[v]);
+                if (!r->vars[v].exclude) { /* the targets first, in their order */
+                    pc_waf_var_t t = r->vars[v];
+                    memmove(&r->vars[r->ntargets + 1], &r->vars[r->ntargets],
+                            (v - r->ntargets) * sizeof(t));
+                    r->vars[r->ntargets++] = t;
+                }
+            }
         }
     free(first);
     return 0;

@@ -115,8 +115,9 @@ typedef struct pc_waf_rule_s {
     uint32_t excl_kinds; /* collections (1u << PC_WV_*) with a !VAR:name exclusion */
     uint32_t excl_slow;  /* of those, collections with an exclusion without sel_bits (/regex/) */
     uint64_t excl_bits;  /* its exclusions' sel_bits */
-    pc_waf_var_t *vars;
+    pc_waf_var_t *vars;  /* the targets, then the !VAR exclusions (each in file order) */
     size_t nvars;
+    size_t ntargets;               /* vars[0..ntargets): the targets */
     struct pc_waf_rule_s *chained; /* the rule evaluated when this one matches */
     struct pc_waf_stat_s *stat;    /* the rule id's counters (pc_waf_stat), shared by reloads */
     pc_op_t op;

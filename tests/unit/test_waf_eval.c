@@ -205,7 +205,8 @@ TEST(names_by_bit_and_by_string)
     pc_errlist_t e = {0};
     CHECK(pc_waf_load_text(&set, "n.conf", text, n, &e) == 0);
     CHECK_EQ_INT(set.names.n, PC_WAF_NAMES);
-    CHECK(set.rules[0]->vars[1].sel_bits != 0);  /* !ARGS:Secret: a bit per ARGS collection */
+    CHECK(set.rules[0]->ntargets == 3 && set.rules[0]->nvars == 5);         /* targets first */
+    CHECK(set.rules[0]->vars[3].exclude && set.rules[0]->vars[3].sel_bits); /* !ARGS:Secret */
     CHECK(set.rules[70]->vars[0].sel_bits == 0); /* field69: compared as a string */
     CHECK(set.rules[0]->excl_slow == 1u << PC_WV_REQUEST_COOKIES);
     static const struct {

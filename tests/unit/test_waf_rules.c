@@ -69,8 +69,10 @@ TEST(a_rule_in_full)
     CHECK_EQ_INT(r->nvars, 5);
     CHECK_EQ_INT(r->vars[2].kind, PC_WV_REQUEST_HEADERS);
     CHECK_EQ_STR(r->vars[2].sel, "user-agent"); /* header names fold */
-    CHECK(r->vars[3].exclude && strcmp(r->vars[3].sel, "password") == 0);
-    CHECK(r->vars[4].count && r->vars[4].kind == PC_WV_ARGS);
+    /* the targets first, then the exclusions */
+    CHECK_EQ_INT(r->ntargets, 4);
+    CHECK(r->vars[3].count && r->vars[3].kind == PC_WV_ARGS);
+    CHECK(r->vars[4].exclude && strcmp(r->vars[4].sel, "password") == 0);
     CHECK_EQ_INT(r->op.kind, PC_OP_RX);
     CHECK_EQ_STR(r->op.param, "(?i)union\\s+select"); /* backslashes kept */
     CHECK_EQ_INT(r->ntfs, 2);
@@ -106,7 +108,7 @@ TEST(removal_and_target_updates)
     CHECK_EQ_INT(load(&rs, &e, text), 0);
     CHECK(pc_waf_find(&rs, 10) && !pc_waf_find(&rs, 11) && pc_waf_find(&rs, 20));
     pc_waf_rule_t *r = pc_waf_find(&rs, 20);
-    CHECK(r && r->nvars == 3 && r->vars[1].exclude && r->vars[2].kind == PC_WV_REQUEST_COOKIES);
+    CHECK(r && r->nvars == 3 && r->vars[1].kind == PC_WV_REQUEST_COOKIES && r->vars[2].exclude);
     pc_waf_ruleset_free(&rs);
     pc_errlist_free(&e);
 }
