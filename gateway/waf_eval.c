@@ -22,9 +22,23 @@
 
 void pc_waf_tx_init(pc_waf_tx_t *tx, pc_arena_t *arena, pc_op_ctx_t *opctx)
 {
-    memset(tx, 0, sizeof(*tx));
+    memset(tx, 0, offsetof(pc_waf_tx_t, removed)); /* 4 KiB of arrays read up to their counts */
     tx->arena = arena;
     tx->opctx = opctx;
+}
+
+int pc_waf_remove(pc_waf_tx_t *tx, uint32_t lo, uint32_t hi, const pc_waf_var_t *target)
+{
+    if (tx->nremoved == sizeof(tx->removed) / sizeof(tx->removed[0]))
+        return -1;
+    tx->removed[tx->nremoved].lo = lo;
+    tx->removed[tx->nremoved].hi = hi;
+    tx->removed[tx->nremoved++].target = target;
+    if (target)
+        tx->removed_kinds |= 1u << target->kind;
+    else
+        tx->removed_rules++;
+    return 0;
 }
 
 static int push(pc_waf_tx_t *tx, int var, const char *name, size_t nlen, const char *value,
@@ -353,6 +367,8 @@ static int name_is(const pc_waf_tx_t *tx, const pc_waf_var_t *sel, int var, pc_w
 
 static int removed(const pc_waf_tx_t *tx, const pc_waf_rule_t *head, int var, pc_waf_kv_t *kv)
 {
+    if (!(tx->removed_kinds & (1u << var)))
+        return 0;
     for (unsigned i = 0; i < tx->nremoved; i++) {
         const pc_waf_var_t *t = tx->removed[i].target;
         if (head->id >= tx->removed[i].lo && head->id <= tx->removed[i].hi && t && t->kind == var &&
@@ -467,6 +483,8 @@ static int rule_matches(const pc_waf_rule_t *head, const pc_waf_rule_t *r, pc_wa
 
 static int rule_removed(const pc_waf_tx_t *tx, uint32_t id)
 {
+    if (!tx->removed_rules)
+        return 0;
     for (unsigned i = 0; i < tx->nremoved; i++)
         if (!tx->removed[i].target && id >= tx->removed[i].lo && id <= tx->removed[i].hi)
             return 1;
@@ -655,12 +673,11 @@ int pc_waf_eval(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
                 const pc_waf_ctl_t *ctl = &link->ctls[k];
                 if (ctl->kind == PC_CTL_RULE_ENGINE) {
                     tx->engine = ctl->engine;
-                } else if (tx->nremoved < sizeof(tx->removed) / sizeof(tx->removed[0])) {
-                    tx->removed[tx->nremoved].lo = ctl->id_lo;
-                    tx->removed[tx->nremoved].hi = ctl->id_hi;
-                    tx->removed[tx->nremoved].target =
-                        ctl->kind == PC_CTL_RULE_REMOVE_TARGET_BY_ID ? &ctl->target : NULL;
-                    tx->nremoved++;
+                } else {
+                    /* past 64 exclusions, the rule stays: never less inspection */
+                    (void)pc_waf_remove(tx, ctl->id_lo, ctl->id_hi,
+                                        ctl->kind == PC_CTL_RULE_REMOVE_TARGET_BY_ID ? &ctl->target
+                                                                                     : NULL);
                 }
             }
         }

@@ -56,17 +56,13 @@ typedef struct pc_waf_tx_s {
         char *name, *value;
     } * vars; /* TX */
     size_t nvars, capvars;
-    /* runtime exclusions from ctl: (id range, target) */
-    struct {
-        uint32_t lo, hi;
-        const pc_waf_var_t *target; /* NULL: the whole rule */
-    } removed[64];
-    unsigned nremoved;
-    uint8_t engine;   /* pc_waf_engine_e, may change by ctl */
-    uint8_t timed;    /* time each rule into its counters (a sample of requests) */
-    uint8_t tx_built; /* coll[PC_WV_TX] holds the TX variables as they are */
+    unsigned nremoved;      /* removed[] in use */
+    unsigned removed_rules; /* of those, whole rules */
+    uint32_t removed_kinds; /* of those, the collections of targets (1u << PC_WV_*) */
+    uint8_t engine;         /* pc_waf_engine_e, may change by ctl */
+    uint8_t timed;          /* time each rule into its counters (a sample of requests) */
+    uint8_t tx_built;       /* coll[PC_WV_TX] holds the TX variables as they are */
     /* results */
-    pc_waf_hit_t hits[PC_WAF_MAX_HITS];
     unsigned nhits;
     int disruptive; /* pc_waf_disruptive_e of the rule that decided, or 0 */
     int status;     /* its status (0: the caller's default) */
@@ -83,10 +79,20 @@ typedef struct pc_waf_tx_s {
     uint64_t *pf_coll; /* the same per collection (PC_WV_COUNT x pf_words) */
     size_t pf_words;
     uint32_t *pf_done;
+    /* last, not cleared by pc_waf_tx_init: read only up to nremoved, nhits */
+    struct {
+        uint32_t lo, hi;
+        const pc_waf_var_t *target; /* NULL: the whole rule */
+    } removed[64];                  /* runtime exclusions (ctl, a route's): pc_waf_remove */
+    pc_waf_hit_t hits[PC_WAF_MAX_HITS];
 } pc_waf_tx_t;
 
 /* Prepares tx (its memory from arena). */
 void pc_waf_tx_init(pc_waf_tx_t *tx, pc_arena_t *arena, pc_op_ctx_t *opctx);
+
+/* Excludes target (NULL: the whole rule) from the rules lo..hi for the
+ * rest of the transaction. 0, or -1 when 64 exclusions are in place. */
+int pc_waf_remove(pc_waf_tx_t *tx, uint32_t lo, uint32_t hi, const pc_waf_var_t *target);
 
 /* Adds a value to a collection; ARGS_GET/ARGS_POST also feed ARGS, and
  * every collection with a *_NAMES twin feeds it. 0, or -1 out of memory. */

@@ -275,12 +275,9 @@ static pc_filter_rc_e waf_headers(pc_req_t *r, const void *conf, void *state)
     pc_waf_tx_init(&st->tx, &st->arena, wk->waf_ctx);
     st->tx.timed = ++wk->waf_sample % PC_WAF_TIME_EVERY == 0;
     st->started = 1;
-    for (size_t i = 0; i < w->nexcl; i++) {
-        st->tx.removed[i].lo = w->excl[i].lo;
-        st->tx.removed[i].hi = w->excl[i].hi;
-        st->tx.removed[i].target = w->excl[i].has_target ? &w->excl[i].target : NULL;
-    }
-    st->tx.nremoved = (unsigned)w->nexcl;
+    for (size_t i = 0; i < w->nexcl; i++)
+        (void)pc_waf_remove(&st->tx, w->excl[i].lo, w->excl[i].hi,
+                            w->excl[i].has_target ? &w->excl[i].target : NULL);
     char ip[46];
     const char *remote = pc_req_client_ip_str(r, ip);
     if (remote == ip) /* the transaction keeps it */

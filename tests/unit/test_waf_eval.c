@@ -237,6 +237,39 @@ TEST(names_by_bit_and_by_string)
     pc_errlist_free(&e);
 }
 
+/* Runtime exclusions (a route's, ctl's): a target's only in its
+ * collection, a whole rule's everywhere; at most 64 of them. */
+TEST(runtime_exclusions)
+{
+    pc_waf_var_t q, hdr;
+    char err[128];
+    CHECK(pc_waf_parse_target("ARGS:q", 6, &q, err, sizeof(err)) == 0);
+    CHECK(pc_waf_parse_target("REQUEST_HEADERS:q", 17, &hdr, err, sizeof(err)) == 0);
+    req_t in_q = {"GET", "/x", NULL, {{"q", "1 union select 2"}}};
+    req_t in_r = {"GET", "/x", NULL, {{"r", "1 union select 2"}}};
+    for (int k = 0; k < 4; k++) {
+        pc_arena_t a;
+        pc_waf_tx_t tx;
+        const req_t *rq = k & 1 ? &in_r : &in_q;
+        pc_arena_init(&a, NULL, 4096, 1 << 24);
+        pc_waf_tx_init(&tx, &a, &ctx);
+        CHECK(pc_waf_remove(&tx, 942000, 942199, &hdr) == 0); /* another collection */
+        CHECK(pc_waf_remove(&tx, 942100, 942100, k < 2 ? &q : NULL) == 0);
+        pc_waf_add(&tx, PC_WV_REQUEST_METHOD, "REQUEST_METHOD", 14, rq->method, 3);
+        pc_waf_add(&tx, PC_WV_REQUEST_URI, "REQUEST_URI", 11, rq->uri, 2);
+        pc_waf_add(&tx, PC_WV_ARGS_GET, rq->args[0][0], 1, rq->args[0][1], strlen(rq->args[0][1]));
+        CHECK_EQ_INT(pc_waf_eval(&rs, &tx, 1), 0);
+        pc_waf_eval(&rs, &tx, 2);
+        CHECK_EQ_INT(hit(&tx, 942100) != 0, k == 1); /* only ARGS:r with ARGS:q removed */
+        for (int i = 2; i < 64; i++)
+            CHECK(pc_waf_remove(&tx, 1, 1, NULL) == 0);
+        CHECK(pc_waf_remove(&tx, 1, 1, NULL) == -1);
+        pc_arena_free(&a);
+    }
+    pc_waf_var_free(&q);
+    pc_waf_var_free(&hdr);
+}
+
 /* Memory running out anywhere in a transaction (values, transformations,
  * setvar, macros, captures, chains) ends it in a deny marked nomem: never a
  * pass, and not a rule's verdict. */
@@ -277,5 +310,5 @@ static void setup(void)
 
 TEST_MAIN(setup(); RUN(benign_passes); RUN(sqli_scores_and_blocks); RUN(exclusions_counts_captures);
           RUN(chains_skips_and_ctl); RUN(redos_is_a_match); RUN(long_transformation_chains);
-          RUN(out_of_memory_is_never_a_pass); RUN(names_by_bit_and_by_string); pc_op_ctx_free(&ctx);
-          pc_waf_ruleset_free(&rs))
+          RUN(out_of_memory_is_never_a_pass); RUN(names_by_bit_and_by_string);
+          RUN(runtime_exclusions); pc_op_ctx_free(&ctx); pc_waf_ruleset_free(&rs))
