@@ -40,6 +40,26 @@ static inline unsigned char pc_lower(unsigned char c)
     return (c >= 'A' && c <= 'Z') ? (unsigned char)(c | 0x20) : c;
 }
 
+/* dst[0..n) = src[0..n) with ASCII letters lowered, eight bytes a step:
+ * a byte's top bit marks A-Z (at least 'A' and not past 'Z', computed
+ * on its low seven bits so no carry crosses bytes; bytes >= 0x80 stay),
+ * and moves to 0x20. */
+static inline void pc_lower_copy(char *dst, const char *src, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x, low;
+        memcpy(&x, src + i, 8);
+        low = x & 0x7f7f7f7f7f7f7f7full;
+        x |= (((low + 0x3f3f3f3f3f3f3f3full) ^ (low + 0x2525252525252525ull)) & ~x &
+              0x8080808080808080ull) >>
+             2;
+        memcpy(dst + i, &x, 8);
+    }
+    for (; i < n; i++)
+        dst[i] = (char)pc_lower((unsigned char)src[i]);
+}
+
 /* ASCII case-insensitive equality of two slices. */
 int pc_str_ieq(pc_str_t a, pc_str_t b);
 

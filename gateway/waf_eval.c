@@ -309,8 +309,7 @@ static const char *transform(pc_waf_tx_t *tx, const pc_waf_rule_t *r, pc_waf_kv_
         if (!kv->lower) {
             if (!(kv->lower = pc_arena_alloc(tx->arena, kv->vlen + 1)))
                 return NULL;
-            for (size_t i = 0; i < kv->vlen; i++)
-                kv->lower[i] = (char)pc_lower((unsigned char)kv->value[i]);
+            pc_lower_copy(kv->lower, kv->value, kv->vlen);
             kv->lower[kv->vlen] = 0;
         }
         return kv->lower;
@@ -561,12 +560,13 @@ static int prefilter(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
         const pc_pf_group_t *pg = &rs->pf_groups[g];
         if (pg->phase != phase)
             continue;
-        uint32_t reads = group_reads(tx, pg);
-        for (int c = 0; c < PC_WV_COUNT; c++) {
+        for (uint32_t reads = group_reads(tx, pg); reads; reads &= reads - 1) {
+            int c = __builtin_ctz(reads);
             uint32_t *done = &tx->pf_done[g * PC_WV_COUNT + (unsigned)c];
-            if (!(reads & (1u << c)) || *done == tx->coll[c].n)
+            if (*done == tx->coll[c].n)
                 continue;
             const pc_waf_chain_t *ch = &rs->chains[pg->chain_of->tfchain];
+            uint64_t *in_coll = tx->pf_coll + (size_t)c * words;
             for (; *done < tx->coll[c].n; (*done)++) {
                 pc_waf_kv_t *kv = &tx->coll[c].v[*done];
                 if (!kv->pf && !(kv->pf = pc_arena_calloc(tx->arena, 2 * words * 8)))
@@ -583,15 +583,17 @@ static int prefilter(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
                         pc_ac_sets(rs->pf_all, (const unsigned char *)kv->value, kv->vlen, raw);
                         kv->pf_raw = 1;
                     }
-                    for (size_t w = 0; w < words; w++)
+                    for (size_t w = 0; w < words; w++) {
                         kv->pf[w] |= raw[w] & pg->mask[w];
+                        tx->pf_hit[w] |= kv->pf[w];
+                        in_coll[w] |= kv->pf[w];
+                    }
                 } else {
                     pc_ac_sets(pg->ac, (const unsigned char *)tv, tl, kv->pf);
-                }
-                uint64_t *in_coll = tx->pf_coll + (size_t)c * words;
-                for (size_t w = 0; w < words; w++) {
-                    tx->pf_hit[w] |= kv->pf[w];
-                    in_coll[w] |= kv->pf[w];
+                    for (size_t w = 0; w < words; w++) {
+                        tx->pf_hit[w] |= kv->pf[w];
+                        in_coll[w] |= kv->pf[w];
+                    }
                 }
             }
         }

@@ -144,6 +144,25 @@ static const char *route_for(pc_config_t *cfg, const char *method, const char *h
     return rt ? rt->name : "none";
 }
 
+/* pc_lower_copy against pc_lower on every byte, at every length and
+ * offset around its eight-byte steps. */
+TEST(lower_copy)
+{
+    unsigned char all[256 + 24];
+    char out[sizeof(all)], want[sizeof(all)];
+    for (size_t i = 0; i < sizeof(all); i++)
+        all[i] = (unsigned char)(i * 7 + 3); /* every byte value, shuffled */
+    for (size_t off = 0; off < 9; off++)
+        for (size_t n = 0; off + n <= sizeof(all); n += n < 40 ? 1 : 37) {
+            memset(out, 'x', sizeof(out));
+            pc_lower_copy(out, (const char *)all + off, n);
+            for (size_t i = 0; i < n; i++)
+                want[i] = (char)pc_lower(all[off + i]);
+            CHECK(memcmp(out, want, n) == 0);
+            CHECK(n == sizeof(out) || out[n] == 'x');
+        }
+}
+
 TEST(router)
 {
     pc_config_t *cfg = config_from(
@@ -300,5 +319,5 @@ TEST(relay_reframing)
     CHECK_EQ_STR(out, "only-head");
 }
 
-TEST_MAIN(RUN(arena_cap_and_cache); RUN(buffers); RUN(strings); RUN(router); RUN(connlimit);
-          RUN(relay_reframing))
+TEST_MAIN(RUN(arena_cap_and_cache); RUN(buffers); RUN(strings); RUN(lower_copy); RUN(router);
+          RUN(connlimit); RUN(relay_reframing))
