@@ -400,7 +400,8 @@ static int compile(pc_op_t *op, int kind, int negate, const char *param, size_t 
             op->ac->cls[' '] = op->ac->cls[1];
             op->ac->cls[1] = 0;
         }
-        free(list);
+        op->phrases = list; /* the prefilter's literals (waf_pf.c) */
+        op->nphrases = list ? n : 0;
         if (!op->ac)
             return fail(err, errlen, "%s", "no phrases (or out of memory)");
         return 0;
@@ -469,6 +470,7 @@ void pc_op_free(pc_op_t *op)
     if (op->re)
         pcre2_code_free(op->re);
     pc_ac_free(op->ac);
+    free(op->phrases);
     pc_arena_free(&op->pool);
     free(op->param);
     memset(op, 0, sizeof(*op));

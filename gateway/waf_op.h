@@ -65,7 +65,9 @@ typedef struct pc_op_s {
     uint32_t rx_minlen;           /* no shorter subject matches */
     uint8_t rx_first[32];         /* bitmap, from PCRE2's own start-of-match analysis */
     pc_ac_t *ac;                  /* @pm, @pmFromFile */
-    pc_cidr_set_t ips;            /* @ipMatch, built in pool */
+    char *phrases; /* @pmFromFile: the file's phrases, space-separated (a space inside one: 0x01) */
+    size_t nphrases;
+    pc_cidr_set_t ips; /* @ipMatch, built in pool */
     pc_arena_t pool;
     uint8_t bytes_ok[32]; /* @validateByteRange: the allowed bytes */
 } pc_op_t;

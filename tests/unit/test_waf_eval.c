@@ -4,7 +4,10 @@
  * skipAfter, runtime ctl removals, macros in messages and setvar, the final
  * threshold rule, and a ReDoS pattern counted as a match.
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "test.h"
 #include "waf_eval.h"
@@ -237,6 +240,52 @@ TEST(names_by_bit_and_by_string)
     pc_errlist_free(&e);
 }
 
+/* @pmFromFile is prefiltered by its phrases (a file phrase's own spaces
+ * included): the rule runs on a value only when one is in it, and the
+ * verdicts are those without the prefilter. */
+TEST(pm_from_file_prefiltered)
+{
+    char dir[] = "/tmp/pc_test_pmf_XXXXXX", path[64], text[256];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof(path), "%s/agents.data", dir);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    fputs("# scanners\nevil scanner\nbadbot\n", f);
+    fclose(f);
+    int n = snprintf(text, sizeof(text),
+                     "SecRule REQUEST_HEADERS:User-Agent \"@pmFromFile %s\" "
+                     "\"id:5,phase:1,block,t:none,t:lowercase\"\n",
+                     path);
+    static const struct {
+        const char *ua;
+        int hit;
+    } cases[] = {{"Evil Scanner/2.0", 1}, {"evil  scanner", 0}, {"x-BADBOT", 1}, {"curl/8", 0}};
+    for (int no_pf = 0; no_pf < 2; no_pf++) {
+        pc_waf_ruleset_t set = {0};
+        pc_errlist_t e = {0};
+        CHECK(pc_waf_load_text(&set, "p.conf", text, (size_t)n, &e) == 0);
+        CHECK(no_pf || set.rules[0]->pf >= 0);
+        set.no_prefilter = no_pf;
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+            pc_arena_t a;
+            pc_waf_tx_t tx;
+            pc_arena_init(&a, NULL, 4096, 1 << 24);
+            pc_waf_tx_init(&tx, &a, &ctx);
+            pc_waf_add(&tx, PC_WV_REQUEST_HEADERS, "User-Agent", 10, cases[i].ua,
+                       strlen(cases[i].ua));
+            pc_waf_eval(&set, &tx, 1);
+            CHECK_EQ_INT(tx.nhits, cases[i].hit);
+            pc_arena_free(&a);
+        }
+        pc_waf_ruleset_free(&set);
+        pc_errlist_free(&e);
+    }
+    unlink(path);
+    rmdir(dir);
+}
+
 /* Runtime exclusions (a route's, ctl's): a target's only in its
  * collection, a whole rule's everywhere; at most 64 of them. */
 TEST(runtime_exclusions)
@@ -311,4 +360,5 @@ static void setup(void)
 TEST_MAIN(setup(); RUN(benign_passes); RUN(sqli_scores_and_blocks); RUN(exclusions_counts_captures);
           RUN(chains_skips_and_ctl); RUN(redos_is_a_match); RUN(long_transformation_chains);
           RUN(out_of_memory_is_never_a_pass); RUN(names_by_bit_and_by_string);
-          RUN(runtime_exclusions); pc_op_ctx_free(&ctx); pc_waf_ruleset_free(&rs))
+          RUN(runtime_exclusions); RUN(pm_from_file_prefiltered); pc_op_ctx_free(&ctx);
+          pc_waf_ruleset_free(&rs))
