@@ -6,6 +6,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "test.h"
@@ -114,6 +115,40 @@ TEST(phrases)
     CHECK(strstr(err, "cannot read") != NULL);
 }
 
+/* pc_ac_sets (the prefilter's automaton) against a naive search: phrases
+ * of 2 to 9 bytes over a small alphabet, so that they occur, overlap and
+ * repeat, one set with two phrases, sets past the first word. */
+TEST(automaton_sets)
+{
+    static const char *const ph[] = {"a",    "ab'",     "b%b%",      "''",
+                                     "%aab", "baba'ab", "abab'baba", "AB"};
+    static const uint32_t set[] = {0, 1, 2, 3, 4, 65, 66, 1};
+    size_t lens[8];
+    for (int i = 0; i < 8; i++)
+        lens[i] = strlen(ph[i]);
+    pc_ac_t *ac = pc_ac_new(ph + 1, lens + 1, set + 1, 7, 70); /* "a" aside: too common */
+    CHECK(ac != NULL);
+    if (!ac)
+        return;
+    uint32_t seed = 12345;
+    unsigned char v[400];
+    for (int round = 0; round < 3000; round++) {
+        size_t n = (size_t)round % 400;
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 1103515245u + 12345u;
+            v[i] = (unsigned char)"abAB'%x"[(seed >> 16) % 7];
+        }
+        uint64_t got[2] = {0, 0}, want[2] = {0, 0};
+        pc_ac_sets(ac, v, n, got);
+        for (int p = 1; p < 8; p++)
+            for (size_t i = 0; i + lens[p] <= n; i++)
+                if (strncasecmp((const char *)v + i, ph[p], lens[p]) == 0)
+                    want[set[p] / 64] |= (uint64_t)1 << (set[p] % 64);
+        CHECK(got[0] == want[0] && got[1] == want[1]);
+    }
+    pc_ac_free(ac);
+}
+
 TEST(strings)
 {
     CHECK_EQ_INT(m("contains", "<script", "a<script>b"), 1);
@@ -174,4 +209,5 @@ TEST(addresses_and_validators)
 }
 
 TEST_MAIN(CHECK(pc_op_ctx_init(&ctx) == 0); RUN(regex); RUN(regex_prechecks); RUN(phrases);
-          RUN(strings); RUN(numbers); RUN(addresses_and_validators); pc_op_ctx_free(&ctx))
+          RUN(automaton_sets); RUN(strings); RUN(numbers); RUN(addresses_and_validators);
+          pc_op_ctx_free(&ctx))
