@@ -243,6 +243,44 @@ static int ac_match(const pc_ac_t *ac, const unsigned char *v, size_t n)
  * instead of a call: most values reach most regexes only to fail. These
  * are the checks pcre2_match makes first itself (unless told not to
  * optimise), so the verdicts are the same. */
+/* An anchored regex with few first bytes: which second bytes can follow
+ * each of them in a match, asked of PCRE2 itself. Matching a two-byte
+ * subject with PCRE2_PARTIAL_HARD fails only when no subject that starts
+ * with those bytes matches; anything else (a match, a partial one, a
+ * limit, an error) keeps the pair. At most 64 x 256 interpreted matches,
+ * once per rule set. */
+static void rx_pairs(pc_op_t *op)
+{
+    unsigned nfirst = 0;
+    for (unsigned c = 0; c < 256; c++)
+        nfirst += (op->rx_first[c / 8] >> (c % 8)) & 1;
+    if (nfirst > 64)
+        return;
+    pcre2_match_data *md = pcre2_match_data_create_from_pattern(op->re, NULL);
+    pcre2_match_context *mc = pcre2_match_context_create(NULL);
+    uint8_t *pairs = calloc(256, 32);
+    if (!md || !mc || !pairs) {
+        pcre2_match_data_free(md);
+        pcre2_match_context_free(mc);
+        free(pairs);
+        return;
+    }
+    pcre2_set_match_limit(mc, 1000); /* two bytes; a limit keeps the pair */
+    for (unsigned c = 0; c < 256; c++) {
+        if (!((op->rx_first[c / 8] >> (c % 8)) & 1))
+            continue;
+        for (unsigned x = 0; x < 256; x++) {
+            unsigned char s[2] = {(unsigned char)c, (unsigned char)x};
+            if (pcre2_match(op->re, s, 2, 0, PCRE2_PARTIAL_HARD | PCRE2_NO_JIT, md, mc) !=
+                PCRE2_ERROR_NOMATCH)
+                pairs[c * 32 + x / 8] |= (uint8_t)(1u << (x % 8));
+        }
+    }
+    pcre2_match_data_free(md);
+    pcre2_match_context_free(mc);
+    op->rx_pairs = pairs;
+}
+
 static void rx_study(pc_op_t *op)
 {
     uint32_t minlen = 0, opts = 0;
@@ -254,10 +292,13 @@ static void rx_study(pc_op_t *op)
     if (pcre2_pattern_info(op->re, PCRE2_INFO_FIRSTBITMAP, &bits) == 0 && bits) {
         memcpy(op->rx_first, bits, sizeof(op->rx_first));
         op->rx_has_first = 1;
+        if (op->rx_anchored)
+            rx_pairs(op);
     }
 }
 
-/* Can the regex match v at all, by its minimum length and first bytes? */
+/* Can the regex match v at all, by its minimum length and first bytes
+ * (anchored: and second bytes)? */
 static int rx_may_match(const pc_op_t *op, const unsigned char *v, size_t n)
 {
     if (n < op->rx_minlen)
@@ -265,7 +306,8 @@ static int rx_may_match(const pc_op_t *op, const unsigned char *v, size_t n)
     if (!op->rx_has_first || !n)
         return 1;
     if (op->rx_anchored)
-        return (op->rx_first[v[0] / 8] >> (v[0] % 8)) & 1;
+        return ((op->rx_first[v[0] / 8] >> (v[0] % 8)) & 1) &&
+               (n < 2 || !op->rx_pairs || ((op->rx_pairs[v[0] * 32 + v[1] / 8] >> (v[1] % 8)) & 1));
     for (size_t i = 0; i < n; i++)
         if ((op->rx_first[v[i] / 8] >> (v[i] % 8)) & 1)
             return 1;
@@ -469,6 +511,7 @@ void pc_op_free(pc_op_t *op)
 {
     if (op->re)
         pcre2_code_free(op->re);
+    free(op->rx_pairs);
     pc_ac_free(op->ac);
     free(op->phrases);
     pc_arena_free(&op->pool);

@@ -64,7 +64,8 @@ typedef struct pc_op_s {
     uint8_t rx_has_first;         /* rx_first holds the bytes a match can start with */
     uint32_t rx_minlen;           /* no shorter subject matches */
     uint8_t rx_first[32];         /* bitmap, from PCRE2's own start-of-match analysis */
-    pc_ac_t *ac;                  /* @pm, @pmFromFile */
+    uint8_t *rx_pairs; /* anchored: [first byte][32-byte bitmap of second bytes], or NULL */
+    pc_ac_t *ac;       /* @pm, @pmFromFile */
     char *phrases; /* @pmFromFile: the file's phrases, space-separated (a space inside one: 0x01) */
     size_t nphrases;
     pc_cidr_set_t ips; /* @ipMatch, built in pool */

@@ -91,6 +91,29 @@ TEST(regex_prechecks)
     CHECK_EQ_INT(m("rx", "^$", ""), 1);
     CHECK_EQ_INT(m("rx", "x*", ""), 1);
     CHECK_EQ_INT(m("rx", "^a", ""), 0);
+    /* anchored: the second byte too, from PCRE2's partial matches; at the
+     * second byte's edges (a word boundary, the end, a lookahead, a class
+     * that may match nothing) the pair is kept */
+    pc_op_t op;
+    CHECK(compile(&op, "rx", "^[\\s'\"]*(?:id|ls|netstat)\\b") == 0);
+    CHECK(op.rx_pairs != NULL);
+    pc_op_free(&op);
+    CHECK(compile(&op, "rx", "^.a") == 0); /* every first byte: no table */
+    CHECK(op.rx_pairs == NULL);
+    pc_op_free(&op);
+    CHECK_EQ_INT(m("rx", "^[\\s'\"]*(?:id|ls|netstat)\\b", "ne"), 0);
+    CHECK_EQ_INT(m("rx", "^[\\s'\"]*(?:id|ls|netstat)\\b", "nu"), 0);
+    CHECK_EQ_INT(m("rx", "^[\\s'\"]*(?:id|ls|netstat)\\b", "netstat -an"), 1);
+    CHECK_EQ_INT(m("rx", "^[\\s'\"]*(?:id|ls|netstat)\\b", "nitstat"), 0);
+    CHECK_EQ_INT(m("rx", "^[\\s'\"]*(?:id|ls|netstat)\\b", " \"id"), 1);
+    CHECK_EQ_INT(m("rx", "^i\\b", "i-"), 1);
+    CHECK_EQ_INT(m("rx", "^i\\b", "ix"), 0);
+    CHECK_EQ_INT(m("rx", "^i$", "i\n"), 0); /* $ is the very end (PCRE2_DOLLAR_ENDONLY) */
+    CHECK_EQ_INT(m("rx", "^i(?=\\d)", "i7"), 1);
+    CHECK_EQ_INT(m("rx", "^i(?=\\d)", "ia"), 0);
+    CHECK_EQ_INT(m("rx", "^ab*c", "ac"), 1);
+    CHECK_EQ_INT(m("rx", "^ab*c", "abbbc"), 1);
+    CHECK_EQ_INT(m("rx", "^ab*c", "ad"), 0);
 }
 
 TEST(phrases)
