@@ -238,11 +238,6 @@ static int ac_match(const pc_ac_t *ac, const unsigned char *v, size_t n)
 
 /* ---- compiling ---- */
 
-/* What PCRE2 worked out about where a match can start and how short a
- * subject can be, so that a subject ruled out by it costs a bit test
- * instead of a call: most values reach most regexes only to fail. These
- * are the checks pcre2_match makes first itself (unless told not to
- * optimise), so the verdicts are the same. */
 /* An anchored regex with few first bytes: which second bytes can follow
  * each of them in a match, asked of PCRE2 itself. Matching a two-byte
  * subject with PCRE2_PARTIAL_HARD fails only when no subject that starts
@@ -281,6 +276,11 @@ static void rx_pairs(pc_op_t *op)
     op->rx_pairs = pairs;
 }
 
+/* What PCRE2 worked out about where a match can start and how short a
+ * subject can be, so that a subject ruled out by it costs a bit test
+ * instead of a call: most values reach most regexes only to fail. These
+ * are the checks pcre2_match makes first itself (unless told not to
+ * optimise), so the verdicts are the same; rx_pairs adds one of its own. */
 static void rx_study(pc_op_t *op)
 {
     uint32_t minlen = 0, opts = 0;

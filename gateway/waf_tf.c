@@ -103,39 +103,14 @@ static const struct {
     const char *name;
     unsigned char len;
     unsigned char c;
-} entities[] = {
-    E("quot", '"'),
-    E("amp", '&'),
-    E("lt", '<'),
-    E("gt", '>'),
-    E("apos", '\''),
-    E("nbsp", 0xa0),
-    E("colon", ':'),
-    E("lpar", '('),
-    E("rpar", ')'),
-    E("sol", '/'),
-    E("bsol", '\\'),
-    E("tab", '\t'),
-    E("newline", '\n'),
-    E("excl", '!'),
-    E("num", '#'),
-    E("dollar", '$'),
-    E("percnt", '%'),
-    E("lsqb", '['),
-    E("rsqb", ']'),
-    E("lcub", '{'),
-    E("rcub", '}'),
-    E("period", '.'),
-    E("comma", ','),
-    E("semi", ';'),
-    E("equals", '='),
-    E("plus", '+'),
-    E("grave", '`'),
-    E("Hat", '^'),
-    E("ast", '*'),
-    E("quest", '?'),
-    E("vert", '|'),
-    E("lowbar", '_')};
+} entities[] = {E("quot", '"'),     E("amp", '&'),    E("lt", '<'),    E("gt", '>'),
+                E("apos", '\''),    E("nbsp", 0xa0),  E("colon", ':'), E("lpar", '('),
+                E("rpar", ')'),     E("sol", '/'),    E("bsol", '\\'), E("tab", '\t'),
+                E("newline", '\n'), E("excl", '!'),   E("num", '#'),   E("dollar", '$'),
+                E("percnt", '%'),   E("lsqb", '['),   E("rsqb", ']'),  E("lcub", '{'),
+                E("rcub", '}'),     E("period", '.'), E("comma", ','), E("semi", ';'),
+                E("equals", '='),   E("plus", '+'),   E("grave", '`'), E("Hat", '^'),
+                E("ast", '*'),      E("quest", '?'),  E("vert", '|'),  E("lowbar", '_')};
 #undef E
 
 /* The entity at in[i] (an '&'): &#DDD; &#xHH; &name; — the semicolon
