@@ -190,41 +190,30 @@ void pc_ac_sets(const pc_ac_t *ac, const unsigned char *v, size_t n, uint64_t *o
     }
 }
 
-size_t pc_pm_phrase(const char *list, size_t n, size_t *i, const char **ph)
+/* @pm, @pmFromFile: the phrases of list, separated by sep (empty ones
+ * skipped), into op->ph (pointing into list) and one automaton. -1 when
+ * out of memory or there are none. */
+static int phrases(pc_op_t *op, const char *list, size_t n, char sep)
 {
-    while (*i < n && list[*i] == ' ')
-        (*i)++;
-    size_t s = *i;
-    while (*i < n && list[*i] != ' ')
-        (*i)++;
-    *ph = list + s;
-    return *i - s;
-}
-
-/* @pm: space-separated phrases of list, one set. NULL when out of memory
- * or empty. */
-static pc_ac_t *ac_build(const char *list, size_t n)
-{
-    size_t cnt = 0, i = 0, l;
-    const char *p;
-    while (pc_pm_phrase(list, n, &i, &p))
-        cnt++;
-    const char **ph = calloc(cnt + 1, sizeof(*ph));
-    size_t *lens = calloc(cnt + 1, sizeof(*lens));
-    uint32_t *set = calloc(cnt + 1, sizeof(*set));
-    pc_ac_t *ac = NULL;
-    if (ph && lens && set) {
-        size_t k = 0;
-        for (i = 0; (l = pc_pm_phrase(list, n, &i, &p)) != 0; k++) {
-            ph[k] = p;
-            lens[k] = l;
+    size_t cnt = 0;
+    for (size_t i = 0; i < n; i++)
+        cnt += list[i] != sep && (i == 0 || list[i - 1] == sep);
+    op->ph = calloc(cnt + 1, sizeof(*op->ph));
+    op->phlen = calloc(cnt + 1, sizeof(*op->phlen));
+    uint32_t *set = calloc(cnt + 1, sizeof(*set)); /* all one set */
+    if (op->ph && op->phlen && set)
+        for (size_t i = 0; i < n; i++) {
+            if (list[i] == sep)
+                continue;
+            size_t s = i;
+            while (i < n && list[i] != sep)
+                i++;
+            op->ph[op->nph] = list + s;
+            op->phlen[op->nph++] = i - s;
         }
-        ac = pc_ac_new(ph, lens, set, k, 1);
-    }
-    free(ph);
-    free(lens);
+    op->ac = op->nph ? pc_ac_new(op->ph, op->phlen, set, op->nph, 1) : NULL;
     free(set);
-    return ac;
+    return op->ac ? 0 : -1;
 }
 
 static int ac_match(const pc_ac_t *ac, const unsigned char *v, size_t n)
@@ -354,9 +343,6 @@ static char *read_phrases(const char *dir, const char *name, size_t nlen, size_t
             continue;
         while (l > s && (line[l - 1] == ' ' || line[l - 1] == '\t'))
             l--;
-        for (size_t i = s; i < l; i++) /* a phrase file line is one phrase */
-            if (line[i] == ' ')
-                line[i] = '\x01';
         if (n + l - s + 1 > cap) {
             char *nb = realloc(buf, cap = (n + l - s + 1) * 2);
             if (!nb) {
@@ -367,9 +353,9 @@ static char *read_phrases(const char *dir, const char *name, size_t nlen, size_t
             }
             buf = nb;
         }
-        memcpy(buf + n, line + s, l - s);
+        memcpy(buf + n, line + s, l - s); /* a line is one phrase, spaces and all */
         n += l - s;
-        buf[n++] = ' ';
+        buf[n++] = '\n';
     }
     fclose(f);
     *out_len = n;
@@ -434,17 +420,10 @@ static int compile(pc_op_t *op, int kind, int negate, const char *param, size_t 
     case PC_OP_PM:
     case PC_OP_PM_FROM_FILE: {
         size_t n = plen;
-        char *list = kind == PC_OP_PM ? NULL : read_phrases(dir, param, plen, &n, err, errlen);
-        if (kind == PC_OP_PM_FROM_FILE && !list)
+        if (kind == PC_OP_PM_FROM_FILE &&
+            !(op->phbuf = read_phrases(dir, param, plen, &n, err, errlen)))
             return -1;
-        op->ac = ac_build(list ? list : param, n);
-        if (list && op->ac && op->ac->cls[1]) { /* a space inside a file's phrase */
-            op->ac->cls[' '] = op->ac->cls[1];
-            op->ac->cls[1] = 0;
-        }
-        op->phrases = list; /* the prefilter's literals (waf_pf.c) */
-        op->nphrases = list ? n : 0;
-        if (!op->ac)
+        if (kind == PC_OP_PM ? phrases(op, op->param, plen, ' ') : phrases(op, op->phbuf, n, '\n'))
             return fail(err, errlen, "%s", "no phrases (or out of memory)");
         return 0;
     }
@@ -513,7 +492,9 @@ void pc_op_free(pc_op_t *op)
         pcre2_code_free(op->re);
     free(op->rx_pairs);
     pc_ac_free(op->ac);
-    free(op->phrases);
+    free(op->ph);
+    free(op->phlen);
+    free(op->phbuf);
     pc_arena_free(&op->pool);
     free(op->param);
     memset(op, 0, sizeof(*op));

@@ -66,8 +66,10 @@ typedef struct pc_op_s {
     uint8_t rx_first[32];         /* bitmap, from PCRE2's own start-of-match analysis */
     uint8_t *rx_pairs; /* anchored: [first byte][32-byte bitmap of second bytes], or NULL */
     pc_ac_t *ac;       /* @pm, @pmFromFile */
-    char *phrases; /* @pmFromFile: the file's phrases, space-separated (a space inside one: 0x01) */
-    size_t nphrases;
+    const char **ph;   /* @pm, @pmFromFile: the phrases (into param or phbuf), for the prefilter */
+    size_t *phlen;
+    size_t nph;
+    char *phbuf;       /* @pmFromFile: the file's phrases, one per line */
     pc_cidr_set_t ips; /* @ipMatch, built in pool */
     pc_arena_t pool;
     uint8_t bytes_ok[32]; /* @validateByteRange: the allowed bytes */
@@ -95,10 +97,6 @@ void pc_ac_free(pc_ac_t *ac);
 /* Sets into out (nsets bits, (nsets + 63) / 64 words) the sets that have a
  * phrase in v. */
 void pc_ac_sets(const pc_ac_t *ac, const unsigned char *v, size_t n, uint64_t *out);
-
-/* The next phrase of an @pm list (space-separated) from *i on: its length
- * (0 at the end) and start in *ph; *i moves past it. */
-size_t pc_pm_phrase(const char *list, size_t n, size_t *i, const char **ph);
 
 /* The operator named name (without '@'), or -1. */
 int pc_op_parse_name(const char *name, size_t n);

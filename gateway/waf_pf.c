@@ -538,20 +538,16 @@ static int op_literals(const pc_op_t *op, pc_pf_lits_t *out)
     case PC_OP_RX:
         return pc_pf_regex(op->param, op->plen, out);
     case PC_OP_PM:
-    case PC_OP_PM_FROM_FILE: { /* phrases: one of them is in the value */
-        const char *ph, *list = op->kind == PC_OP_PM ? op->param : op->phrases;
-        size_t i = 0, l, n = op->kind == PC_OP_PM ? op->plen : op->nphrases;
-        out->n = 0;
-        while ((l = pc_pm_phrase(list, n, &i, &ph)) != 0) {
-            if (out->n == PC_PF_MAX_LITS)
-                return -1;
-            l = l > PC_PF_LIT_MAX ? PC_PF_LIT_MAX : l;
-            for (size_t k = 0; k < l; k++) /* 0x01: a file's phrase's own space */
-                out->s[out->n][k] = ph[k] == 1 ? ' ' : (char)pc_lower((unsigned char)ph[k]);
-            out->len[out->n++] = (unsigned char)l;
+    case PC_OP_PM_FROM_FILE: /* phrases: one of them is in the value */
+        if (!op->nph || op->nph > PC_PF_MAX_LITS)
+            return -1;
+        for (out->n = 0; out->n < op->nph; out->n++) {
+            size_t l = op->phlen[out->n] > PC_PF_LIT_MAX ? PC_PF_LIT_MAX : op->phlen[out->n];
+            for (size_t k = 0; k < l; k++)
+                out->s[out->n][k] = (char)pc_lower((unsigned char)op->ph[out->n][k]);
+            out->len[out->n] = (unsigned char)l;
         }
-        return out->n ? 0 : -1;
-    }
+        return 0;
     case PC_OP_CONTAINS:
     case PC_OP_CONTAINS_WORD:
     case PC_OP_STREQ:
