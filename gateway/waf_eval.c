@@ -345,7 +345,7 @@ static const char *transform(pc_waf_tx_t *tx, const pc_waf_rule_t *r, pc_waf_kv_
 static uint64_t name_bit(const pc_waf_tx_t *tx, int var, pc_waf_kv_t *kv)
 {
     if (!kv->name_ix) {
-        unsigned i = tx->names ? pc_waf_name_find(tx->names, var, kv->name, kv->nlen) : 0;
+        unsigned i = pc_waf_name_find(tx->names, var, kv->name, kv->nlen);
         kv->name_ix = i ? (uint8_t)i : PC_WAF_NO_NAME;
     }
     return kv->name_ix == PC_WAF_NO_NAME ? 0 : (uint64_t)1 << (kv->name_ix - 1);
@@ -354,7 +354,7 @@ static uint64_t name_bit(const pc_waf_tx_t *tx, int var, pc_waf_kv_t *kv)
 /* Is kv (a value of collection var) one sel names? */
 static int name_is(const pc_waf_tx_t *tx, const pc_waf_var_t *sel, int var, pc_waf_kv_t *kv)
 {
-    if (sel->sel_bits && tx->names)
+    if (sel->sel_bits)
         return (name_bit(tx, var, kv) & sel->sel_bits) != 0;
     if (sel->sel_re) {
         int rc = pcre2_match_8(sel->sel_re, (const unsigned char *)kv->name, kv->nlen, 0, 0,
@@ -381,9 +381,9 @@ static int excluded(const pc_waf_tx_t *tx, const pc_waf_rule_t *r, int var, pc_w
 {
     if (!(r->excl_kinds & (1u << var)))
         return 0;
-    if (tx->names && (name_bit(tx, var, kv) & r->excl_bits))
+    if (name_bit(tx, var, kv) & r->excl_bits)
         return 1;
-    if (!(r->excl_slow & (1u << var)) && tx->names)
+    if (!(r->excl_slow & (1u << var)))
         return 0;
     for (size_t i = r->ntargets; i < r->nvars; i++) {
         const pc_waf_var_t *x = &r->vars[i];
@@ -583,6 +583,7 @@ static int prefilter(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
                         pc_ac_sets(rs->pf_all, (const unsigned char *)kv->value, kv->vlen, raw);
                         kv->pf_raw = 1;
                     }
+                    /* one pass with the OR below (2% of the POST's instructions) */
                     for (size_t w = 0; w < words; w++) {
                         kv->pf[w] |= raw[w] & pg->mask[w];
                         tx->pf_hit[w] |= kv->pf[w];

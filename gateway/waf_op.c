@@ -227,6 +227,12 @@ static int ac_match(const pc_ac_t *ac, const unsigned char *v, size_t n)
 
 /* ---- compiling ---- */
 
+/* Bit b of a byte bitmap. */
+static inline int bit_of(const uint8_t *map, unsigned b)
+{
+    return (map[b / 8] >> (b % 8)) & 1;
+}
+
 /* An anchored regex with few first bytes: which second bytes can follow
  * each of them in a match, asked of PCRE2 itself. Matching a two-byte
  * subject with PCRE2_PARTIAL_HARD fails only when no subject that starts
@@ -237,7 +243,7 @@ static void rx_pairs(pc_op_t *op)
 {
     unsigned nfirst = 0;
     for (unsigned c = 0; c < 256; c++)
-        nfirst += (op->rx_first[c / 8] >> (c % 8)) & 1;
+        nfirst += (unsigned)bit_of(op->rx_first, c);
     if (nfirst > 64)
         return;
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(op->re, NULL);
@@ -251,7 +257,7 @@ static void rx_pairs(pc_op_t *op)
     }
     pcre2_set_match_limit(mc, 1000); /* two bytes; a limit keeps the pair */
     for (unsigned c = 0; c < 256; c++) {
-        if (!((op->rx_first[c / 8] >> (c % 8)) & 1))
+        if (!bit_of(op->rx_first, c))
             continue;
         for (unsigned x = 0; x < 256; x++) {
             unsigned char s[2] = {(unsigned char)c, (unsigned char)x};
@@ -295,10 +301,10 @@ static int rx_may_match(const pc_op_t *op, const unsigned char *v, size_t n)
     if (!op->rx_has_first || !n)
         return 1;
     if (op->rx_anchored)
-        return ((op->rx_first[v[0] / 8] >> (v[0] % 8)) & 1) &&
-               (n < 2 || !op->rx_pairs || ((op->rx_pairs[v[0] * 32 + v[1] / 8] >> (v[1] % 8)) & 1));
+        return bit_of(op->rx_first, v[0]) &&
+               (n < 2 || !op->rx_pairs || bit_of(op->rx_pairs + v[0] * 32, v[1]));
     for (size_t i = 0; i < n; i++)
-        if ((op->rx_first[v[i] / 8] >> (v[i] % 8)) & 1)
+        if (bit_of(op->rx_first, v[i]))
             return 1;
     return 0;
 }
@@ -667,7 +673,7 @@ static int match(const pc_op_t *op, pc_op_ctx_t *ctx, const unsigned char *v, si
     }
     case PC_OP_VALIDATE_BYTE_RANGE:
         for (size_t i = 0; i < n; i++)
-            if (!(op->bytes_ok[v[i] / 8] & (1u << (v[i] % 8))))
+            if (!bit_of(op->bytes_ok, v[i]))
                 return 1;
         return 0;
     case PC_OP_VALIDATE_URL_ENCODING:

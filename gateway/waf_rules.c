@@ -980,7 +980,8 @@ static int load_file(lctx_t *c, const char *path)
     return 0;
 }
 
-unsigned pc_waf_name_hash(int kind, const char *name, size_t len)
+/* The slot of a name in collection kind (case-insensitive). */
+static unsigned name_hash(int kind, const char *name, size_t len)
 {
     uint32_t h = 2166136261u ^ (uint32_t)kind;
     for (size_t i = 0; i < len; i++)
@@ -993,7 +994,7 @@ unsigned pc_waf_name_find(const pc_waf_names_t *names, int kind, const char *nam
     if (!((names->lens[kind] >> (len < 63 ? len : 63)) & 1))
         return 0;
     /* at most PC_WAF_NAMES of 256 slots are taken: a probe meets an empty one */
-    for (unsigned s = pc_waf_name_hash(kind, name, len);; s = (s + 1) & 255) {
+    for (unsigned s = name_hash(kind, name, len);; s = (s + 1) & 255) {
         unsigned i = names->slot[s];
         if (!i || (names->e[i - 1].kind == kind && names->e[i - 1].len == len &&
                    strncasecmp(names->e[i - 1].name, name, len) == 0))
@@ -1008,7 +1009,7 @@ static uint64_t name_bit(pc_waf_names_t *names, int kind, const char *name, size
     if (!i) {
         if (names->n == PC_WAF_NAMES)
             return 0;
-        unsigned s = pc_waf_name_hash(kind, name, len);
+        unsigned s = name_hash(kind, name, len);
         while (names->slot[s])
             s = (s + 1) & 255;
         names->e[names->n].kind = (uint8_t)kind;

@@ -194,12 +194,10 @@ typedef struct pc_waf_names_s {
         size_t len;
         const char *name; /* a variable's sel */
     } e[PC_WAF_NAMES];
-    uint8_t slot[256];          /* pc_waf_name_hash -> 1 + index into e, 0: empty */
+    uint8_t slot[256];          /* a name's hash -> 1 + index into e, 0: empty */
     uint64_t lens[PC_WV_COUNT]; /* per collection, bit min(len, 63): the lengths in e */
 } pc_waf_names_t;
 
-/* The slot of a name in collection kind (case-insensitive). */
-unsigned pc_waf_name_hash(int kind, const char *name, size_t len);
 /* 1 + the index of (kind, name) in names, 0 when not there. */
 unsigned pc_waf_name_find(const pc_waf_names_t *names, int kind, const char *name, size_t len);
 
