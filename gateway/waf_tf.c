@@ -541,11 +541,11 @@ size_t pc_tf_apply(int tf, const unsigned char *in, size_t n, unsigned char *out
         memcpy(out, in, n);
         return n;
     case PC_TF_LOWERCASE:
+        pc_lower_copy((char *)out, (const char *)in, n);
+        return n;
     case PC_TF_UPPERCASE:
         for (i = 0; i < n; i++)
-            out[i] = tf == PC_TF_LOWERCASE          ? pc_lower(in[i])
-                     : in[i] >= 'a' && in[i] <= 'z' ? (unsigned char)(in[i] - 32)
-                                                    : in[i];
+            out[i] = in[i] >= 'a' && in[i] <= 'z' ? (unsigned char)(in[i] - 32) : in[i];
         return n;
     case PC_TF_URL_DECODE:
         return url_decode(in, n, out, 0);
