@@ -286,27 +286,40 @@ static void rx_study(pc_op_t *op)
         op->rx_anchored = (opts & PCRE2_ANCHORED) != 0;
     if (pcre2_pattern_info(op->re, PCRE2_INFO_FIRSTBITMAP, &bits) == 0 && bits) {
         memcpy(op->rx_first, bits, sizeof(op->rx_first));
+        for (unsigned c = 0; c < 256; c++)
+            if (bit_of(bits, pc_lower((unsigned char)c)))
+                op->rx_first_lc[c / 8] |= (uint8_t)(1u << (c % 8));
         op->rx_has_first = 1;
         if (op->rx_anchored)
             rx_pairs(op);
     }
 }
 
-/* Can the regex match v at all, by its minimum length and first bytes
- * (anchored: and second bytes)? */
-static int rx_may_match(const pc_op_t *op, const unsigned char *v, size_t n)
+/* Can the regex match v (lowered: v in lower case) at all, by its
+ * minimum length and first bytes (anchored: and second bytes)? Lowering
+ * keeps the length. */
+static int rx_may_match(const pc_op_t *op, const unsigned char *v, size_t n, int lowered)
 {
     if (n < op->rx_minlen)
         return 0;
     if (!op->rx_has_first || !n)
         return 1;
-    if (op->rx_anchored)
-        return bit_of(op->rx_first, v[0]) &&
-               (n < 2 || !op->rx_pairs || bit_of(op->rx_pairs + v[0] * 32, v[1]));
+    if (op->rx_anchored) {
+        unsigned a = lowered ? pc_lower(v[0]) : v[0];
+        return bit_of(op->rx_first, a) &&
+               (n < 2 || !op->rx_pairs ||
+                bit_of(op->rx_pairs + a * 32, lowered ? pc_lower(v[1]) : v[1]));
+    }
+    const uint8_t *first = lowered ? op->rx_first_lc : op->rx_first;
     for (size_t i = 0; i < n; i++)
-        if (bit_of(op->rx_first, v[i]))
+        if (bit_of(first, v[i]))
             return 1;
     return 0;
+}
+
+int pc_op_may_match(const pc_op_t *op, const unsigned char *v, size_t n, int lowered)
+{
+    return op->kind != PC_OP_RX || op->negate || rx_may_match(op, v, n, lowered);
 }
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -619,7 +632,7 @@ static int match(const pc_op_t *op, pc_op_ctx_t *ctx, const unsigned char *v, si
     int64_t x;
     switch (op->kind) {
     case PC_OP_RX: {
-        if (!rx_may_match(op, v, n))
+        if (!rx_may_match(op, v, n, 0))
             return 0;
         int rc = op->rx_jit ? pcre2_jit_match(op->re, v, n, 0, 0, ctx->md, ctx->mctx)
                             : pcre2_match(op->re, v, n, 0, 0, ctx->md, ctx->mctx);

@@ -64,6 +64,7 @@ typedef struct pc_op_s {
     uint8_t rx_has_first;         /* rx_first holds the bytes a match can start with */
     uint32_t rx_minlen;           /* no shorter subject matches */
     uint8_t rx_first[32];         /* bitmap, from PCRE2's own start-of-match analysis */
+    uint8_t rx_first_lc[32];      /* the bytes whose lower case is in rx_first */
     uint8_t *rx_pairs; /* anchored: [first byte][32-byte bitmap of second bytes], or NULL */
     pc_ac_t *ac;       /* @pm, @pmFromFile */
     const char **ph;   /* @pm, @pmFromFile: the phrases (into param or phbuf), for the prefilter */
@@ -111,6 +112,12 @@ void pc_op_free(pc_op_t *op);
 /* 0, or -1 when out of memory. */
 int pc_op_ctx_init(pc_op_ctx_t *ctx);
 void pc_op_ctx_free(pc_op_ctx_t *ctx);
+
+/* 0 when the operator cannot match v, or v in lower case (lowered), by
+ * the checks pc_op_match makes before a regex runs (its minimum length
+ * and first bytes); else 1. Lets a caller skip making the lower-case
+ * copy of a value the regex is then never run on. */
+int pc_op_may_match(const pc_op_t *op, const unsigned char *v, size_t n, int lowered);
 
 /* 1 when the operator matches the value (negation applied), else 0.
  * Numeric operators whose parameter is a macro take it in num_param. */

@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "str.h"
 #include "test.h"
 #include "waf_op.h"
 
@@ -114,6 +115,47 @@ TEST(regex_prechecks)
     CHECK_EQ_INT(m("rx", "^ab*c", "ac"), 1);
     CHECK_EQ_INT(m("rx", "^ab*c", "abbbc"), 1);
     CHECK_EQ_INT(m("rx", "^ab*c", "ad"), 0);
+}
+
+/* pc_op_may_match on a value as it is, or as it will be once lowered:
+ * 0 only when pc_op_match on that value is 0, and the lowered checks read
+ * the bytes in lower case (the raw ones would rule out "NEtstat"). */
+static int may(const char *name, const char *param, const char *v, int lowered)
+{
+    pc_op_t op;
+    CHECK(compile(&op, name, param) == 0);
+    size_t n = strlen(v);
+    char low[64];
+    CHECK(n < sizeof(low));
+    for (size_t i = 0; i <= n; i++)
+        low[i] = (char)pc_lower((unsigned char)v[i]);
+    const char *s = lowered ? low : v;
+    int r = pc_op_may_match(&op, (const unsigned char *)v, n, lowered);
+    if (!r) /* never ruled out when it would match */
+        CHECK_EQ_INT(pc_op_match(&op, &ctx, (const unsigned char *)s, n, 0), 0);
+    pc_op_free(&op);
+    return r;
+}
+
+TEST(may_match_before_lowering)
+{
+    const char *cmd = "^[\\s'\"]*(?:id|ls|netstat)\\b";
+    CHECK_EQ_INT(may("rx", cmd, "NEtstat -an", 1), 1);
+    CHECK_EQ_INT(may("rx", cmd, "NEtstat -an", 0), 0);
+    CHECK_EQ_INT(may("rx", cmd, "NUtstat", 1), 0); /* the second byte, lowered */
+    CHECK_EQ_INT(may("rx", cmd, "nUtstat", 1), 0);
+    CHECK_EQ_INT(may("rx", cmd, "nEtstat", 1), 1);
+    CHECK_EQ_INT(may("rx", cmd, "XID", 1), 0);
+    CHECK_EQ_INT(may("rx", cmd, " 'ID", 1), 1);
+    CHECK_EQ_INT(may("rx", cmd, "I", 1), 0); /* shorter than any match */
+    /* unanchored: a first byte anywhere, in either case */
+    CHECK_EQ_INT(may("rx", "union|select", "a UNION b", 1), 1);
+    CHECK_EQ_INT(may("rx", "union|select", "a UNION b", 0), 0);
+    CHECK_EQ_INT(may("rx", "union|select", "a JOIN b", 1), 0);
+    CHECK_EQ_INT(may("rx", "[<>]\\s*script", "SCRIPT", 1), 0);
+    /* negated, or not a regex: never ruled out here */
+    CHECK_EQ_INT(may("!rx", cmd, "XID", 1), 1);
+    CHECK_EQ_INT(may("contains", "zz", "XID", 1), 1);
 }
 
 TEST(phrases)
@@ -231,6 +273,7 @@ TEST(addresses_and_validators)
     CHECK_EQ_INT(pc_op_parse_name("detectSQLi", 10), -1);
 }
 
-TEST_MAIN(CHECK(pc_op_ctx_init(&ctx) == 0); RUN(regex); RUN(regex_prechecks); RUN(phrases);
+TEST_MAIN(CHECK(pc_op_ctx_init(&ctx) == 0); RUN(regex); RUN(regex_prechecks);
+          RUN(may_match_before_lowering); RUN(phrases);
           RUN(automaton_sets); RUN(strings); RUN(numbers); RUN(addresses_and_validators);
           pc_op_ctx_free(&ctx))
