@@ -112,6 +112,19 @@ static const struct {
                 E("equals", '='),   E("plus", '+'),   E("grave", '`'), E("Hat", '^'),
                 E("ast", '*'),      E("quest", '?'),  E("vert", '|'),  E("lowbar", '_')};
 #undef E
+#define NENTITIES (sizeof(entities) / sizeof(entities[0]))
+_Static_assert(NENTITIES <= 32, "by_first holds the entities as bits of a uint32_t");
+
+/* The entities whose name starts with each letter, as bits of entities[]:
+ * the query string's "&size=" tries two names, not thirty-two. */
+static uint32_t by_first[26];
+static pthread_once_t by_first_once = PTHREAD_ONCE_INIT;
+
+static void by_first_init(void)
+{
+    for (unsigned k = 0; k < NENTITIES; k++)
+        by_first[(entities[k].name[0] | 0x20) - 'a'] |= (uint32_t)1 << k;
+}
 
 /* The entity at in[i] (an '&'): &#DDD; &#xHH; &name; — the semicolon
  * optional, as browsers allow. Its length (0: none is there), and what it
@@ -139,8 +152,12 @@ static size_t entity_at(const unsigned char *in, size_t n, size_t i, unsigned lo
     size_t m = 0;
     while (j + m < n && m < 8 && ((in[j + m] | 0x20) >= 'a' && (in[j + m] | 0x20) <= 'z'))
         m++;
-    for (size_t k = 0, el; m && k < sizeof(entities) / sizeof(entities[0]); k++) {
-        if ((entities[k].name[0] | 0x20) == (in[j] | 0x20) && (el = entities[k].len) <= m &&
+    if (!m)
+        return 0;
+    pthread_once(&by_first_once, by_first_init);
+    for (uint32_t b = by_first[(in[j] | 0x20) - 'a'], el; b; b &= b - 1) {
+        unsigned k = (unsigned)__builtin_ctz(b);
+        if ((el = entities[k].len) <= m &&
             strncasecmp((const char *)in + j, entities[k].name, el) == 0) {
             /* a prefix is enough ("&ltscript"): browsers decode the
              * legacy ones so, and the rules should see more, not less */

@@ -81,6 +81,14 @@ TEST(html_entities)
     T("htmlEntityDecode", "AT&T &unknown; &# &#x;", "AT&T &unknown; &# &#x;");
     T("htmlEntityDecode", "&#xff1c;", "<"); /* fullwidth folded */
     T("htmlEntityDecode", "&#99999999999;", "\xef\xbf\xbd");
+    /* every named one, those sharing a first letter side by side */
+    T("htmlEntityDecode", "&semi;&sol;&SEMI&Sol&lt&lpar&lsqb&lcub&lowbar&rpar&rsqb&rcub",
+      ";/;/<([{_)]}");
+    T("htmlEntityDecode", "&comma&colon&quot&quest&percnt&period&plus&excl&equals&grave&gt",
+      ",:\"?%.+!=`>");
+    T("htmlEntityDecode", "&Hat&amp&apos&ast&bsol&num&dollar&vert&tab&newline&nbsp",
+      "^&'*\\#$|\t\n\xa0");
+    T("htmlEntityDecode", "?page=2&size=20&sort=id&z&", "?page=2&size=20&sort=id&z&");
 }
 
 TEST(js_css_escape)
