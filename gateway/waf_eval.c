@@ -546,9 +546,22 @@ static int unchanged(const pc_waf_kv_t *kv, const char *tv, size_t tl)
     return 1;
 }
 
+/* A value's transformation features (pc_tf_features), made once. */
+static unsigned value_feat(pc_waf_kv_t *kv)
+{
+    if (!kv->feat)
+        kv->feat = (uint8_t)pc_tf_features((const unsigned char *)kv->value, kv->vlen);
+    return kv->feat;
+}
+
 /* Scans the values added since the last scan with each of the phase's
  * prefilter groups: a rule is a candidate once one of its literals is in
  * one of the (transformed) values of the collections its group reads.
+ *
+ * Most values are plain for every chain (nothing a decoder acts on): all
+ * the groups whose chain leaves such a value as it is (up to case) then
+ * take their bits from the one scan of the value itself (pf_all) at once;
+ * the others transform it and scan the result with their own automaton.
  * -1 when out of memory. */
 static int prefilter(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
 {
@@ -556,26 +569,62 @@ static int prefilter(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
     if (!tx->pf_hit) {
         tx->pf_hit = pc_arena_calloc(tx->arena, words * sizeof(uint64_t));
         tx->pf_coll = pc_arena_calloc(tx->arena, PC_WV_COUNT * words * sizeof(uint64_t));
+        tx->pf_plain = pc_arena_alloc(tx->arena, words * sizeof(uint64_t));
+        tx->pf_reads = pc_arena_alloc(tx->arena, rs->npf_groups * sizeof(uint32_t));
         tx->pf_words = words;
-        tx->pf_done = pc_arena_calloc(tx->arena, rs->npf_groups * PC_WV_COUNT * sizeof(uint32_t));
-        if (!tx->pf_hit || !tx->pf_coll || !tx->pf_done)
+        if (!tx->pf_hit || !tx->pf_coll || !tx->pf_plain || !tx->pf_reads)
             return -1;
     }
+    uint32_t all = 0, *reads = tx->pf_reads;
     for (unsigned g = 0; g < rs->npf_groups; g++) {
-        const pc_pf_group_t *pg = &rs->pf_groups[g];
-        if (pg->phase != phase)
+        reads[g] = rs->pf_groups[g].phase == phase ? group_reads(tx, &rs->pf_groups[g]) : 0;
+        all |= reads[g];
+    }
+    for (; all; all &= all - 1) {
+        int c = __builtin_ctz(all);
+        uint32_t *done = &tx->pf_done[phase - 1][c];
+        if (*done == tx->coll[c].n)
             continue;
-        for (uint32_t reads = group_reads(tx, pg); reads; reads &= reads - 1) {
-            int c = __builtin_ctz(reads);
-            uint32_t *done = &tx->pf_done[g * PC_WV_COUNT + (unsigned)c];
-            if (*done == tx->coll[c].n)
-                continue;
+        /* the groups that read c: the bits of those a plain value passes
+         * through unchanged, and the features that make it not plain */
+        uint64_t *plain = tx->pf_plain;
+        unsigned triggers = 0;
+        int any_plain = 0, others = 0;
+        memset(plain, 0, words * sizeof(uint64_t));
+        for (unsigned g = 0; g < rs->npf_groups; g++) {
+            const pc_pf_group_t *pg = &rs->pf_groups[g];
             const pc_waf_chain_t *ch = &rs->chains[pg->chain_of->tfchain];
-            uint64_t *in_coll = tx->pf_coll + (size_t)c * words;
-            for (; *done < tx->coll[c].n; (*done)++) {
-                pc_waf_kv_t *kv = &tx->coll[c].v[*done];
-                if (!kv->pf && !(kv->pf = pc_arena_calloc(tx->arena, 2 * words * 8)))
-                    return -1;
+            if (!(reads[g] & (1u << c)))
+                continue;
+            if (rs->pf_all && ch->effect) {
+                for (size_t w = 0; w < words; w++)
+                    plain[w] |= pg->mask[w];
+                triggers |= ch->triggers;
+                any_plain = 1;
+            } else {
+                others = 1;
+            }
+        }
+        uint64_t *in_coll = tx->pf_coll + (size_t)c * words;
+        for (; *done < tx->coll[c].n; (*done)++) {
+            pc_waf_kv_t *kv = &tx->coll[c].v[*done];
+            if (!kv->pf && !(kv->pf = pc_arena_calloc(tx->arena, 2 * words * 8)))
+                return -1;
+            uint64_t *raw = kv->pf + words;
+            int is_plain = any_plain && !(value_feat(kv) & triggers);
+            if (is_plain) {
+                if (!kv->pf_raw) {
+                    pc_ac_sets(rs->pf_all, (const unsigned char *)kv->value, kv->vlen, raw);
+                    kv->pf_raw = 1;
+                }
+                for (size_t w = 0; w < words; w++)
+                    kv->pf[w] |= raw[w] & plain[w];
+            }
+            for (unsigned g = 0; (!is_plain || others) && g < rs->npf_groups; g++) {
+                const pc_pf_group_t *pg = &rs->pf_groups[g];
+                const pc_waf_chain_t *ch = &rs->chains[pg->chain_of->tfchain];
+                if (!(reads[g] & (1u << c)) || (is_plain && rs->pf_all && ch->effect))
+                    continue;
                 /* a plain value is scanned as it is (the automata ignore
                  * case): no transformed copy is made for the prefilter */
                 size_t tl = kv->vlen;
@@ -583,24 +632,19 @@ static int prefilter(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
                 if (!plain_effect(ch, kv) && !(tv = transform(tx, pg->chain_of, kv, &tl)))
                     return -1;
                 if (rs->pf_all && unchanged(kv, tv, tl)) {
-                    uint64_t *raw = kv->pf + words;
                     if (!kv->pf_raw) {
                         pc_ac_sets(rs->pf_all, (const unsigned char *)kv->value, kv->vlen, raw);
                         kv->pf_raw = 1;
                     }
-                    /* one pass with the OR below (2% of the POST's instructions) */
-                    for (size_t w = 0; w < words; w++) {
+                    for (size_t w = 0; w < words; w++)
                         kv->pf[w] |= raw[w] & pg->mask[w];
-                        tx->pf_hit[w] |= kv->pf[w];
-                        in_coll[w] |= kv->pf[w];
-                    }
                 } else {
                     pc_ac_sets(pg->ac, (const unsigned char *)tv, tl, kv->pf);
-                    for (size_t w = 0; w < words; w++) {
-                        tx->pf_hit[w] |= kv->pf[w];
-                        in_coll[w] |= kv->pf[w];
-                    }
                 }
+            }
+            for (size_t w = 0; w < words; w++) {
+                tx->pf_hit[w] |= kv->pf[w];
+                in_coll[w] |= kv->pf[w];
             }
         }
     }
@@ -625,12 +669,14 @@ int pc_waf_eval(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
     tx->chains = rs->chains;
     tx->names = &rs->names;
     tx->pf_on = rs->npf && !rs->no_prefilter;
-    if (tx->nomem || (tx->pf_on && prefilter(rs, tx, phase) != 0)) {
+    if (tx->nomem) /* an earlier phase ran out of memory: never a pass */
+        return PC_WA_DENY;
+    if (phase < 1 || phase > 2)
+        return 0;
+    if (tx->pf_on && prefilter(rs, tx, phase) != 0) {
         tx->nomem = 1;
         return PC_WA_DENY; /* out of memory: never a pass */
     }
-    if (phase < 1 || phase > 2)
-        return 0;
     const pc_waf_step_t *steps = rs->steps[phase - 1];
     for (size_t i = 0; i < rs->nsteps[phase - 1]; i++) {
         const pc_waf_step_t *st = &steps[i];

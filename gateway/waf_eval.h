@@ -74,11 +74,13 @@ typedef struct pc_waf_tx_s {
     const pc_waf_names_t *names;  /* the rule set's */
     int pf_on;                    /* the prefilter is in use */
     /* the prefilter (waf_pf.h): rules with a candidate value, and how many
-     * values of each (group, collection) have been scanned */
+     * values of each collection each phase has scanned */
     uint64_t *pf_hit;
     uint64_t *pf_coll; /* the same per collection (PC_WV_COUNT x pf_words) */
     size_t pf_words;
-    uint32_t *pf_done;
+    uint64_t *pf_plain; /* scratch: pf_words */
+    uint32_t *pf_reads; /* scratch: per group, what it reads */
+    uint32_t pf_done[2][PC_WV_COUNT];
     /* last, not cleared by pc_waf_tx_init: read only up to nremoved, nhits */
     struct {
         uint32_t lo, hi;

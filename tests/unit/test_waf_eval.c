@@ -286,6 +286,48 @@ TEST(pm_from_file_prefiltered)
     rmdir(dir);
 }
 
+/* The prefilter's two ways through a collection: a value plain for every
+ * chain takes the bits of the groups whose chain leaves it as it is from
+ * one scan of the value itself, and still goes through the groups whose
+ * chain changes it whatever it holds (t:removeWhitespace); a value with
+ * an escape goes through every group. Hits with and without it. */
+TEST(prefilter_plain_and_decoded_values)
+{
+    static const char text[] =
+        "SecRule ARGS \"@rx union\\s+select\" "
+        "\"id:1,phase:2,block,t:none,t:urlDecode,t:lowercase\"\n"
+        "SecRule ARGS \"@contains unionselect\" \"id:2,phase:2,block,t:none,t:removeWhitespace\"\n";
+    static const struct {
+        const char *v;
+        int hit1, hit2;
+    } cases[] = {{"1 union select 2", 1, 1},   /* plain: both groups */
+                 {"1 %75nion %73elect", 1, 0}, /* the literals only once decoded */
+                 {"1 UNION%20select", 1, 0},   /* not plain, literal there */
+                 {"un ion sel ect", 0, 1},     /* only the other chain's result */
+                 {"page=2", 0, 0}};
+    for (int no_pf = 0; no_pf < 2; no_pf++) {
+        pc_waf_ruleset_t set = {0};
+        pc_errlist_t e = {0};
+        CHECK(pc_waf_load_text(&set, "p.conf", text, sizeof(text) - 1, &e) == 0);
+        CHECK(no_pf || (set.rules[0]->pf >= 0 && set.rules[1]->pf >= 0));
+        set.no_prefilter = no_pf;
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+            pc_arena_t a;
+            pc_waf_tx_t tx;
+            pc_arena_init(&a, NULL, 4096, 1 << 24);
+            pc_waf_tx_init(&tx, &a, &ctx);
+            pc_waf_add(&tx, PC_WV_ARGS_GET, "q", 1, cases[i].v, strlen(cases[i].v));
+            pc_waf_eval(&set, &tx, 1);
+            pc_waf_eval(&set, &tx, 2);
+            CHECK_EQ_INT(hit(&tx, 1) != 0, cases[i].hit1);
+            CHECK_EQ_INT(hit(&tx, 2) != 0, cases[i].hit2);
+            pc_arena_free(&a);
+        }
+        pc_waf_ruleset_free(&set);
+        pc_errlist_free(&e);
+    }
+}
+
 /* Runtime exclusions (a route's, ctl's): a target's only in its
  * collection, a whole rule's everywhere; at most 64 of them. */
 TEST(runtime_exclusions)
@@ -360,5 +402,5 @@ static void setup(void)
 TEST_MAIN(setup(); RUN(benign_passes); RUN(sqli_scores_and_blocks); RUN(exclusions_counts_captures);
           RUN(chains_skips_and_ctl); RUN(redos_is_a_match); RUN(long_transformation_chains);
           RUN(out_of_memory_is_never_a_pass); RUN(names_by_bit_and_by_string);
-          RUN(runtime_exclusions); RUN(pm_from_file_prefiltered); pc_op_ctx_free(&ctx);
-          pc_waf_ruleset_free(&rs))
+          RUN(runtime_exclusions); RUN(pm_from_file_prefiltered);
+          RUN(prefilter_plain_and_decoded_values); pc_op_ctx_free(&ctx); pc_waf_ruleset_free(&rs))

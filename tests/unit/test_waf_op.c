@@ -274,6 +274,5 @@ TEST(addresses_and_validators)
 }
 
 TEST_MAIN(CHECK(pc_op_ctx_init(&ctx) == 0); RUN(regex); RUN(regex_prechecks);
-          RUN(may_match_before_lowering); RUN(phrases);
-          RUN(automaton_sets); RUN(strings); RUN(numbers); RUN(addresses_and_validators);
-          pc_op_ctx_free(&ctx))
+          RUN(may_match_before_lowering); RUN(phrases); RUN(automaton_sets); RUN(strings);
+          RUN(numbers); RUN(addresses_and_validators); pc_op_ctx_free(&ctx))
