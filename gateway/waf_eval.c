@@ -546,6 +546,85 @@ static int unchanged(const pc_waf_kv_t *kv, const char *tv, size_t tl)
     return 1;
 }
 
+/* ---- a worker's cache of the prefilter's scans ----
+ *
+ * Names and header values repeat from request to request (the same
+ * User-Agent, Accept, argument and JSON key names): the bits pf_all finds
+ * in one are kept per worker, keyed by its exact bytes and the rule set's
+ * load, and a value found there is not scanned again. The scan is the
+ * request's costliest step in time (its table is megabytes and mostly out
+ * of the caches between requests). A lookup compares the whole value, so
+ * a hit gives the very bits a scan would; argument values, which seldom
+ * repeat, are not kept. */
+
+#define PF_CACHE_SLOTS 256 /* direct-mapped */
+#define PF_CACHE_KEY   96  /* longer values are scanned every time */
+#define PF_CACHE_WORDS 4   /* rule sets with more prefiltered rules: no cache */
+
+typedef struct {
+    uint64_t hash;
+    uint32_t gen; /* pc_waf_ruleset_t.pf_gen; 0: empty */
+    uint32_t len;
+    uint64_t bits[PF_CACHE_WORDS];
+    char key[PF_CACHE_KEY];
+} pf_cached_t;
+
+#define PF_CACHED_COLLS                                                                        \
+    ((1u << PC_WV_REQUEST_HEADERS) | (1u << PC_WV_REQUEST_HEADERS_NAMES) |                     \
+     (1u << PC_WV_ARGS_NAMES) | (1u << PC_WV_ARGS_GET_NAMES) | (1u << PC_WV_ARGS_POST_NAMES) | \
+     (1u << PC_WV_REQUEST_COOKIES_NAMES) | (1u << PC_WV_REQUEST_METHOD) |                      \
+     (1u << PC_WV_REQUEST_PROTOCOL))
+
+static uint64_t pf_hash(const unsigned char *v, size_t n)
+{
+    uint64_t h = 0x9e3779b97f4a7c15u ^ n, x;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&x, v + i, 8);
+        h = (h ^ x) * 0xff51afd7ed558ccdu;
+        h ^= h >> 32;
+    }
+    x = 0;
+    memcpy(&x, v + i, n - i);
+    h = (h ^ x) * 0xc4ceb9fe1a85ec53u;
+    return h ^ (h >> 29);
+}
+
+/* The bits of the rule set's literals in kv's value itself (pf_all), into
+ * raw: scanned once per value, and for a name or header value taken from
+ * the worker's cache when it was scanned before. */
+static void raw_bits(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int c, pc_waf_kv_t *kv,
+                     uint64_t *raw)
+{
+    if (kv->pf_raw)
+        return;
+    kv->pf_raw = 1;
+    const unsigned char *v = (const unsigned char *)kv->value;
+    size_t words = rs->pf_words;
+    pf_cached_t *slot = NULL;
+    uint64_t h = 0;
+    if ((PF_CACHED_COLLS & (1u << c)) && kv->vlen <= PF_CACHE_KEY && words <= PF_CACHE_WORDS) {
+        pf_cached_t *cache = tx->opctx->pf_cache;
+        if (!cache)
+            cache = tx->opctx->pf_cache = calloc(PF_CACHE_SLOTS, sizeof(pf_cached_t));
+        if (cache) {
+            h = pf_hash(v, kv->vlen);
+            slot = &cache[h % PF_CACHE_SLOTS];
+            if (slot->gen == rs->pf_gen && slot->hash == h && slot->len == kv->vlen &&
+                memcmp(slot->key, v, kv->vlen) == 0) {
+                memcpy(raw, slot->bits, words * sizeof(uint64_t));
+                return;
+            }
+        }
+    }
+    pc_ac_sets(rs->pf_all, v, kv->vlen, raw);
+    if (slot) {
+        *slot = (pf_cached_t){h, rs->pf_gen, (uint32_t)kv->vlen, {0}, {0}};
+        memcpy(slot->bits, raw, words * sizeof(uint64_t));
+        memcpy(slot->key, v, kv->vlen);
+    }
+}
+
 /* A value's transformation features (pc_tf_features), made once. */
 static unsigned value_feat(pc_waf_kv_t *kv)
 {
@@ -613,10 +692,7 @@ static int prefilter(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
             uint64_t *raw = kv->pf + words;
             int is_plain = any_plain && !(value_feat(kv) & triggers);
             if (is_plain) {
-                if (!kv->pf_raw) {
-                    pc_ac_sets(rs->pf_all, (const unsigned char *)kv->value, kv->vlen, raw);
-                    kv->pf_raw = 1;
-                }
+                raw_bits(rs, tx, c, kv, raw);
                 for (size_t w = 0; w < words; w++)
                     kv->pf[w] |= raw[w] & plain[w];
             }
@@ -632,10 +708,7 @@ static int prefilter(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
                 if (!plain_effect(ch, kv) && !(tv = transform(tx, pg->chain_of, kv, &tl)))
                     return -1;
                 if (rs->pf_all && unchanged(kv, tv, tl)) {
-                    if (!kv->pf_raw) {
-                        pc_ac_sets(rs->pf_all, (const unsigned char *)kv->value, kv->vlen, raw);
-                        kv->pf_raw = 1;
-                    }
+                    raw_bits(rs, tx, c, kv, raw);
                     for (size_t w = 0; w < words; w++)
                         kv->pf[w] |= raw[w] & pg->mask[w];
                 } else {

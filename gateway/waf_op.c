@@ -537,6 +537,7 @@ int pc_op_ctx_init(pc_op_ctx_t *ctx)
 
 void pc_op_ctx_free(pc_op_ctx_t *ctx)
 {
+    free(ctx->pf_cache);
     if (ctx->md)
         pcre2_match_data_free(ctx->md);
     if (ctx->mctx)

@@ -78,6 +78,7 @@ typedef struct pc_op_s {
 
 /* Per worker: what matching needs and may not share. */
 typedef struct pc_op_ctx_s {
+    void *pf_cache; /* waf_eval.c's cache of the prefilter's scans (one allocation) */
     struct pcre2_real_match_data_8 *md;
     struct pcre2_real_match_context_8 *mctx;
     struct pcre2_real_jit_stack_8 *jit;

@@ -718,6 +718,8 @@ void pc_pf_build(pc_waf_ruleset_t *rs)
         }
     }
     rs->pf_all = automaton(rs, lits, group, -1); /* without it, each group scans its own */
+    static uint32_t loads;
+    rs->pf_gen = __atomic_add_fetch(&loads, 1, __ATOMIC_RELAXED);
     free(lits);
     free(group);
 }

@@ -214,6 +214,7 @@ typedef struct pc_waf_ruleset_s {
     struct pc_pf_group_s *pf_groups; /* the prefilter (waf_pf.h) */
     unsigned npf_groups;
     struct pc_ac_s *pf_all;  /* every group's literals (phrase set i: the rule with pf i) */
+    uint32_t pf_gen;         /* this load's number (a worker's cache of pf_all results) */
     uint32_t npf;            /* rules with a prefilter */
     uint32_t pf_words;       /* 64-bit words of a set of pf bits */
     unsigned nchains;        /* distinct transformation chains (pc_waf_rule_t.tfchain) */

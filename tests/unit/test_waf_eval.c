@@ -328,6 +328,44 @@ TEST(prefilter_plain_and_decoded_values)
     }
 }
 
+/* One header value through three transactions and two rule sets with the
+ * same worker context: the second transaction takes the value's bits from
+ * the worker's cache, and a rule set loaded later never does (its bit i is
+ * another rule, its literals others). */
+static int header_hits(const char *text, const char *value)
+{
+    pc_waf_ruleset_t set = {0};
+    pc_errlist_t e = {0};
+    CHECK(pc_waf_load_text(&set, "c.conf", text, strlen(text), &e) == 0);
+    CHECK(set.rules[0]->pf >= 0);
+    pc_arena_t a;
+    pc_waf_tx_t tx;
+    pc_arena_init(&a, NULL, 4096, 1 << 24);
+    pc_waf_tx_init(&tx, &a, &ctx);
+    pc_waf_add(&tx, PC_WV_REQUEST_HEADERS, "X-Note", 6, value, strlen(value));
+    pc_waf_eval(&set, &tx, 1);
+    int hits = (int)tx.nhits;
+    pc_arena_free(&a);
+    pc_waf_ruleset_free(&set);
+    pc_errlist_free(&e);
+    return hits;
+}
+
+TEST(prefilter_cache_across_requests_and_loads)
+{
+    static const char evil[] =
+        "SecRule REQUEST_HEADERS \"@contains evil\" \"id:1,phase:1,block\"\n",
+                      value[] =
+                          "SecRule REQUEST_HEADERS \"@contains value\" \"id:1,phase:1,block\"\n";
+    CHECK_EQ_INT(header_hits(evil, "an evil value"), 1);
+    CHECK(ctx.pf_cache != NULL);
+    CHECK_EQ_INT(header_hits(evil, "an evil value"), 1);    /* from the cache */
+    CHECK_EQ_INT(header_hits(evil, "a harmless value"), 0); /* cached: no literal of this load */
+    CHECK_EQ_INT(header_hits(value, "a harmless value"), 1);
+    CHECK_EQ_INT(header_hits(value, "a harmless valu"), 0);
+    CHECK_EQ_INT(header_hits(evil, "a harmless value"), 0);
+}
+
 /* Runtime exclusions (a route's, ctl's): a target's only in its
  * collection, a whole rule's everywhere; at most 64 of them. */
 TEST(runtime_exclusions)
@@ -403,4 +441,5 @@ TEST_MAIN(setup(); RUN(benign_passes); RUN(sqli_scores_and_blocks); RUN(exclusio
           RUN(chains_skips_and_ctl); RUN(redos_is_a_match); RUN(long_transformation_chains);
           RUN(out_of_memory_is_never_a_pass); RUN(names_by_bit_and_by_string);
           RUN(runtime_exclusions); RUN(pm_from_file_prefiltered);
-          RUN(prefilter_plain_and_decoded_values); pc_op_ctx_free(&ctx); pc_waf_ruleset_free(&rs))
+          RUN(prefilter_plain_and_decoded_values); RUN(prefilter_cache_across_requests_and_loads);
+          pc_op_ctx_free(&ctx); pc_waf_ruleset_free(&rs))
