@@ -104,17 +104,28 @@ static char *adup(pc_waf_tx_t *tx, const char *s, size_t n)
     return d;
 }
 
+/* The index of TX variable name (nl bytes), or -1. The setup rules set
+ * some twenty of them per request: lengths first, then the names. */
+static ptrdiff_t var_index(const pc_waf_tx_t *tx, const char *name, size_t nl)
+{
+    for (size_t i = 0; i < tx->nvars; i++)
+        if (tx->vars[i].nlen == nl && strcasecmp(tx->vars[i].name, name) == 0)
+            return (ptrdiff_t)i;
+    return -1;
+}
+
 int pc_waf_setvar(pc_waf_tx_t *tx, const char *name, const char *value)
 {
     tx->tx_built = 0;
-    for (size_t i = 0; i < tx->nvars; i++)
-        if (strcasecmp(tx->vars[i].name, name) == 0) {
-            char *v = value ? adup(tx, value, strlen(value)) : NULL;
-            if (value && !v)
-                return -1;
-            tx->vars[i].value = v;
-            return 0;
-        }
+    size_t nl = strlen(name);
+    ptrdiff_t i = var_index(tx, name, nl);
+    if (i >= 0) {
+        char *v = value ? adup(tx, value, strlen(value)) : NULL;
+        if (value && !v)
+            return -1;
+        tx->vars[i].value = v;
+        return 0;
+    }
     if (!value)
         return 0;
     if (tx->nvars == tx->capvars) {
@@ -129,21 +140,20 @@ int pc_waf_setvar(pc_waf_tx_t *tx, const char *name, const char *value)
         tx->vars = a;
         tx->capvars = cap;
     }
-    char *n = adup(tx, name, strlen(name)), *v = adup(tx, value, strlen(value));
+    char *n = adup(tx, name, nl), *v = adup(tx, value, strlen(value));
     if (!n || !v)
         return -1;
     tx->vars[tx->nvars].name = n;
     tx->vars[tx->nvars].value = v;
+    tx->vars[tx->nvars].nlen = nl;
     tx->nvars++;
     return 0;
 }
 
 const char *pc_waf_getvar(const pc_waf_tx_t *tx, const char *name)
 {
-    for (size_t i = 0; i < tx->nvars; i++)
-        if (tx->vars[i].value && strcasecmp(tx->vars[i].name, name) == 0)
-            return tx->vars[i].value;
-    return NULL;
+    ptrdiff_t i = var_index(tx, name, strlen(name));
+    return i >= 0 ? tx->vars[i].value : NULL;
 }
 
 /* ---- macros: %{tx.name}, %{MATCHED_VAR}, %{MATCHED_VAR_NAME}, %{rule.id},
@@ -405,7 +415,7 @@ static void tx_collection(pc_waf_tx_t *tx)
     tx->coll[PC_WV_TX].n = 0;
     for (size_t i = 0; i < tx->nvars; i++)
         if (tx->vars[i].value)
-            push(tx, PC_WV_TX, tx->vars[i].name, strlen(tx->vars[i].name), tx->vars[i].value,
+            push(tx, PC_WV_TX, tx->vars[i].name, tx->vars[i].nlen, tx->vars[i].value,
                  strlen(tx->vars[i].value));
 }
 

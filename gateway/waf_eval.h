@@ -54,6 +54,7 @@ typedef struct pc_waf_tx_s {
     } coll[PC_WV_COUNT];
     struct {
         char *name, *value;
+        size_t nlen;
     } * vars; /* TX */
     size_t nvars, capvars;
     unsigned nremoved;      /* removed[] in use */
