@@ -803,7 +803,7 @@ int pc_waf_eval(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
         if (link)
             continue; /* a link did not match */
         if (!r->action_only)
-            pc_waf_stat_hit(r->stat);
+            pc_waf_stat_hit(r->stat_slot);
         for (link = r; link; link = link->chained) {
             do_setvars(tx, link, &m);
             for (size_t k = 0; k < link->nctls; k++) {

@@ -155,10 +155,16 @@ static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* A thread's counters, one per slot (the overflow's last). Blocks are
  * never freed: a thread that ends leaves its counts to the sum. A thread
- * that cannot get one counts in `shared`, with atomic additions. */
+ * that cannot get one counts in `shared`, with atomic additions. The hits
+ * have an array of their own: some rules match every request (the
+ * paranoia-level skips), and a rule set's hit counters then share a few
+ * cache lines instead of spreading over three times as many. */
 typedef struct counts_block_s {
     struct counts_block_s *next;
-    pc_waf_counts_t c[STATS_CAP + 1];
+    uint64_t hits[STATS_CAP + 1];
+    struct {
+        uint64_t evals, ns;
+    } timed[STATS_CAP + 1];
 } counts_block_t;
 
 static counts_block_t *blocks, shared; /* blocks: under stats_lock to add */
@@ -189,17 +195,17 @@ static void count(uint64_t *v, uint64_t n, counts_block_t *b)
         __atomic_store_n(v, *v + n, __ATOMIC_RELAXED);
 }
 
-void pc_waf_stat_hit(const pc_waf_stat_t *s)
+void pc_waf_stat_hit(uint32_t slot)
 {
     counts_block_t *b = my_block();
-    count(&b->c[s->slot].hits, 1, b);
+    count(&b->hits[slot], 1, b);
 }
 
 void pc_waf_stat_timed(const pc_waf_stat_t *s, uint64_t ns)
 {
     counts_block_t *b = my_block();
-    count(&b->c[s->slot].evals, 1, b);
-    count(&b->c[s->slot].ns, ns, b);
+    count(&b->timed[s->slot].evals, 1, b);
+    count(&b->timed[s->slot].ns, ns, b);
 }
 
 pc_waf_counts_t pc_waf_stat_read(const pc_waf_stat_t *s)
@@ -208,10 +214,9 @@ pc_waf_counts_t pc_waf_stat_read(const pc_waf_stat_t *s)
     for (counts_block_t *b = __atomic_load_n(&blocks, __ATOMIC_ACQUIRE);; b = b->next) {
         if (!b)
             b = &shared; /* last */
-        const pc_waf_counts_t *c = &b->c[s->slot];
-        sum.hits += __atomic_load_n(&c->hits, __ATOMIC_RELAXED);
-        sum.evals += __atomic_load_n(&c->evals, __ATOMIC_RELAXED);
-        sum.ns += __atomic_load_n(&c->ns, __ATOMIC_RELAXED);
+        sum.hits += __atomic_load_n(&b->hits[s->slot], __ATOMIC_RELAXED);
+        sum.evals += __atomic_load_n(&b->timed[s->slot].evals, __ATOMIC_RELAXED);
+        sum.ns += __atomic_load_n(&b->timed[s->slot].ns, __ATOMIC_RELAXED);
         if (b == &shared)
             return sum;
     }
@@ -632,6 +637,7 @@ static int add_rule(lctx_t *c, pc_waf_rule_t *r)
         rs->cap = cap;
     }
     r->stat = pc_waf_stat(r->id);
+    r->stat_slot = r->stat->slot;
     rs->rules[rs->n++] = r;
     return 0;
 }

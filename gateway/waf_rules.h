@@ -120,6 +120,7 @@ typedef struct pc_waf_rule_s {
     size_t ntargets;               /* vars[0..ntargets): the targets */
     struct pc_waf_rule_s *chained; /* the rule evaluated when this one matches */
     struct pc_waf_stat_s *stat;    /* the rule id's counters (pc_waf_stat), shared by reloads */
+    uint32_t stat_slot;            /* stat->slot, read on every match without a load of stat */
     pc_op_t op;
     /* what a match or a skip reads */
     int status; /* 0: the default */
@@ -157,8 +158,9 @@ typedef struct {
 /* The counters of rule id (created on first use; a shared overflow entry,
  * with id 0 and never listed, for id 0 and once the table is full). */
 pc_waf_stat_t *pc_waf_stat(uint32_t id);
-/* Counts a match; a timed evaluation that took ns. */
-void pc_waf_stat_hit(const pc_waf_stat_t *s);
+/* Counts a match of the rule whose counters are in slot (stat->slot); a
+ * timed evaluation that took ns. */
+void pc_waf_stat_hit(uint32_t slot);
 void pc_waf_stat_timed(const pc_waf_stat_t *s, uint64_t ns);
 /* Every thread's counts of s added up (each figure may lag by the
  * evaluation in progress). */
