@@ -465,11 +465,17 @@ static int rule_matches(const pc_waf_rule_t *head, const pc_waf_rule_t *r, pc_wa
                 continue;
             if (excluded(tx, r, t->kind, kv) || removed(tx, head, t->kind, kv))
                 continue;
-            /* a value the chain only lowers, not lowered yet: the regex's
-             * first checks on the value itself, before a copy is made */
-            if (!kv->lower && tx->chains && plain_effect(&tx->chains[r->tfchain], kv) == 2 &&
-                !pc_op_may_match(&r->op, (const unsigned char *)kv->value, kv->vlen, 1))
-                continue;
+            /* a value the chain leaves as it is (up to case): the operator
+             * ruled out by the value's features (no byte it needs), or, not
+             * lowered yet, by the regex's first checks, before a copy */
+            if (tx->chains && (r->op.needs || !kv->lower)) {
+                int eff = plain_effect(&tx->chains[r->tfchain], kv);
+                if (eff && r->op.needs && !(kv->feat & r->op.needs))
+                    continue;
+                if (eff == 2 && !kv->lower &&
+                    !pc_op_may_match(&r->op, (const unsigned char *)kv->value, kv->vlen, 1))
+                    continue;
+            }
             size_t tl;
             const char *tv = transform(tx, r, kv, &tl);
             if (!tv) {

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "str.h"
+#include "waf_tf.h"
 
 static const char *const names[PC_OP_COUNT] = {
 #define X(id, name) name,
@@ -495,6 +496,38 @@ static int compile(pc_op_t *op, int kind, int negate, const char *param, size_t 
     }
 }
 
+/* The features (waf_tf.h) one of which a value must have for op to match
+ * it, when a match needs bytes that only those have: a control or
+ * non-ASCII byte for @validateUtf8Encoding, a '%' for @validateUrlEncoding,
+ * and for @rx each byte a match can start with. 0 when any value may. */
+static unsigned needs(const pc_op_t *op)
+{
+    if (op->negate)
+        return 0;
+    switch (op->kind) {
+    case PC_OP_VALIDATE_UTF8_ENCODING:
+        return PC_TFF_OTHER;
+    case PC_OP_VALIDATE_URL_ENCODING:
+        return PC_TFF_URL;
+    case PC_OP_RX: {
+        unsigned f = 0;
+        if (!op->rx_has_first || !op->rx_minlen)
+            return 0;
+        for (unsigned c = 0; c < 256; c++) {
+            if (!bit_of(op->rx_first, c))
+                continue;
+            unsigned b = pc_tf_byte_features((unsigned char)c);
+            if (!b)
+                return 0; /* an ordinary byte can start a match */
+            f |= b;
+        }
+        return f;
+    }
+    default:
+        return 0;
+    }
+}
+
 int pc_op_compile(pc_op_t *op, int kind, int negate, const char *param, size_t plen,
                   const char *dir, char *err, size_t errlen)
 {
@@ -502,6 +535,8 @@ int pc_op_compile(pc_op_t *op, int kind, int negate, const char *param, size_t p
     int rc = compile(op, kind, negate, param, plen, dir, err, errlen);
     if (rc != 0)
         pc_op_free(op); /* whatever was built before the error */
+    else
+        op->needs = (uint8_t)needs(op);
     return rc;
 }
 

@@ -74,6 +74,7 @@ typedef struct pc_op_s {
     pc_cidr_set_t ips; /* @ipMatch, built in pool */
     pc_arena_t pool;
     uint8_t bytes_ok[32]; /* @validateByteRange: the allowed bytes */
+    uint8_t needs;        /* PC_TFF_* (waf_tf.h): a value without one cannot match; 0: any may */
 } pc_op_t;
 
 /* Per worker: what matching needs and may not share. */

@@ -488,10 +488,17 @@ static void byte_features_init(void)
                                                  : 0;
 }
 
+static pthread_once_t byte_features_once = PTHREAD_ONCE_INIT;
+
+unsigned pc_tf_byte_features(unsigned char c)
+{
+    pthread_once(&byte_features_once, byte_features_init);
+    return byte_feature[c] & ~(unsigned)AMP; /* an '&' alone is no entity */
+}
+
 unsigned pc_tf_features(const unsigned char *v, size_t n)
 {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, byte_features_init);
+    pthread_once(&byte_features_once, byte_features_init);
     unsigned f = 0;
     for (size_t i = 0; i < n; i++)
         f |= byte_feature[v[i]];

@@ -74,6 +74,8 @@ enum {
     PC_TFF_ESCAPE = 16, /* '\\' */
 };
 unsigned pc_tf_features(const unsigned char *v, size_t n);
+/* The features byte c alone gives a value (0 for most). */
+unsigned pc_tf_byte_features(unsigned char c);
 unsigned pc_tf_triggers(int tf);
 int pc_tf_plain_effect(int tf);
 

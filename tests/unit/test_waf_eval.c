@@ -328,6 +328,42 @@ TEST(prefilter_plain_and_decoded_values)
     }
 }
 
+/* Operators a value's features rule out before its chain runs (no byte
+ * they need); values that have the feature, or that the chain decodes,
+ * still reach them. */
+TEST(ruled_out_by_features)
+{
+    static const char text[] =
+        "SecRule ARGS \"@validateUtf8Encoding\" \"id:1,phase:2,block,t:none\"\n"
+        "SecRule ARGS \"@validateUrlEncoding\" \"id:2,phase:2,block,t:none\"\n"
+        "SecRule ARGS \"@rx [\\x00-\\x08\\x0a-\\x1f]\" "
+        "\"id:3,phase:2,block,t:none,t:urlDecodeUni\"\n";
+    static const struct {
+        const char *v;
+        int hit1, hit2, hit3;
+    } cases[] = {{"cafe", 0, 0, 0},      {"caf\xc3", 1, 0, 0}, {"caf\xc3\xa9", 0, 0, 0},
+                 {"100% sure", 0, 1, 0}, {"a%0ab", 0, 0, 1},   {"a\x01b", 0, 0, 1},
+                 {"tab\there", 0, 0, 0}};
+    pc_waf_ruleset_t set = {0};
+    pc_errlist_t e = {0};
+    CHECK(pc_waf_load_text(&set, "f.conf", text, sizeof(text) - 1, &e) == 0);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        pc_arena_t a;
+        pc_waf_tx_t tx;
+        pc_arena_init(&a, NULL, 4096, 1 << 24);
+        pc_waf_tx_init(&tx, &a, &ctx);
+        pc_waf_add(&tx, PC_WV_ARGS_GET, "q", 1, cases[i].v, strlen(cases[i].v));
+        pc_waf_eval(&set, &tx, 1);
+        pc_waf_eval(&set, &tx, 2);
+        CHECK_EQ_INT(hit(&tx, 1) != 0, cases[i].hit1);
+        CHECK_EQ_INT(hit(&tx, 2) != 0, cases[i].hit2);
+        CHECK_EQ_INT(hit(&tx, 3) != 0, cases[i].hit3);
+        pc_arena_free(&a);
+    }
+    pc_waf_ruleset_free(&set);
+    pc_errlist_free(&e);
+}
+
 /* One header value through three transactions and two rule sets with the
  * same worker context: the second transaction takes the value's bits from
  * the worker's cache, and a rule set loaded later never does (its bit i is
@@ -441,5 +477,6 @@ TEST_MAIN(setup(); RUN(benign_passes); RUN(sqli_scores_and_blocks); RUN(exclusio
           RUN(chains_skips_and_ctl); RUN(redos_is_a_match); RUN(long_transformation_chains);
           RUN(out_of_memory_is_never_a_pass); RUN(names_by_bit_and_by_string);
           RUN(runtime_exclusions); RUN(pm_from_file_prefiltered);
-          RUN(prefilter_plain_and_decoded_values); RUN(prefilter_cache_across_requests_and_loads);
-          pc_op_ctx_free(&ctx); pc_waf_ruleset_free(&rs))
+          RUN(prefilter_plain_and_decoded_values); RUN(ruled_out_by_features);
+          RUN(prefilter_cache_across_requests_and_loads); pc_op_ctx_free(&ctx);
+          pc_waf_ruleset_free(&rs))

@@ -12,6 +12,7 @@
 #include "str.h"
 #include "test.h"
 #include "waf_op.h"
+#include "waf_tf.h"
 
 static pc_op_ctx_t ctx;
 static char err[256];
@@ -158,6 +159,32 @@ TEST(may_match_before_lowering)
     CHECK_EQ_INT(may("contains", "zz", "XID", 1), 1);
 }
 
+/* The features a value must have for an operator to match it: only
+ * when every match needs a byte of theirs. */
+static unsigned needs_of(const char *name, const char *param)
+{
+    pc_op_t op;
+    CHECK(compile(&op, name, param) == 0);
+    unsigned n = op.needs;
+    pc_op_free(&op);
+    return n;
+}
+
+TEST(operator_needs)
+{
+    CHECK_EQ_INT(needs_of("validateUtf8Encoding", ""), PC_TFF_OTHER);
+    CHECK_EQ_INT(needs_of("validateUrlEncoding", ""), PC_TFF_URL);
+    CHECK_EQ_INT(needs_of("!validateUtf8Encoding", ""), 0);
+    CHECK_EQ_INT(needs_of("rx", "[\\x00-\\x08\\x0a-\\x1f]|\\\\x0"), PC_TFF_OTHER | PC_TFF_ESCAPE);
+    CHECK_EQ_INT(needs_of("rx", "%[0-9a-f]{2}|\\+\\d"), PC_TFF_URL);
+    CHECK_EQ_INT(needs_of("rx", "^[\\x80-\\xff]x"), PC_TFF_OTHER);
+    CHECK_EQ_INT(needs_of("rx", "\\x00|a"), 0);   /* an ordinary first byte */
+    CHECK_EQ_INT(needs_of("rx", "&lt;|&gt;"), 0); /* an '&' alone is no feature */
+    CHECK_EQ_INT(needs_of("rx", "\\x00*"), 0);    /* matches the empty value */
+    CHECK_EQ_INT(needs_of("!rx", "\\x00"), 0);
+    CHECK_EQ_INT(needs_of("contains", "%"), 0);
+}
+
 TEST(phrases)
 {
     CHECK_EQ_INT(m("pm", "he she hers", "USHERS"), 1);
@@ -274,5 +301,5 @@ TEST(addresses_and_validators)
 }
 
 TEST_MAIN(CHECK(pc_op_ctx_init(&ctx) == 0); RUN(regex); RUN(regex_prechecks);
-          RUN(may_match_before_lowering); RUN(phrases); RUN(automaton_sets); RUN(strings);
-          RUN(numbers); RUN(addresses_and_validators); pc_op_ctx_free(&ctx))
+          RUN(may_match_before_lowering); RUN(operator_needs); RUN(phrases); RUN(automaton_sets);
+          RUN(strings); RUN(numbers); RUN(addresses_and_validators); pc_op_ctx_free(&ctx))
