@@ -751,7 +751,6 @@ static int candidate(const pc_waf_tx_t *tx, int32_t pf)
 
 int pc_waf_eval(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
 {
-    const char *skip_to = NULL;
     if (tx->allowed || tx->engine == PC_WE_OFF || rs->engine == PC_WE_OFF)
         return 0;
     tx->nchains = rs->nchains;
@@ -769,12 +768,7 @@ int pc_waf_eval(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
     const pc_waf_step_t *steps = rs->steps[phase - 1];
     for (size_t i = 0; i < rs->nsteps[phase - 1]; i++) {
         const pc_waf_step_t *st = &steps[i];
-        if (st->marker) {
-            if (skip_to && strcmp(skip_to, st->marker) == 0)
-                skip_to = NULL;
-            continue;
-        }
-        if (skip_to || rule_removed(tx, st->id) || !candidate(tx, st->pf))
+        if (st->marker || rule_removed(tx, st->id) || !candidate(tx, st->pf))
             continue;
         const pc_waf_rule_t *r = st->r;
         mctx_t m = {r, NULL, 0, NULL, 0, NULL, 0};
@@ -844,7 +838,7 @@ int pc_waf_eval(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
             return d;
         }
         if (r->skip_after)
-            skip_to = r->skip_after;
+            i = st->skip_to; /* its marker: evaluation goes on after it */
         if (tx->engine == PC_WE_OFF)
             return 0;
     }

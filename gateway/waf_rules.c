@@ -1121,10 +1121,19 @@ static int make_steps(pc_waf_ruleset_t *rs)
         rs->nsteps[p] = 0;
         if (!(rs->steps[p] = calloc(rs->n + 1, sizeof(*rs->steps[p]))))
             return -1;
+        pc_waf_step_t *st = rs->steps[p];
         for (size_t i = 0; i < rs->n; i++) {
             const pc_waf_rule_t *r = rs->rules[i];
             if (r->marker || r->phase == p + 1)
-                rs->steps[p][rs->nsteps[p]++] = (pc_waf_step_t){r, r->marker, r->pf, r->id};
+                st[rs->nsteps[p]++] = (pc_waf_step_t){r, r->marker, r->pf, r->id, 0};
+        }
+        /* skipAfter goes to the first marker of its name that follows */
+        for (size_t k = 0; k < rs->nsteps[p]; k++) {
+            const char *to = st[k].r->skip_after;
+            size_t j = k + 1;
+            while (to && j < rs->nsteps[p] && !(st[j].marker && strcmp(st[j].marker, to) == 0))
+                j++;
+            st[k].skip_to = (uint32_t)j;
         }
     }
     return 0;

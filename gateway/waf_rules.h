@@ -176,6 +176,7 @@ typedef struct {
     const char *marker; /* r->marker */
     int32_t pf;         /* r->pf */
     uint32_t id;        /* r->id */
+    uint32_t skip_to;   /* r->skip_after: the index of that marker (nsteps: none follows) */
 } pc_waf_step_t;
 
 /* What a transformation chain does to a value without the features it
