@@ -234,12 +234,52 @@ static inline int bit_of(const uint8_t *map, unsigned b)
     return (map[b / 8] >> (b % 8)) & 1;
 }
 
+#define RX_TRIPLE_BITS 65536
+
+/* Where the first three bytes of a subject go in rx_triples. */
+static unsigned triple_ix(unsigned a, unsigned b, unsigned c)
+{
+    return ((a << 16 | b << 8 | c) * 2654435761u) >> 16;
+}
+
+/* With the pairs known: which third bytes can follow each, the same way
+ * (a three-byte partial match), through the JIT's partial mode compiled
+ * for it, at most 512 x 256 matches (~20 ms for 932105, whose values
+ * mostly pass two bytes: "fields", "leave", "Mozilla" start like "find",
+ * "less", "more"). The triples are hashed into a bitmap: two that collide
+ * only keep each other. */
+static void rx_triples(pc_op_t *op, pcre2_match_data *md, pcre2_match_context *mc)
+{
+    unsigned npairs = 0;
+    for (unsigned i = 0; i < 256 * 256; i++)
+        npairs += (unsigned)bit_of(op->rx_pairs, i);
+    if (!op->rx_jit || npairs > 512 || pcre2_jit_compile(op->re, PCRE2_JIT_PARTIAL_HARD) != 0)
+        return;
+    uint8_t *t = calloc(RX_TRIPLE_BITS / 8, 1);
+    if (!t)
+        return;
+    for (unsigned a = 0; a < 256; a++)
+        for (unsigned b = 0; bit_of(op->rx_first, a) && b < 256; b++) {
+            if (!bit_of(op->rx_pairs + a * 32, b))
+                continue;
+            for (unsigned c = 0; c < 256; c++) {
+                unsigned char s[3] = {(unsigned char)a, (unsigned char)b, (unsigned char)c};
+                if (pcre2_jit_match(op->re, s, 3, 0, PCRE2_PARTIAL_HARD, md, mc) !=
+                    PCRE2_ERROR_NOMATCH) {
+                    unsigned ix = triple_ix(a, b, c);
+                    t[ix / 8] |= (uint8_t)(1u << (ix % 8));
+                }
+            }
+        }
+    op->rx_triples = t;
+}
+
 /* An anchored regex with few first bytes: which second bytes can follow
  * each of them in a match, asked of PCRE2 itself. Matching a two-byte
  * subject with PCRE2_PARTIAL_HARD fails only when no subject that starts
  * with those bytes matches; anything else (a match, a partial one, a
  * limit, an error) keeps the pair. At most 64 x 256 interpreted matches,
- * once per rule set. */
+ * once per rule set. Then the third bytes (rx_triples). */
 static void rx_pairs(pc_op_t *op)
 {
     unsigned nfirst = 0;
@@ -267,9 +307,10 @@ static void rx_pairs(pc_op_t *op)
                 pairs[c * 32 + x / 8] |= (uint8_t)(1u << (x % 8));
         }
     }
+    op->rx_pairs = pairs;
+    rx_triples(op, md, mc);
     pcre2_match_data_free(md);
     pcre2_match_context_free(mc);
-    op->rx_pairs = pairs;
 }
 
 /* What PCRE2 worked out about where a match can start and how short a
@@ -307,9 +348,15 @@ static int rx_may_match(const pc_op_t *op, const unsigned char *v, size_t n, int
         return 1;
     if (op->rx_anchored) {
         unsigned a = lowered ? pc_lower(v[0]) : v[0];
-        return bit_of(op->rx_first, a) &&
-               (n < 2 || !op->rx_pairs ||
-                bit_of(op->rx_pairs + a * 32, lowered ? pc_lower(v[1]) : v[1]));
+        if (!bit_of(op->rx_first, a))
+            return 0;
+        if (n < 2 || !op->rx_pairs)
+            return 1;
+        unsigned b = lowered ? pc_lower(v[1]) : v[1];
+        if (!bit_of(op->rx_pairs + a * 32, b))
+            return 0;
+        return n < 3 || !op->rx_triples ||
+               bit_of(op->rx_triples, triple_ix(a, b, lowered ? pc_lower(v[2]) : v[2]));
     }
     const uint8_t *first = lowered ? op->rx_first_lc : op->rx_first;
     for (size_t i = 0; i < n; i++)
@@ -545,6 +592,7 @@ void pc_op_free(pc_op_t *op)
     if (op->re)
         pcre2_code_free(op->re);
     free(op->rx_pairs);
+    free(op->rx_triples);
     pc_ac_free(op->ac);
     free(op->ph);
     free(op->phlen);

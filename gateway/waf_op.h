@@ -65,9 +65,10 @@ typedef struct pc_op_s {
     uint32_t rx_minlen;           /* no shorter subject matches */
     uint8_t rx_first[32];         /* bitmap, from PCRE2's own start-of-match analysis */
     uint8_t rx_first_lc[32];      /* the bytes whose lower case is in rx_first */
-    uint8_t *rx_pairs; /* anchored: [first byte][32-byte bitmap of second bytes], or NULL */
-    pc_ac_t *ac;       /* @pm, @pmFromFile */
-    const char **ph;   /* @pm, @pmFromFile: the phrases (into param or phbuf), for the prefilter */
+    uint8_t *rx_pairs;   /* anchored: [first byte][32-byte bitmap of second bytes], or NULL */
+    uint8_t *rx_triples; /* anchored, with pairs: a bitmap of hashed first three bytes, or NULL */
+    pc_ac_t *ac;         /* @pm, @pmFromFile */
+    const char **ph; /* @pm, @pmFromFile: the phrases (into param or phbuf), for the prefilter */
     size_t *phlen;
     size_t nph;
     char *phbuf;       /* @pmFromFile: the file's phrases, one per line */

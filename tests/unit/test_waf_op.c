@@ -116,6 +116,24 @@ TEST(regex_prechecks)
     CHECK_EQ_INT(m("rx", "^ab*c", "ac"), 1);
     CHECK_EQ_INT(m("rx", "^ab*c", "abbbc"), 1);
     CHECK_EQ_INT(m("rx", "^ab*c", "ad"), 0);
+    /* and the third byte, through the JIT's partial matching, at its edges */
+    CHECK(compile(&op, "rx", "^[\\s'\"]*(?:id|ls|netstat)\\b") == 0);
+    CHECK(op.rx_triples != NULL);
+    pc_op_free(&op);
+    CHECK_EQ_INT(m("rx", "^[\\s'\"]*(?:id|ls|netstat)\\b", "neu"), 0);
+    CHECK_EQ_INT(m("rx", "^[\\s'\"]*(?:id|ls|netstat)\\b", "net"), 0);
+    CHECK_EQ_INT(m("rx", "^[\\s'\"]*(?:id|ls|netstat)\\b", "  netstat"), 1);
+    CHECK_EQ_INT(m("rx", "^(?:abc|abd)x", "abdx"), 1);
+    CHECK_EQ_INT(m("rx", "^(?:abc|abd)x", "abex"), 0);
+    CHECK_EQ_INT(m("rx", "^ab\\b", "ab-"), 1);
+    CHECK_EQ_INT(m("rx", "^ab\\b", "abc"), 0);
+    CHECK_EQ_INT(m("rx", "^ab$", "ab"), 1);
+    CHECK_EQ_INT(m("rx", "^ab$", "ab\n"), 0);
+    CHECK_EQ_INT(m("rx", "^ab(?=\\d)", "ab7"), 1);
+    CHECK_EQ_INT(m("rx", "^ab(?=\\d)", "abx"), 0);
+    CHECK_EQ_INT(m("rx", "^ab(?:c|)d", "abd"), 1);
+    CHECK_EQ_INT(m("rx", "^ab(?:c|)d", "abcd"), 1);
+    CHECK_EQ_INT(m("rx", "(?i)^(?:ab|cd)c", "ABC"), 1);
 }
 
 /* pc_op_may_match on a value as it is, or as it will be once lowered:
@@ -146,6 +164,7 @@ TEST(may_match_before_lowering)
     CHECK_EQ_INT(may("rx", cmd, "NUtstat", 1), 0); /* the second byte, lowered */
     CHECK_EQ_INT(may("rx", cmd, "nUtstat", 1), 0);
     CHECK_EQ_INT(may("rx", cmd, "nEtstat", 1), 1);
+    CHECK_EQ_INT(may("rx", cmd, "nEUstat", 1), 0); /* the third byte, lowered */
     CHECK_EQ_INT(may("rx", cmd, "XID", 1), 0);
     CHECK_EQ_INT(may("rx", cmd, " 'ID", 1), 1);
     CHECK_EQ_INT(may("rx", cmd, "I", 1), 0); /* shorter than any match */
