@@ -291,15 +291,19 @@ typedef struct {
     size_t len;
 } tfres_t;
 
+/* A value's transformation features (pc_tf_features), made once. */
+static unsigned value_feat(pc_waf_kv_t *kv)
+{
+    if (!kv->feat)
+        kv->feat = (uint8_t)pc_tf_features((const unsigned char *)kv->value, kv->vlen);
+    return kv->feat;
+}
+
 /* Most values hold nothing a chain's decoders act on: chain ch then
  * leaves kv as it is (1) or only lowers its case (2); 0 when it must run. */
 static inline int plain_effect(const pc_waf_chain_t *ch, pc_waf_kv_t *kv)
 {
-    if (!ch->effect)
-        return 0;
-    if (!kv->feat)
-        kv->feat = (uint8_t)pc_tf_features((const unsigned char *)kv->value, kv->vlen);
-    return kv->feat & ch->triggers ? 0 : ch->effect;
+    return ch->effect && !(value_feat(kv) & ch->triggers) ? ch->effect : 0;
 }
 
 static const char *transform(pc_waf_tx_t *tx, const pc_waf_rule_t *r, pc_waf_kv_t *kv,
@@ -639,14 +643,6 @@ static void raw_bits(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int c, pc_waf_
         memcpy(slot->bits, raw, words * sizeof(uint64_t));
         memcpy(slot->key, v, kv->vlen);
     }
-}
-
-/* A value's transformation features (pc_tf_features), made once. */
-static unsigned value_feat(pc_waf_kv_t *kv)
-{
-    if (!kv->feat)
-        kv->feat = (uint8_t)pc_tf_features((const unsigned char *)kv->value, kv->vlen);
-    return kv->feat;
 }
 
 /* Scans the values added since the last scan with each of the phase's
