@@ -338,8 +338,8 @@ static void rx_study(pc_op_t *op)
 }
 
 /* Can the regex match v (lowered: v in lower case) at all, by its
- * minimum length and first bytes (anchored: and second bytes)? Lowering
- * keeps the length. */
+ * minimum length and first bytes (anchored: and second and third bytes)?
+ * Lowering keeps the length. */
 static int rx_may_match(const pc_op_t *op, const unsigned char *v, size_t n, int lowered)
 {
     if (n < op->rx_minlen)
