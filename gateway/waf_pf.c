@@ -303,6 +303,20 @@ static int char_class(st_t *st, int *c, set_t *s)
     return A_SET;
 }
 
+/* After a comment or an option setting, which match nothing: a quantifier
+ * there applies, for PCRE2, to the item before them ("a(?#x)*" is "a*",
+ * "(?<!x)(?#)+" repeats the lookbehind), which the caller has already
+ * taken as it was: not modelled. */
+static int nothing_then(st_t *st)
+{
+    int q = peek(st, 0);
+    if (q == '*' || q == '+' || q == '?' || q == '{') {
+        st->abort = 1;
+        return A_ANY;
+    }
+    return A_NONE;
+}
+
 /* (...) and its (?...) forms, st->i at '('. */
 static int group(st_t *st, set_t *s)
 {
@@ -327,7 +341,7 @@ static int group(st_t *st, set_t *s)
             while (peek(st, 0) >= 0 && peek(st, 0) != ')')
                 st->i++;
             st->i++;
-            return A_NONE;
+            return nothing_then(st);
         } else if (c == '<' || c == '\'' || (c == 'P' && peek(st, 1) == '<')) {
             int close = c == '\'' ? '\'' : '>';
             while (peek(st, 0) >= 0 && peek(st, 0) != close)
@@ -340,7 +354,7 @@ static int group(st_t *st, set_t *s)
                 st->i++;
             if (peek(st, 0) == ')') {
                 st->i++;
-                return A_NONE;
+                return nothing_then(st);
             }
             if (peek(st, 0) != ':') {
                 st->abort = 1;

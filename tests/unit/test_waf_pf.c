@@ -73,6 +73,11 @@ TEST(unknown_when_nothing_is_required)
     CHECK_EQ_STR(lits("abc|"), "?"); /* an empty branch matches anything */
     CHECK_EQ_STR(lits("abc|\\d"), "?");
     CHECK_EQ_STR(lits("(?=abc)"), "?"); /* lookarounds consume nothing */
+    /* a quantifier after a comment or an option setting repeats the item
+     * before them (found by fuzz_waf_pf: "{3}" was taken as text) */
+    CHECK_EQ_STR(lits("(?<![a-z])(?#c){3}|localhost"), "?");
+    CHECK_EQ_STR(lits("xa(?#c)*"), "?");
+    CHECK_EQ_STR(lits("xa(?i)+b"), "?");
     CHECK_EQ_STR(lits("x?(?!abc)y?"), "?");
     CHECK_EQ_STR(lits("(?<!ab){0,3}cd"), "cd"); /* found by fuzz_waf_pf: a quantified assertion */
     /* found by fuzz_waf_pf: "[:" not followed by "name:]" is two characters,
