@@ -147,8 +147,8 @@ int pc_waf_collect_body(pc_waf_tx_t *tx, const pc_http_request_t *h, int kind, c
                         size_t n)
 {
     /* urlencoded pairs are decoded once into out, JSON values too (or are
-     * in the body, which outlives the transaction, as REQUEST_BODY does);
-     * JSON names are built, and multipart reuses out per part: copied */
+     * in the body, which outlives phase 2, as REQUEST_BODY must); JSON
+     * names are built, and multipart reuses out per part: copied */
     sink_t s = {tx, PC_WV_ARGS_POST, kind == PC_WAF_BODY_URLENCODED, kind == PC_WAF_BODY_JSON};
     int rc = PC_WAFB_OK;
     char *out = NULL;
