@@ -306,7 +306,8 @@ static inline int plain_effect(const pc_waf_chain_t *ch, pc_waf_kv_t *kv)
     return ch->effect && !(value_feat(kv) & ch->triggers) ? ch->effect : 0;
 }
 
-static const char *transform(pc_waf_tx_t *tx, const pc_waf_rule_t *r, pc_waf_kv_t *kv,
+/* kv through r's chain, whose plain_effect on kv the caller has (eff). */
+static const char *transform(pc_waf_tx_t *tx, const pc_waf_rule_t *r, pc_waf_kv_t *kv, int eff,
                              size_t *outlen)
 {
     if (!r->ntfs) {
@@ -315,7 +316,6 @@ static const char *transform(pc_waf_tx_t *tx, const pc_waf_rule_t *r, pc_waf_kv_
     }
     /* a plain value: the value itself, or its lower-case copy (shared by
      * every chain that only lowers it) */
-    int eff = tx->chains ? plain_effect(&tx->chains[r->tfchain], kv) : 0;
     if (eff) {
         *outlen = kv->vlen;
         if (eff == 1)
@@ -472,16 +472,14 @@ static int rule_matches(const pc_waf_rule_t *head, const pc_waf_rule_t *r, pc_wa
             /* a value the chain leaves as it is (up to case): the operator
              * ruled out by the value's features (no byte it needs), or, not
              * lowered yet, by the regex's first checks, before a copy */
-            if (tx->chains && (r->op.needs || !kv->lower)) {
-                int eff = plain_effect(&tx->chains[r->tfchain], kv);
-                if (eff && r->op.needs && !(kv->feat & r->op.needs))
-                    continue;
-                if (eff == 2 && !kv->lower &&
-                    !pc_op_may_match(&r->op, (const unsigned char *)kv->value, kv->vlen, 1))
-                    continue;
-            }
+            int eff = tx->chains ? plain_effect(&tx->chains[r->tfchain], kv) : 0;
+            if (eff && r->op.needs && !(value_feat(kv) & r->op.needs))
+                continue;
+            if (eff == 2 && !kv->lower &&
+                !pc_op_may_match(&r->op, (const unsigned char *)kv->value, kv->vlen, 1))
+                continue;
             size_t tl;
-            const char *tv = transform(tx, r, kv, &tl);
+            const char *tv = transform(tx, r, kv, eff, &tl);
             if (!tv) {
                 tx->nomem = 1;
                 return 1; /* out of memory: never a pass */
@@ -645,6 +643,13 @@ static void raw_bits(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int c, pc_waf_
     }
 }
 
+/* Does group pg take a plain value's bits from the value's own scan? (its
+ * chain leaves such a value as it is, up to case) */
+static int raw_for_plain(const pc_waf_ruleset_t *rs, const pc_pf_group_t *pg)
+{
+    return rs->pf_all && rs->chains[pg->chain_of->tfchain].effect;
+}
+
 /* Scans the values added since the last scan with each of the phase's
  * prefilter groups: a rule is a candidate once one of its literals is in
  * one of the (transformed) values of the collections its group reads.
@@ -684,13 +689,12 @@ static int prefilter(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
         memset(plain, 0, words * sizeof(uint64_t));
         for (unsigned g = 0; g < rs->npf_groups; g++) {
             const pc_pf_group_t *pg = &rs->pf_groups[g];
-            const pc_waf_chain_t *ch = &rs->chains[pg->chain_of->tfchain];
             if (!(reads[g] & (1u << c)))
                 continue;
-            if (rs->pf_all && ch->effect) {
+            if (raw_for_plain(rs, pg)) {
                 for (size_t w = 0; w < words; w++)
                     plain[w] |= pg->mask[w];
-                triggers |= ch->triggers;
+                triggers |= rs->chains[pg->chain_of->tfchain].triggers;
                 any_plain = 1;
             } else {
                 others = 1;
@@ -711,13 +715,13 @@ static int prefilter(const pc_waf_ruleset_t *rs, pc_waf_tx_t *tx, int phase)
             for (unsigned g = 0; (!is_plain || others) && g < rs->npf_groups; g++) {
                 const pc_pf_group_t *pg = &rs->pf_groups[g];
                 const pc_waf_chain_t *ch = &rs->chains[pg->chain_of->tfchain];
-                if (!(reads[g] & (1u << c)) || (is_plain && rs->pf_all && ch->effect))
+                if (!(reads[g] & (1u << c)) || (is_plain && raw_for_plain(rs, pg)))
                     continue;
                 /* a plain value is scanned as it is (the automata ignore
                  * case): no transformed copy is made for the prefilter */
                 size_t tl = kv->vlen;
                 const char *tv = kv->value;
-                if (!plain_effect(ch, kv) && !(tv = transform(tx, pg->chain_of, kv, &tl)))
+                if (!plain_effect(ch, kv) && !(tv = transform(tx, pg->chain_of, kv, 0, &tl)))
                     return -1;
                 if (rs->pf_all && unchanged(kv, tv, tl)) {
                     raw_bits(rs, tx, c, kv, raw);
