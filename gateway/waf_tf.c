@@ -115,13 +115,23 @@ static const struct {
 #define NENTITIES (sizeof(entities) / sizeof(entities[0]))
 _Static_assert(NENTITIES <= 32, "by_first holds the entities as bits of a uint32_t");
 
-/* The entities whose name starts with each letter, as bits of entities[]:
- * the query string's "&size=" tries two names, not thirty-two. */
-static uint32_t by_first[26];
-static pthread_once_t by_first_once = PTHREAD_ONCE_INIT;
+#define AMP 0x80 /* an '&': an entity perhaps */
 
-static void by_first_init(void)
+/* Tables made once: the feature each byte is (AMP for '&'), and the
+ * entities whose name starts with each letter, as bits of entities[] (the
+ * query string's "&size=" tries two names, not thirty-two). */
+static uint8_t byte_feature[256];
+static uint32_t by_first[26];
+static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
+
+static void tables_init(void)
 {
+    for (unsigned c = 0; c < 256; c++)
+        byte_feature[c] = c < 0x20 || c >= 0x7f  ? PC_TFF_OTHER
+                          : c == '%' || c == '+' ? PC_TFF_URL
+                          : c == '\\'            ? PC_TFF_ESCAPE
+                          : c == '&'             ? AMP
+                                                 : 0;
     for (unsigned k = 0; k < NENTITIES; k++)
         by_first[(entities[k].name[0] | 0x20) - 'a'] |= (uint32_t)1 << k;
 }
@@ -154,7 +164,7 @@ static size_t entity_at(const unsigned char *in, size_t n, size_t i, unsigned lo
         m++;
     if (!m)
         return 0;
-    pthread_once(&by_first_once, by_first_init);
+    pthread_once(&tables_once, tables_init);
     for (uint32_t b = by_first[(in[j] | 0x20) - 'a'], el; b; b &= b - 1) {
         unsigned k = (unsigned)__builtin_ctz(b);
         if ((el = entities[k].len) <= m &&
@@ -473,32 +483,15 @@ static size_t cmd_line(const unsigned char *in, size_t n, unsigned char *out)
     return o;
 }
 
-#define AMP 0x80 /* an '&': an entity perhaps */
-
-/* The feature each byte is (AMP for '&'). */
-static uint8_t byte_feature[256];
-
-static void byte_features_init(void)
-{
-    for (unsigned c = 0; c < 256; c++)
-        byte_feature[c] = c < 0x20 || c >= 0x7f  ? PC_TFF_OTHER
-                          : c == '%' || c == '+' ? PC_TFF_URL
-                          : c == '\\'            ? PC_TFF_ESCAPE
-                          : c == '&'             ? AMP
-                                                 : 0;
-}
-
-static pthread_once_t byte_features_once = PTHREAD_ONCE_INIT;
-
 unsigned pc_tf_byte_features(unsigned char c)
 {
-    pthread_once(&byte_features_once, byte_features_init);
+    pthread_once(&tables_once, tables_init);
     return byte_feature[c] & ~(unsigned)AMP; /* an '&' alone is no entity */
 }
 
 unsigned pc_tf_features(const unsigned char *v, size_t n)
 {
-    pthread_once(&byte_features_once, byte_features_init);
+    pthread_once(&tables_once, tables_init);
     unsigned f = 0;
     size_t i = 0;
     for (; i + 4 <= n; i += 4) /* every value of every request passes here */
