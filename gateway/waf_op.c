@@ -234,6 +234,23 @@ static inline int bit_of(const uint8_t *map, unsigned b)
     return (map[b / 8] >> (b % 8)) & 1;
 }
 
+static inline void set_bit(uint8_t *map, unsigned b)
+{
+    map[b / 8] |= (uint8_t)(1u << (b % 8));
+}
+
+/* Can a subject that starts with s[0..n) match? Matching s alone with
+ * PCRE2_PARTIAL_HARD fails only when none can; anything else (a match, a
+ * partial one, a limit, an error) says it may. jit: through the JIT's
+ * partial mode (compiled for it), else the interpreter. */
+static int may_start(const pc_op_t *op, const unsigned char *s, size_t n, int jit,
+                     pcre2_match_data *md, pcre2_match_context *mc)
+{
+    int rc = jit ? pcre2_jit_match(op->re, s, n, 0, PCRE2_PARTIAL_HARD, md, mc)
+                 : pcre2_match(op->re, s, n, 0, PCRE2_PARTIAL_HARD | PCRE2_NO_JIT, md, mc);
+    return rc != PCRE2_ERROR_NOMATCH;
+}
+
 #define RX_TRIPLE_BITS 65536
 
 /* Where the first three bytes of a subject go in rx_triples. */
@@ -242,47 +259,36 @@ static unsigned triple_ix(unsigned a, unsigned b, unsigned c)
     return ((a << 16 | b << 8 | c) * 2654435761u) >> 16;
 }
 
-/* With the pairs known: which third bytes can follow each, the same way
- * (a three-byte partial match), through the JIT's partial mode compiled
- * for it, at most 512 x 256 matches (~20 ms for 932105, whose values
- * mostly pass two bytes: "fields", "leave", "Mozilla" start like "find",
- * "less", "more"). The triples are hashed into a bitmap: two that collide
- * only keep each other. */
-static void rx_triples(pc_op_t *op, pcre2_match_data *md, pcre2_match_context *mc)
+/* With the pairs known (npairs of them): which third bytes can follow
+ * each, through the JIT's partial mode compiled for it, at most 512 x 256
+ * matches (~20 ms for 932105, whose values mostly pass two bytes:
+ * "fields", "leave", "Mozilla" start like "find", "less", "more"). The
+ * triples are hashed into a bitmap: two that collide only keep each other. */
+static void rx_triples(pc_op_t *op, unsigned npairs, pcre2_match_data *md, pcre2_match_context *mc)
 {
-    unsigned npairs = 0;
-    for (unsigned i = 0; i < 256 * 256; i++)
-        npairs += (unsigned)bit_of(op->rx_pairs, i);
     if (!op->rx_jit || npairs > 512 || pcre2_jit_compile(op->re, PCRE2_JIT_PARTIAL_HARD) != 0)
         return;
     uint8_t *t = calloc(RX_TRIPLE_BITS / 8, 1);
     if (!t)
         return;
-    for (unsigned a = 0; a < 256; a++)
-        for (unsigned b = 0; bit_of(op->rx_first, a) && b < 256; b++) {
-            if (!bit_of(op->rx_pairs + a * 32, b))
-                continue;
-            for (unsigned c = 0; c < 256; c++) {
-                unsigned char s[3] = {(unsigned char)a, (unsigned char)b, (unsigned char)c};
-                if (pcre2_jit_match(op->re, s, 3, 0, PCRE2_PARTIAL_HARD, md, mc) !=
-                    PCRE2_ERROR_NOMATCH) {
-                    unsigned ix = triple_ix(a, b, c);
-                    t[ix / 8] |= (uint8_t)(1u << (ix % 8));
-                }
-            }
+    for (unsigned ab = 0; ab < 256 * 256; ab++) { /* rx_pairs' bit a * 256 + b */
+        if (!bit_of(op->rx_pairs, ab))
+            continue;
+        for (unsigned c = 0; c < 256; c++) {
+            unsigned char s[3] = {(unsigned char)(ab >> 8), (unsigned char)ab, (unsigned char)c};
+            if (may_start(op, s, 3, 1, md, mc))
+                set_bit(t, triple_ix(s[0], s[1], c));
         }
+    }
     op->rx_triples = t;
 }
 
 /* An anchored regex with few first bytes: which second bytes can follow
- * each of them in a match, asked of PCRE2 itself. Matching a two-byte
- * subject with PCRE2_PARTIAL_HARD fails only when no subject that starts
- * with those bytes matches; anything else (a match, a partial one, a
- * limit, an error) keeps the pair. At most 64 x 256 interpreted matches,
- * once per rule set. Then the third bytes (rx_triples). */
+ * each of them in a match (may_start, interpreted: at most 64 x 256
+ * matches, once per rule set). Then the third bytes (rx_triples). */
 static void rx_pairs(pc_op_t *op)
 {
-    unsigned nfirst = 0;
+    unsigned nfirst = 0, npairs = 0;
     for (unsigned c = 0; c < 256; c++)
         nfirst += (unsigned)bit_of(op->rx_first, c);
     if (nfirst > 64)
@@ -296,19 +302,20 @@ static void rx_pairs(pc_op_t *op)
         free(pairs);
         return;
     }
-    pcre2_set_match_limit(mc, 1000); /* two bytes; a limit keeps the pair */
+    pcre2_set_match_limit(mc, 1000); /* a few bytes; a limit keeps the prefix */
     for (unsigned c = 0; c < 256; c++) {
         if (!bit_of(op->rx_first, c))
             continue;
         for (unsigned x = 0; x < 256; x++) {
             unsigned char s[2] = {(unsigned char)c, (unsigned char)x};
-            if (pcre2_match(op->re, s, 2, 0, PCRE2_PARTIAL_HARD | PCRE2_NO_JIT, md, mc) !=
-                PCRE2_ERROR_NOMATCH)
-                pairs[c * 32 + x / 8] |= (uint8_t)(1u << (x % 8));
+            if (may_start(op, s, 2, 0, md, mc)) {
+                set_bit(pairs, c * 256 + x);
+                npairs++;
+            }
         }
     }
     op->rx_pairs = pairs;
-    rx_triples(op, md, mc);
+    rx_triples(op, npairs, md, mc);
     pcre2_match_data_free(md);
     pcre2_match_context_free(mc);
 }
@@ -330,7 +337,7 @@ static void rx_study(pc_op_t *op)
         memcpy(op->rx_first, bits, sizeof(op->rx_first));
         for (unsigned c = 0; c < 256; c++)
             if (bit_of(bits, pc_lower((unsigned char)c)))
-                op->rx_first_lc[c / 8] |= (uint8_t)(1u << (c % 8));
+                set_bit(op->rx_first_lc, c);
         op->rx_has_first = 1;
         if (op->rx_anchored)
             rx_pairs(op);
