@@ -457,7 +457,7 @@ static int byte_ranges(pc_op_t *op, const char *p, size_t n)
                 return -1;
         }
         for (unsigned b = lo; b <= hi; b++)
-            op->bytes_ok[b / 8] |= (uint8_t)(1u << (b % 8));
+            set_bit(op->bytes_ok, b);
         while (i < n && (p[i] == ',' || p[i] == ' '))
             i++;
     }
