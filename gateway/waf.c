@@ -15,9 +15,8 @@ static const pc_str_t ctype_name = {"content-type", 12};
 typedef struct {
     pc_waf_tx_t *tx;
     int args;        /* the collection arguments go to */
-    int stable;      /* the parser's pairs outlive the call (in the input, or in an
-                      * out buffer it fills once): kept as they are */
-    int stable_vals; /* only the values do (JSON: names are built per pair) */
+    int copy_names;  /* the parser's names, or values, last only as long as the call; */
+    int copy_values; /* else they are in the input, or in an out buffer it fills once */
 } sink_t;
 
 /* Pairs from the body parsers are valid during the call only, unless the
@@ -29,9 +28,9 @@ static int sink(void *arg, int kind, const char *name, size_t nlen, const char *
               : kind == PC_WAFB_FILE        ? PC_WV_FILES
               : kind == PC_WAFB_PART_HEADER ? PC_WV_MULTIPART_PART_HEADERS
                                             : s->args;
-    if (!s->stable)
+    if (s->copy_names)
         name = pc_arena_strndup(s->tx->arena, name, nlen);
-    if (!s->stable && !s->stable_vals)
+    if (s->copy_values)
         value = pc_arena_strndup(s->tx->arena, value, vlen);
     if (!name || !value || pc_waf_add(s->tx, var, name, nlen, value, vlen) != 0)
         return PC_WAFB_NOMEM;
@@ -80,7 +79,7 @@ int pc_waf_collect_head(pc_waf_tx_t *tx, const pc_http_request_t *h, const char 
     if (h->query.p) {
         rc |= pc_waf_add(tx, PC_WV_QUERY_STRING, "QUERY_STRING", 12, h->query.p, h->query.n);
         char *out = pc_arena_alloc(tx->arena, h->query.n + 1);
-        sink_t s = {tx, PC_WV_ARGS_GET, 1, 0};
+        sink_t s = {tx, PC_WV_ARGS_GET, 0, 0};
         if (!out)
             return -1;
         /* a query string is never "malformed": whatever it holds is data;
@@ -98,7 +97,7 @@ int pc_waf_collect_head(pc_waf_tx_t *tx, const pc_http_request_t *h, const char 
         rc |=
             pc_waf_add(tx, PC_WV_REQUEST_HEADERS, hd->name.p, hd->name.n, hd->value.p, hd->value.n);
         if (pc_str_ieq(hd->name, cookie_name)) {
-            sink_t s = {tx, PC_WV_ARGS, 1, 0}; /* cookies stay in the head */
+            sink_t s = {tx, PC_WV_ARGS, 0, 0}; /* cookies stay in the head */
             int crc = pc_wafb_cookies(hd->value.p, hd->value.n, sink, &s);
             if (crc == PC_WAFB_NOMEM)
                 return -1;
@@ -149,7 +148,7 @@ int pc_waf_collect_body(pc_waf_tx_t *tx, const pc_http_request_t *h, int kind, c
     /* urlencoded pairs are decoded once into out, JSON values too (or are
      * in the body, which outlives phase 2, as REQUEST_BODY must); JSON
      * names are built, and multipart reuses out per part: copied */
-    sink_t s = {tx, PC_WV_ARGS_POST, kind == PC_WAF_BODY_URLENCODED, kind == PC_WAF_BODY_JSON};
+    sink_t s = {tx, PC_WV_ARGS_POST, kind != PC_WAF_BODY_URLENCODED, kind == PC_WAF_BODY_MULTIPART};
     int rc = PC_WAFB_OK;
     char *out = NULL;
     if (kind == PC_WAF_BODY_URLENCODED || kind == PC_WAF_BODY_MULTIPART ||
